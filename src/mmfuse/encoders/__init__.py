@@ -1,0 +1,60 @@
+"""Encoders: one per file, registered as "KIND/NAME" (e.g. "image/cnn", "text/gru").
+
+Every encoder is an ``nn.Module`` built as ``cls(spec: InputSpec, **hparams)``, exposes
+``output_dim`` and maps its modality's input tensor (see ``InputSpec``) to ``(B, output_dim)``.
+Encoders named ``raw`` have no deep network: they flatten or pool the preprocessed input into a
+fixed vector, for data-level (early) fusion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from mmfuse._registry import Registry
+from mmfuse.types import InputSpec
+
+ENCODERS: Registry[type[nn.Module]] = Registry("encoder")
+
+DEFAULT_ENCODERS = {
+    "image": "cnn",
+    "text": "gru",
+    "audio": "cnn",
+    "video": "cnn",
+    "tabular": "mlp",
+    "embedding": "mlp",
+}
+"""Encoder used for each modality kind when the user names none."""
+
+
+def register_encoder(kind: str, name: str):  # type: ignore[no-untyped-def]
+    """Class decorator registering an encoder for ``kind`` under ``name``."""
+    return ENCODERS.register(f"{kind}/{name}")
+
+
+def create_encoder(kind: str, name: str, spec: InputSpec, **hparams: Any) -> nn.Module:
+    """Builds the encoder ``name`` for modality kind ``kind``."""
+    key = f"{kind}/{name}"
+    if key not in ENCODERS:
+        valid = [n.split("/", 1)[1] for n in ENCODERS.names() if n.startswith(kind + "/")]
+        raise KeyError(f"unknown {kind} encoder {name!r}; choose one of: {', '.join(valid)}")
+    return ENCODERS.get(key)(spec, **hparams)
+
+
+def list_encoders(kind: str | None = None) -> list[str]:
+    """Registered encoders as "KIND/NAME", optionally only those of one kind."""
+    return [n for n in ENCODERS.names() if kind is None or n.startswith(kind + "/")]
+
+
+from mmfuse.encoders import (  # noqa: E402,F401  (registration side effect)
+    audio_cnn,
+    audio_gru,
+    embedding_mlp,
+    raw,
+    image_cnn,
+    tabular_mlp,
+    text_gru,
+    text_transformer,
+    video,
+)
