@@ -1,0 +1,71 @@
+"""Progress reporting: a rich progress bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def is_terminal() -> bool:
+    """True when stderr is an interactive terminal."""
+    return sys.stderr.isatty()
+
+
+def log(message: str, verbose: bool = True) -> None:
+    """Prints one plain line to stderr."""
+    if verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def track(items: Iterable[T], total: int, description: str, verbose: bool = True) -> Iterator[T]:
+    """Iterates ``items`` with a progress display.
+
+    On a terminal a rich bar with items/s; otherwise one line when done (and every ~10 s).
+    """
+    if not verbose:
+        yield from items
+        return
+    if is_terminal():
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class RateColumn(ProgressColumn):  # type: ignore[misc]
+            def render(self, task):  # type: ignore[no-untyped-def]
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:.1f} it/s" if speed else "? it/s")
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task(description, total=total)
+            for item in items:
+                yield item
+                progress.advance(task)
+        return
+    start = last = time.perf_counter()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        now = time.perf_counter()
+        if now - last > 10:
+            log(f"{description}: {done}/{total}")
+            last = now
+    elapsed = time.perf_counter() - start
+    log(f"{description}: {done}/{total} in {elapsed:.1f}s ({done / max(elapsed, 1e-9):.0f}/s)")

@@ -1,0 +1,1 @@
+"""Command-line interface: ``mmfuse COMMAND ...`` (see ``mmfuse --help``)."""

@@ -1,0 +1,208 @@
+"""Sub-commands of ``mmfuse``: each is (name, help, examples, arguments, run)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmfuse.errors import MmfuseError
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    examples: tuple[str, ...]
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------- demo
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--rows", type=int, default=800, help="records to generate (default: 800)")
+    p.add_argument("--epochs", type=int, default=20, help="maximum epochs per model (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+
+
+def _demo(a: argparse.Namespace) -> int:
+    from mmfuse.estimators.demo import format_table, run_demo
+
+    summary = run_demo(Path(a.out), rows=a.rows, epochs=a.epochs, seed=a.seed, num_threads=a.threads)
+    _out(format_table(summary["results"]))
+    _out(f"\nwrote {Path(a.out) / 'summary.json'}")
+    return 0
+
+
+# ------------------------------------------------------------------------- info
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="CSV, Parquet or JSONL file, or a folder with data.csv")
+    p.add_argument("--target", help="target column (shows its balance and the task)")
+    p.add_argument("--kinds", help="kind overrides, e.g. zip=categorical,notes=text")
+
+
+def _info(a: argparse.Namespace) -> int:
+    from mmfuse.cli.report import describe_table
+
+    _out(describe_table(a.data, a.target, a.kinds))
+    return 0
+
+
+# -------------------------------------------------------------------------- fit
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="training data: CSV, Parquet or JSONL file, or a folder with data.csv")
+    p.add_argument("--target", required=True, help="column to predict")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--valid", help="validation data (default: hold out 20%% of DATA)")
+    p.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
+    p.add_argument("--level", choices=("early", "feature", "late"), help="fusion level (default: from --fusion, else feature)")
+    p.add_argument("--fusion", help="fusion operator (see `mmfuse list fusions`)")
+    p.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
+    p.add_argument("--kinds", help="kind overrides, e.g. zip=categorical,notes=text")
+    p.add_argument("--encoder", help="encoders per kind or column, e.g. text=transformer,audio=gru")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: 30)")
+    p.add_argument("--batch-size", type=int, default=64, help="records per step (default: 64)")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: 0.002)")
+    p.add_argument("--patience", type=int, default=6, help="early-stopping patience (default: 6)")
+    p.add_argument("--dim", type=int, default=128, help="embedding width (default: 128)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--augment", default="light", choices=("none", "light", "strong"))
+    p.add_argument("--modality-dropout", type=float, default=0.0, help="train for missing modalities")
+    p.add_argument("--image-size", type=int, default=32, help="image side in pixels (default: 32)")
+    _bad_record_args(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted fit in --out")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="print only the final metrics")
+
+
+def _bad_record_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-bad-record", default="raise", choices=("raise", "skip"),
+                   help="stop on a bad value (raise, default) or skip the record (listed in rejected.csv)")
+    p.add_argument("--missing-files", default="error", choices=("error", "missing"),
+                   help="a media file that does not exist is an error (default) or a missing modality")
+
+
+def _fit(a: argparse.Namespace) -> int:
+    from mmfuse.cli.report import format_metrics
+    from mmfuse.data.readers import read_table
+    from mmfuse.data.target import infer_task
+    from mmfuse.estimators import MultimodalClassifier, MultimodalRegressor
+
+    task = a.task
+    if task == "auto":
+        table = read_table(a.data)
+        if a.target not in table.df.columns:
+            raise MmfuseError(f"unknown target column {a.target!r}; the columns are: {', '.join(table.df.columns)}")
+        task = infer_task(table.df[a.target])
+        if not a.quiet:
+            print(f"task: {task} (inferred from column {a.target!r}; override with --task)", file=sys.stderr)
+    cls = MultimodalClassifier if task == "classification" else MultimodalRegressor
+    est = cls(
+        fusion=a.fusion, level=a.level, encoders=a.encoder, epochs=a.epochs,
+        batch_size=a.batch_size, lr=a.lr, patience=a.patience, dim=a.dim, seed=a.seed,
+        device=a.device, augment=a.augment, modality_dropout=a.modality_dropout,
+        on_bad_record=a.on_bad_record, missing_files=a.missing_files, kinds=a.kinds,
+        features=_columns(a.features), image_size=a.image_size, num_threads=a.threads,
+        verbose=not a.quiet,
+    )
+    est.fit(a.data, target=a.target, valid=a.valid, out_dir=a.out, resume=a.resume)
+    _out(format_metrics(est.metrics_, f"validation metrics ({est.n_valid_} records)"))
+    if est.rejected_:
+        _out(f"skipped {len({r.row for r in est.rejected_})} bad record(s): see {Path(a.out) / 'rejected.csv'}")
+    _out(f"model written to {a.out}")
+    return 0
+
+
+def _columns(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+# --------------------------------------------------------------------- evaluate
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model directory written by `mmfuse fit`")
+    p.add_argument("data", help="labelled data (must contain the target column)")
+    p.add_argument("--json", help="also write {\"metrics\": {...}} to this file")
+    _bad_record_args(p)
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from mmfuse._io import write_json
+    from mmfuse.cli.report import format_metrics
+    from mmfuse.estimators.io import load
+
+    est = _load(a, load)
+    metrics = est.evaluate(a.data)
+    _out(format_metrics(metrics, f"metrics on {a.data}"))
+    if a.json:
+        write_json(a.json, {"metrics": metrics})
+    return 0
+
+
+def _load(a: argparse.Namespace, load: Callable[[str], object]):  # type: ignore[no-untyped-def]
+    est = load(a.model)
+    est.set_params(on_bad_record=a.on_bad_record, missing_files=a.missing_files, verbose=False)
+    return est
+
+
+# ---------------------------------------------------------------------- predict
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model directory written by `mmfuse fit`")
+    p.add_argument("data", help="records to predict (the target column is not needed)")
+    p.add_argument("--out", required=True, help="CSV to write: one row per input row, same order")
+    _bad_record_args(p)
+
+
+def _predict(a: argparse.Namespace) -> int:
+    from mmfuse.cli.report import write_predictions
+    from mmfuse.data.readers import read_table
+    from mmfuse.estimators.io import load
+
+    est = _load(a, load)
+    table = read_table(a.data)
+    frame, rejected = est.predict_frame(table)
+    n = write_predictions(a.out, table, frame, rejected)
+    _out(f"wrote {n} predictions to {a.out}" + (f" ({len(rejected)} bad value(s), see the error column)" if rejected else ""))
+    return 0
+
+
+# ------------------------------------------------------------------------- list
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=("fusions", "encoders"), help="what to list")
+
+
+def _list(a: argparse.Namespace) -> int:
+    from mmfuse.cli.report import list_encoders_table, list_fusions_table
+
+    _out(list_fusions_table() if a.what == "fusions" else list_encoders_table())
+    return 0
+
+
+COMMANDS = (
+    Command("demo", "generate the built-in dataset, train unimodal and fused models, compare them",
+            ("mmfuse demo", "mmfuse demo --out /tmp/demo --epochs 10"), _demo_args, _demo),
+    Command("info", "show the inferred schema, missing values and target balance",
+            ("mmfuse info data.csv", "mmfuse info data.csv --target label --kinds zip=categorical"),
+            _info_args, _info),
+    Command("fit", "train a fused model and write a model directory",
+            ("mmfuse fit data.csv --target label --out model",
+             "mmfuse fit data.csv --target price --task regression --out model --fusion concat",
+             "mmfuse fit data.csv --target label --out model --level late --on-bad-record skip",
+             "mmfuse fit data.csv --target label --out model --resume"),
+            _fit_args, _fit),
+    Command("evaluate", "compute metrics of a trained model on labelled data",
+            ("mmfuse evaluate model test.csv", "mmfuse evaluate model test.csv --json metrics.json"),
+            _evaluate_args, _evaluate),
+    Command("predict", "predict with a trained model; writes one CSV row per input row",
+            ("mmfuse predict model new.csv --out predictions.csv",), _predict_args, _predict),
+    Command("list", "list the registered fusion operators or encoders",
+            ("mmfuse list fusions", "mmfuse list encoders"), _list_args, _list),
+)

@@ -1,0 +1,79 @@
+"""The ``mmfuse`` command: an argparse table of sub-commands, each a typed function.
+
+``main(argv)`` returns the exit code (0 success, 2 usage or data error, 1 unexpected failure)
+so tests can call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mmfuse.errors import MmfuseError
+
+EPILOG = """examples:
+  mmfuse demo --out demo_out
+  mmfuse info data.csv --target label
+  mmfuse fit data.csv --target label --out model --fusion attention --epochs 20
+  mmfuse evaluate model test.csv --json metrics.json
+  mmfuse predict model new.csv --out predictions.csv
+  mmfuse list fusions
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from mmfuse.cli import commands as c
+
+    parser = argparse.ArgumentParser(
+        prog="mmfuse",
+        description="Multimodal data fusion: images, text, audio, video and tables in one model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mmfuse {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for spec in c.COMMANDS:
+        p = sub.add_parser(
+            spec.name,
+            help=spec.help,
+            description=spec.help,
+            epilog="examples:\n" + "\n".join(f"  {e}" for e in spec.examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        spec.add_arguments(p)
+        p.set_defaults(handler=spec.run)
+    return parser
+
+
+def _version() -> str:
+    from mmfuse import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
+        return int(exit_.code or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except MmfuseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,1 @@
+"""Data layer: schema inference, table readers, per-kind decoding and transforms."""

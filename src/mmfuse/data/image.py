@@ -1,0 +1,147 @@
+"""Image decoding: any file Pillow reads -> float32 RGB array (3, size, size) in [0, 1].
+
+Decoding and normalisation are separate steps: :func:`load_image` returns pixels scaled to
+[0, 1]; :func:`normalize_image` applies the ImageNet mean/std that pretrained encoders expect.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmfuse.errors import DecodeError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# What Pillow raises on unreadable, truncated or corrupt files (UnidentifiedImageError is an
+# OSError; some plugins raise SyntaxError, EOFError or struct.error on broken headers).
+_PIL_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def check_media_file(path: Path, extensions: tuple[str, ...], kind: str) -> None:
+    """Raise DecodeError unless ``path`` is a non-empty file with one of ``extensions``.
+
+    Args:
+        path: The file to check.
+        extensions: Accepted lower-case suffixes, with the dot.
+        kind: Word used in messages ("image", "audio", ...).
+
+    Raises:
+        DecodeError: The file is missing, not a file, empty, or has another extension.
+    """
+    if path.suffix.lower() not in extensions:
+        raise DecodeError(
+            f"unsupported {kind} extension {path.suffix!r} for {path}; "
+            f"expected one of: {', '.join(extensions)}"
+        )
+    if not path.exists():
+        raise DecodeError(f"{kind} file not found: {path}")
+    if not path.is_file():
+        raise DecodeError(f"{kind} path is not a file: {path}")
+    if path.stat().st_size == 0:
+        raise DecodeError(f"{kind} file is empty (0 bytes): {path}")
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    """Composite an image with transparency onto a white background; returns mode RGB."""
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _high_depth_to_array(img: Image.Image, size: int) -> np.ndarray:
+    """Resize a 16/32-bit grayscale image in float and scale it to [0, 1]; returns (H, W, 3).
+
+    ``I;16*`` and ``I`` images are taken as 16-bit (divided by 65535); ``F`` images are taken
+    to be in [0, 1] already. Values are clipped to [0, 1].
+    """
+    values = np.asarray(img, dtype=np.float32)  # (H, W)
+    if img.mode != "F":
+        values = values / 65535.0
+    resized = Image.fromarray(values).resize((size, size), Image.Resampling.BILINEAR)
+    gray = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def image_to_array(img: Image.Image, size: int) -> np.ndarray:
+    """Convert a decoded Pillow image to float32 RGB (3, size, size) in [0, 1].
+
+    Any mode is accepted: transparent images (RGBA, LA, P with transparency) are composited
+    on white, 16-bit grayscale keeps its full range, everything else goes through
+    ``convert("RGB")``. The image is resized to (size, size) with bilinear filtering, without
+    cropping, so the aspect ratio is not preserved.
+
+    Args:
+        img: A loaded Pillow image.
+        size: Output height and width in pixels.
+
+    Returns:
+        Array of shape (3, size, size), dtype float32, values in [0, 1].
+    """
+    if size < 1:
+        raise ValueError(f"image size must be >= 1, got {size}")
+    if img.mode in _HIGH_DEPTH_MODES:
+        hwc = _high_depth_to_array(img, size)
+    else:
+        if img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
+            rgb = _flatten_alpha(img)
+        else:
+            rgb = img.convert("RGB")
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        hwc = np.asarray(rgb, dtype=np.float32) / 255.0  # (size, size, 3)
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode an image file to float32 RGB (3, size, size) in [0, 1].
+
+    Args:
+        path: Image file with one of :data:`IMAGE_EXTENSIONS`. For animated files (GIF,
+            multi-page TIFF) the first frame is used.
+        size: Output height and width; the image is resized (bilinear, no crop).
+
+    Returns:
+        Array of shape (3, size, size), dtype float32, values in [0, 1], not normalised.
+
+    Raises:
+        DecodeError: The file is missing, empty, has an unsupported extension, or is corrupt
+            or truncated.
+    """
+    path = Path(path)
+    check_media_file(path, IMAGE_EXTENSIONS, "image")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return image_to_array(img, size)
+    except _PIL_ERRORS as err:
+        raise DecodeError(f"cannot decode image {path}: {err}") from err
+
+
+def normalize_image(x: np.ndarray) -> np.ndarray:
+    """Apply ImageNet mean/std per channel; the channel axis is axis -3.
+
+    Args:
+        x: Pixels in [0, 1], shape (3, H, W) or (N, 3, H, W).
+
+    Returns:
+        float32 array of the same shape: ``(x - mean) / std``.
+    """
+    if x.ndim < 3 or x.shape[-3] != 3:
+        raise ValueError(f"expected shape (..., 3, H, W), got {x.shape}")
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
+    return ((x.astype(np.float32, copy=False) - mean) / std).astype(np.float32, copy=False)

@@ -1,0 +1,448 @@
+"""Turns a table into per-modality arrays plus a presence mask, fitted on training data.
+
+``Preprocessor.fit`` learns what needs learning (text vocabularies, tabular statistics,
+embedding sizes); ``transform`` decodes every cell, marks empty cells as missing modalities,
+and collects every bad cell as a ``Rejection`` naming the file, row and column.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmfuse._progress import log, track
+from mmfuse.data.readers import Table
+from mmfuse.data.schema import AUDIO_TRACK_SUFFIX, TABULAR, Schema
+from mmfuse.data.target import TargetEncoder
+from mmfuse.errors import DecodeError, MmfuseError
+from mmfuse.types import InputSpec
+
+BAD_RECORD_POLICIES = ("raise", "skip")
+MISSING_FILE_POLICIES = ("error", "missing")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Preprocessing settings (stored in preprocess.json)."""
+
+    image_size: int = 32
+    text_max_length: int = 64
+    vocab_size: int = 20000
+    sample_rate: int = 16000
+    n_mels: int = 40
+    audio_frames: int = 100
+    video_frames: int = 8
+    video_size: int = 32
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One bad cell or line: where it is and why it was rejected."""
+
+    row: int
+    column: str
+    reason: str
+
+
+@dataclass
+class Encoded:
+    """Preprocessed records.
+
+    Attributes:
+        inputs: Modality -> array (N, ...) as described by ``InputSpec``.
+        mask: Modality -> (N,) bool, True where the modality is present.
+        rows: (N,) original data-row numbers of the kept records.
+        targets: (N,) encoded targets, or None when the table has none.
+        rejected: Records that were dropped and why (empty unless skipping bad records).
+    """
+
+    inputs: dict[str, np.ndarray]
+    mask: dict[str, np.ndarray]
+    rows: np.ndarray
+    targets: np.ndarray | None = None
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def select(self, modalities: list[str]) -> Encoded:
+        """The same records restricted to some modalities."""
+        return Encoded(
+            {m: self.inputs[m] for m in modalities},
+            {m: self.mask[m] for m in modalities},
+            self.rows,
+            self.targets,
+            self.rejected,
+        )
+
+
+class Preprocessor:
+    """Fits per-modality preprocessing on training data and applies it to any table.
+
+    Args:
+        schema: Column kinds.
+        config: Sizes and rates.
+        task: "classification" or "regression" when the table has a target.
+    """
+
+    def __init__(self, schema: Schema, config: PreprocessConfig, task: str | None = None) -> None:
+        self.schema = schema
+        self.config = config
+        self.modalities = schema.modalities()
+        self.target = TargetEncoder(task) if task and schema.target else None
+        self.vocabularies: dict[str, Any] = {}
+        self.tabular: Any = None
+        self.embedding_dims: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, table: Table) -> Preprocessor:
+        """Learns vocabularies, tabular statistics, embedding sizes and target encoding."""
+        from mmfuse.data.tabular import TabularProcessor
+        from mmfuse.data.text import Vocabulary
+
+        df = table.df
+        for col in self.schema.columns_of("text"):
+            texts = [_text(v) for v in df[col] if not _is_empty(v)]
+            self.vocabularies[col] = Vocabulary.build(texts, max_size=self.config.vocab_size)
+        numeric = self.schema.columns_of("numeric")
+        categorical = self.schema.columns_of("categorical")
+        if numeric or categorical:
+            self.tabular = TabularProcessor(numeric, categorical).fit(df)
+        for col in self.schema.columns_of("embedding"):
+            self.embedding_dims[col] = self._embedding_dim(table, col)
+        if self.target is not None:
+            assert self.schema.target is not None
+            self.target.fit(df[self.schema.target], self.schema.target)
+        return self
+
+    def _embedding_dim(self, table: Table, col: str) -> int:
+        from mmfuse.data.embedding import parse_embedding
+
+        for value in table.df[col]:
+            if _is_empty(value):
+                continue
+            try:
+                return int(parse_embedding(value, table.base_dir).shape[0])
+            except DecodeError:
+                continue
+        raise MmfuseError(f"{table.name}, column {col!r}: no readable embedding vector")
+
+    def input_specs(self) -> dict[str, InputSpec]:
+        """Modality -> InputSpec describing its preprocessed input."""
+        c = self.config
+        specs = {}
+        for name, kind in self.modalities.items():
+            if kind == "image":
+                specs[name] = InputSpec("image", (3, c.image_size, c.image_size))
+            elif kind == "text":
+                specs[name] = InputSpec(
+                    "text", (c.text_max_length,), vocab_size=len(self.vocabularies[name])
+                )
+            elif kind == "audio":
+                specs[name] = InputSpec("audio", (c.n_mels, c.audio_frames))
+            elif kind == "video":
+                specs[name] = InputSpec("video", (c.video_frames, 3, c.video_size, c.video_size))
+            elif kind == "tabular":
+                cards = tuple(self.tabular.cardinalities)
+                width = self.tabular.num_numeric + len(cards)
+                specs[name] = InputSpec(
+                    "tabular", (width,), num_numeric=self.tabular.num_numeric, cardinalities=cards
+                )
+            else:
+                specs[name] = InputSpec("embedding", (self.embedding_dims[name],))
+        return specs
+
+    # ------------------------------------------------------------- transforming
+    def transform(
+        self,
+        table: Table,
+        with_target: bool = True,
+        on_bad_record: str = "raise",
+        missing_files: str = "error",
+        num_threads: int = 2,
+        verbose: bool = True,
+    ) -> Encoded:
+        """Decodes every record.
+
+        Args:
+            table: Records to encode.
+            with_target: Encode the target column too (required to be present).
+            on_bad_record: "raise" (MmfuseError listing the bad cells) or "skip" (drop the
+                records, listing them in ``Encoded.rejected``).
+            missing_files: "error" (a missing media file is a bad cell) or "missing" (it
+                counts as a missing modality for that record).
+            num_threads: Threads used to decode media.
+            verbose: Show progress.
+        """
+        _check_choice(on_bad_record, BAD_RECORD_POLICIES, "on_bad_record")
+        _check_choice(missing_files, MISSING_FILE_POLICIES, "missing_files")
+        df = table.df
+        n = len(df)
+        errors: list[Rejection] = [Rejection(b.row, "", b.reason) for b in table.bad_lines]
+        bad_rows = np.zeros(n, dtype=bool)
+        inputs: dict[str, np.ndarray] = {}
+        mask: dict[str, np.ndarray] = {}
+        specs = self.input_specs()
+        for name, kind in self.modalities.items():
+            x, present, errs = self._encode_modality(
+                table, name, kind, specs[name], missing_files, num_threads, verbose
+            )
+            inputs[name], mask[name] = x, present
+            for pos, column, reason in errs:
+                bad_rows[pos] = True
+                errors.append(Rejection(int(df.index[pos]), column, reason))
+        targets = None
+        if with_target and self.target is not None:
+            targets, errs = self._encode_target(table)
+            for pos, column, reason in errs:
+                bad_rows[pos] = True
+                errors.append(Rejection(int(df.index[pos]), column, reason))
+        errors.sort(key=lambda r: (r.row, r.column))
+        if errors and on_bad_record == "raise":
+            raise MmfuseError(_summarise(table.name, errors))
+        keep = ~bad_rows
+        if n and not keep.any():
+            raise MmfuseError(f"{table.name}: every record is bad:\n" + _summarise_lines(errors))
+        if errors:
+            log(f"{table.name}: skipped {int(bad_rows.sum()) + len(table.bad_lines)} bad record(s)")
+        return Encoded(
+            {m: v[keep] for m, v in inputs.items()},
+            {m: v[keep] for m, v in mask.items()},
+            df.index.to_numpy(dtype=np.int64)[keep],
+            None if targets is None else targets[keep],
+            errors,
+        )
+
+    def _encode_target(self, table: Table) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+        assert self.target is not None and self.schema.target is not None
+        col = self.schema.target
+        if col not in table.df.columns:
+            raise MmfuseError(f"{table.name}: target column {col!r} is missing")
+        values = np.zeros(len(table.df), dtype=np.float32)
+        errs = []
+        for pos, value in enumerate(table.df[col]):
+            try:
+                values[pos] = self.target.encode_one(value)
+            except ValueError as err:
+                errs.append((pos, col, str(err)))
+        return values, errs
+
+    def _encode_modality(
+        self,
+        table: Table,
+        name: str,
+        kind: str,
+        spec: InputSpec,
+        missing_files: str,
+        num_threads: int,
+        verbose: bool,
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
+        n = len(table.df)
+        if kind == TABULAR:
+            return self._encode_tabular(table)
+        column = name[: -len(AUDIO_TRACK_SUFFIX)] if name in self._track_modalities() else name
+        x = np.zeros((n,) + spec.shape, dtype=np.int64 if kind == "text" else np.float32)
+        present = np.zeros(n, dtype=bool)
+        if column not in table.df.columns:
+            log(f"{table.name}: column {column!r} is absent; {name} is missing for every record")
+            return x, present, []
+        decode = self._decoder(name, kind, table.base_dir, missing_files)
+        values = list(table.df[column])
+        errs: list[tuple[int, str, str]] = []
+
+        def work(pos: int) -> tuple[int, np.ndarray | None, str | None]:
+            value = values[pos]
+            if _is_empty(value):
+                return pos, None, None
+            try:
+                return pos, decode(value), None
+            except DecodeError as err:
+                return pos, None, str(err)
+
+        media = kind in ("image", "audio", "video")
+        with ThreadPoolExecutor(max_workers=max(1, num_threads if media else 1)) as pool:
+            results = pool.map(work, range(n))
+            label = f"decoding {name} ({kind})"
+            for pos, array, error in track(results, n, label, verbose and media):
+                if error is not None:
+                    errs.append((pos, column, error))
+                elif array is not None:
+                    x[pos] = array
+                    present[pos] = True
+        return x, present, errs
+
+    def _track_modalities(self) -> set[str]:
+        return {c + AUDIO_TRACK_SUFFIX for c in self.schema.audio_tracks}
+
+    def _decoder(
+        self, name: str, kind: str, base_dir: Path, missing_files: str
+    ) -> Callable[[Any], np.ndarray | None]:
+        c = self.config
+        if kind == "text":
+            vocab = self.vocabularies[name]
+            return lambda v: vocab.encode(_checked_text(v), c.text_max_length)
+        if kind == "embedding":
+            from mmfuse.data.embedding import parse_embedding
+
+            dim = self.embedding_dims[name]
+            return lambda v: _checked_dim(parse_embedding(v, base_dir), dim)
+        load = self._media_loader(name, kind)
+
+        def decode(value: Any) -> np.ndarray | None:
+            path = resolve_path(value, base_dir)
+            if not path.exists():
+                if missing_files == "missing":
+                    return None
+                raise DecodeError(f"file not found: {path}")
+            return load(path)
+
+        return decode
+
+    def _media_loader(self, name: str, kind: str) -> Callable[[Path], np.ndarray | None]:
+        from mmfuse.data.image import load_image, normalize_image
+
+        c = self.config
+        if kind == "image":
+            return lambda p: normalize_image(load_image(p, c.image_size))
+        if kind == "video":
+            from mmfuse.data.video import load_video_frames
+
+            return lambda p: normalize_image(load_video_frames(p, c.video_frames, c.video_size))
+        from mmfuse.data.audio import load_audio, log_mel_spectrogram
+
+        def audio(path: Path) -> np.ndarray | None:
+            if name in self._track_modalities():
+                from mmfuse.data.video import has_audio_track
+
+                if not has_audio_track(path):
+                    return None
+            wave = load_audio(path, c.sample_rate)
+            return log_mel_spectrogram(
+                wave, c.sample_rate, n_mels=c.n_mels, num_frames=c.audio_frames
+            )
+
+        return audio
+
+    def _encode_tabular(self, table: Table) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
+        df = table.df
+        errs = []
+        cols = self.tabular.numeric + self.tabular.categorical
+        frame = pd.DataFrame({c: df[c] if c in df.columns else None for c in cols}, index=df.index)
+        for col in self.tabular.numeric:
+            for pos, value in enumerate(frame[col]):
+                try:
+                    self.tabular.check_value(col, value)
+                except DecodeError as err:
+                    errs.append((pos, col, str(err)))
+        x = self.tabular.transform(frame).astype(np.float32)
+        present = np.ones(len(df), dtype=bool)
+        return x, present, errs
+
+    def restrict(self, modalities: list[str]) -> Preprocessor:
+        """A copy that only produces some of the modalities (e.g. for unimodal baselines)."""
+        unknown = sorted(set(modalities) - set(self.modalities))
+        if unknown:
+            raise MmfuseError(f"unknown modalities {unknown}; known: {', '.join(self.modalities)}")
+        kinds = {
+            c: k
+            for c, k in self.schema.kinds.items()
+            if c in modalities or (k in ("numeric", "categorical") and TABULAR in modalities)
+        }
+        tracks = tuple(c for c in self.schema.audio_tracks if c + AUDIO_TRACK_SUFFIX in modalities)
+        schema = Schema(kinds, self.schema.target, dict(self.schema.ignored), tracks)
+        pre = Preprocessor.from_dict({**self.to_dict(), "schema": schema.to_dict()})
+        pre.vocabularies = {c: v for c, v in pre.vocabularies.items() if c in kinds}
+        pre.embedding_dims = {c: v for c, v in pre.embedding_dims.items() if c in kinds}
+        if TABULAR not in modalities:
+            pre.tabular = None
+        return pre
+
+    # ------------------------------------------------------------------ storage
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "schema": self.schema.to_dict(),
+            "vocabularies": {c: v.to_dict() for c, v in self.vocabularies.items()},
+            "tabular": None if self.tabular is None else self.tabular.to_dict(),
+            "embedding_dims": self.embedding_dims,
+            "target": None if self.target is None else self.target.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Preprocessor:
+        from mmfuse.data.tabular import TabularProcessor
+        from mmfuse.data.text import Vocabulary
+
+        schema = Schema.from_dict(d["schema"])
+        target = d.get("target")
+        pre = cls(schema, PreprocessConfig(**d["config"]), target["task"] if target else None)
+        pre.vocabularies = {c: Vocabulary.from_dict(v) for c, v in d["vocabularies"].items()}
+        pre.tabular = TabularProcessor.from_dict(d["tabular"]) if d.get("tabular") else None
+        pre.embedding_dims = {c: int(v) for c, v in d["embedding_dims"].items()}
+        if target:
+            pre.target = TargetEncoder.from_dict(target)
+        return pre
+
+
+def resolve_path(value: Any, base_dir: Path) -> Path:
+    """A media path from a cell, relative paths resolved against ``base_dir``."""
+    path = Path(str(value).strip()).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _checked_text(value: Any) -> str:
+    text = _text(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        raise DecodeError("the text is not valid UTF-8")
+    return unicodedata.normalize("NFC", text)
+
+
+def _checked_dim(vector: np.ndarray, dim: int) -> np.ndarray:
+    if vector.shape != (dim,):
+        raise DecodeError(f"embedding has {vector.shape[0]} values; expected {dim}")
+    return vector
+
+
+def _check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
+    if value not in choices:
+        raise MmfuseError(f"unknown {option} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def _summarise_lines(errors: list[Rejection], limit: int = 10) -> str:
+    lines = [
+        f"  row {e.row}" + (f", column {e.column!r}" if e.column else "") + f": {e.reason}"
+        for e in errors[:limit]
+    ]
+    if len(errors) > limit:
+        lines.append(f"  ... and {len(errors) - limit} more")
+    return "\n".join(lines)
+
+
+def _summarise(name: str, errors: list[Rejection]) -> str:
+    rows = len({e.row for e in errors})
+    return (
+        f"{name}: {len(errors)} bad value(s) in {rows} record(s):\n"
+        + _summarise_lines(errors)
+        + "\nFix them, or pass --on-bad-record skip to train without these records "
+        "(they are listed in rejected.csv)."
+    )

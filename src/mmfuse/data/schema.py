@@ -1,0 +1,233 @@
+"""Schema inference: which kind each column holds, and which modalities that makes.
+
+Rules, applied to the non-empty values of each column (the first that fits wins):
+  1. ``--kinds`` overrides.
+  2. Strings ending in a known image / audio / video suffix (>= 80 % of values): that kind.
+  3. JSON lists of numbers, Python lists/arrays, or ``.npy`` paths: ``embedding``.
+  4. Numbers (>= 90 % parse as finite numbers): ``numeric``.
+  5. Identifier-like columns (named ``id``/``*_id``, or one distinct short token per row): ignored.
+  6. Few distinct short values (<= max(20, 5 % of rows), <= 3 words each): ``categorical``.
+  7. Anything else: ``text``.
+Numeric and categorical columns together form one ``tabular`` modality; every other column is a
+modality of its own, named after the column. A video column whose files carry an audio track
+adds a modality ``<column>_audio`` of kind audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmfuse.errors import MmfuseError
+from mmfuse.types import FIELD_KINDS
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+TABULAR = "tabular"
+AUDIO_TRACK_SUFFIX = "_audio"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Column kinds of a table.
+
+    Attributes:
+        kinds: Feature column -> field kind (one of FIELD_KINDS), in table order.
+        target: Target column, if any.
+        ignored: Column -> why it is not used.
+        audio_tracks: Video columns whose audio track is used as an extra audio modality.
+    """
+
+    kinds: dict[str, str]
+    target: str | None = None
+    ignored: dict[str, str] = field(default_factory=dict)
+    audio_tracks: tuple[str, ...] = ()
+
+    def modalities(self) -> dict[str, str]:
+        """Modality name -> modality kind, sorted by name."""
+        out: dict[str, str] = {}
+        for col, kind in self.kinds.items():
+            if kind in ("numeric", "categorical"):
+                out[TABULAR] = TABULAR
+            else:
+                out[col] = kind
+        for col in self.audio_tracks:
+            out[col + AUDIO_TRACK_SUFFIX] = "audio"
+        return dict(sorted(out.items()))
+
+    def columns_of(self, kind: str) -> list[str]:
+        """Feature columns of one field kind, in table order."""
+        return [c for c, k in self.kinds.items() if k == kind]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kinds": dict(self.kinds),
+            "target": self.target,
+            "ignored": dict(self.ignored),
+            "audio_tracks": list(self.audio_tracks),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> Schema:
+        return cls(
+            kinds=dict(d["kinds"]),  # type: ignore[arg-type]
+            target=d.get("target"),  # type: ignore[arg-type]
+            ignored=dict(d.get("ignored", {})),  # type: ignore[arg-type]
+            audio_tracks=tuple(d.get("audio_tracks", ())),  # type: ignore[arg-type]
+        )
+
+
+def parse_kinds(text: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Parses ``"col=kind,col2=kind"`` (or passes a mapping through), validating the kinds."""
+    if not text:
+        return {}
+    pairs = dict(text) if isinstance(text, Mapping) else _split_pairs(text, "--kinds")
+    for col, kind in pairs.items():
+        if kind not in FIELD_KINDS and kind != "ignore":
+            raise MmfuseError(
+                f"unknown kind {kind!r} for column {col!r}; choose one of: "
+                f"{', '.join(FIELD_KINDS)}, ignore"
+            )
+    return pairs
+
+
+def _split_pairs(text: str, option: str) -> dict[str, str]:
+    pairs = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in item:
+            raise MmfuseError(f"{option}: expected COLUMN=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def infer_schema(
+    df: pd.DataFrame,
+    target: str | None = None,
+    kinds: str | Mapping[str, str] | None = None,
+    features: Sequence[str] | None = None,
+    base_dir: str | Path | None = None,
+    use_audio_tracks: bool = True,
+) -> Schema:
+    """Infers the kind of every column (see the module docstring for the rules).
+
+    Args:
+        df: The records.
+        target: Target column (excluded from the features).
+        kinds: Overrides, ``{"col": "kind"}`` or ``"col=kind,..."``; kind ``ignore`` drops a column.
+        features: Use only these columns as features.
+        base_dir: Folder for relative media paths (used to look for audio tracks in videos).
+        use_audio_tracks: Add ``<video>_audio`` modalities for videos with an audio track.
+
+    Raises:
+        MmfuseError: Unknown target, feature or override column; no usable feature.
+    """
+    columns = [str(c) for c in df.columns]
+    overrides = parse_kinds(kinds)
+    _check_columns(columns, target, overrides, features)
+    chosen = list(features) if features else [c for c in columns if c != target]
+    result: dict[str, str] = {}
+    ignored: dict[str, str] = {}
+    for col in chosen:
+        if col == target:
+            continue
+        kind = overrides.get(col) or _infer_kind(col, df[col])
+        if kind.startswith("ignore"):
+            ignored[col] = "overridden with --kinds" if col in overrides else kind[len("ignore: ") :]
+        else:
+            result[col] = kind
+    if TABULAR in result and result[TABULAR] not in ("numeric", "categorical"):
+        raise MmfuseError(f"column name {TABULAR!r} is reserved for the tabular modality; rename it")
+    if not result:
+        raise MmfuseError("no usable feature columns: " + _describe_ignored(ignored))
+    tracks = ()
+    if use_audio_tracks and base_dir is not None:
+        tracks = tuple(c for c, k in result.items() if k == "video" and _has_audio(df[c], base_dir))
+    return Schema(result, target, ignored, tracks)
+
+
+def _check_columns(
+    columns: list[str],
+    target: str | None,
+    overrides: Mapping[str, str],
+    features: Sequence[str] | None,
+) -> None:
+    listing = ", ".join(columns)
+    if target is not None and target not in columns:
+        raise MmfuseError(f"unknown target column {target!r}; the columns are: {listing}")
+    for col in list(overrides) + list(features or []):
+        if col not in columns:
+            raise MmfuseError(f"unknown column {col!r}; the columns are: {listing}")
+
+
+def _describe_ignored(ignored: Mapping[str, str]) -> str:
+    return "; ".join(f"{c}: {why}" for c, why in ignored.items()) or "the table has no columns"
+
+
+def _infer_kind(name: str, series: pd.Series) -> str:
+    values = series.dropna()
+    values = values[values.map(lambda v: not (isinstance(v, str) and not v.strip()))]
+    if values.empty:
+        return "ignore: the column is empty"
+    if pd.api.types.is_bool_dtype(series):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(series):
+        return _numeric_or_id(name, values)
+    if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).mean() >= 0.8:
+        return "embedding"
+    text = values.astype(str).str.strip()
+    lower = text.str.lower()
+    for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
+        if lower.str.endswith(suffixes).mean() >= 0.8:
+            return kind
+    if (lower.str.endswith(".npy") | text.map(_is_json_vector)).mean() >= 0.8:
+        return "embedding"
+    numbers = pd.to_numeric(text, errors="coerce")
+    if np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan)).mean() >= 0.9:
+        return "numeric"
+    words = text.str.split().str.len()
+    n_unique = text.nunique()
+    if _looks_like_id(name, text) and n_unique == len(text) and words.max() == 1:
+        return "ignore: identifier-like (one distinct value per row)"
+    if n_unique <= max(20, int(0.05 * len(text))) and words.max() <= 3:
+        return "categorical"
+    if n_unique == len(text) and words.max() == 1 and len(text) > 20:
+        return "ignore: identifier-like (one distinct value per row)"
+    return "text"
+
+
+def _numeric_or_id(name: str, values: pd.Series) -> str:
+    if _looks_like_id(name, values.astype(str)) and values.nunique() == len(values):
+        return "ignore: identifier-like (one distinct value per row)"
+    return "numeric"
+
+
+def _looks_like_id(name: str, values: pd.Series) -> bool:
+    lower = name.lower()
+    return lower in ("id", "uid", "uuid", "key", "index") or lower.endswith(("_id", "_key"))
+
+
+def _is_json_vector(text: str) -> bool:
+    if not (text.startswith("[") and text.endswith("]")):
+        return False
+    parts = text[1:-1].split(",")
+    if len(parts) < 2:
+        return False
+    try:
+        [float(p) for p in parts]
+    except ValueError:
+        return False
+    return True
+
+
+def _has_audio(series: pd.Series, base_dir: str | Path) -> bool:
+    """True when any of the first few video files of a column has an audio track."""
+    from mmfuse.data.video import has_audio_track
+
+    paths = [Path(base_dir) / str(v) for v in series.dropna().head(32)]
+    return any(has_audio_track(p) for p in paths if p.exists())

@@ -1,0 +1,17 @@
+"""Built-in demo data generators.
+
+``make_demo_dataset`` writes real media files (PNG/JPEG images, WAV/FLAC audio, MP4 video),
+inline review text and tabular columns, whose binary target needs every modality; see
+:mod:`mmfuse.datasets.demo` for the generative story.
+"""
+
+from __future__ import annotations
+
+from mmfuse.datasets.demo import (
+    DEMO_MODALITY_COLUMNS,
+    DEMO_TARGET,
+    demo_votes,
+    make_demo_dataset,
+)
+
+__all__ = ["DEMO_MODALITY_COLUMNS", "DEMO_TARGET", "demo_votes", "make_demo_dataset"]

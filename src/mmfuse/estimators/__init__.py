@@ -1,0 +1,7 @@
+"""sklearn-style facades over the PyTorch core: fit / predict / score / save / load."""
+
+from mmfuse.estimators.classifier import MultimodalClassifier
+from mmfuse.estimators.io import load
+from mmfuse.estimators.regressor import MultimodalRegressor
+
+__all__ = ["MultimodalClassifier", "MultimodalRegressor", "load"]

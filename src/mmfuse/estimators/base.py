@@ -1,0 +1,272 @@
+"""The shared estimator: table -> schema -> preprocessing -> builder -> trainer.
+
+``__init__`` only stores parameters (sklearn's contract); everything is validated in ``fit``;
+learned state ends in ``_``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmfuse._progress import log
+from mmfuse.data.preprocess import Encoded, PreprocessConfig, Preprocessor
+from mmfuse.data.readers import Table, read_table
+from mmfuse.data.schema import Schema, infer_schema
+from mmfuse.errors import MmfuseError
+
+DataLike = str | Path | pd.DataFrame | Table
+
+
+class MultimodalEstimator:
+    """Base class of MultimodalClassifier and MultimodalRegressor.
+
+    Args:
+        fusion: Fusion operator name (None: the level's default; see ``mmfuse list fusions``).
+        level: "early", "feature" or "late" (None: from the fusion, else "feature").
+        encoders: Encoder per modality or kind, e.g. ``{"text": "transformer"}`` or
+            ``"text=transformer,audio=gru"``.
+        epochs: Maximum epochs (early stopping may end sooner).
+        batch_size: Records per step.
+        lr: Learning rate (AdamW).
+        weight_decay: AdamW weight decay.
+        patience: Early-stopping patience in epochs.
+        dim: Width of embeddings and of the fused vector.
+        seed: Random seed (same data + seed -> same model on CPU).
+        device: "auto", "cpu" or "cuda".
+        augment: "none", "light" or "strong" training-time augmentation.
+        modality_dropout: Probability of hiding each modality of a training sample.
+        on_bad_record: "raise" or "skip" (skipped records are listed in ``rejected_``).
+        missing_files: "error" or "missing" (a missing media file = a missing modality).
+        kinds: Column kind overrides, e.g. ``{"zip": "categorical"}``.
+        features: Columns to use (None: all but the target).
+        image_size: Side of the square images fed to image encoders.
+        valid_fraction: Share of the training data held out for validation when no
+            validation data is given.
+        num_threads: CPU threads for torch and media decoding (None: all cores).
+        verbose: Print progress.
+    """
+
+    _task = "classification"
+
+    def __init__(
+        self,
+        fusion: str | None = None,
+        level: str | None = None,
+        encoders: str | dict[str, str] | None = None,
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 6,
+        dim: int = 128,
+        seed: int = 0,
+        device: str = "auto",
+        augment: str = "light",
+        modality_dropout: float = 0.0,
+        on_bad_record: str = "raise",
+        missing_files: str = "error",
+        kinds: str | dict[str, str] | None = None,
+        features: list[str] | None = None,
+        image_size: int = 32,
+        valid_fraction: float = 0.2,
+        num_threads: int | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.fusion = fusion
+        self.level = level
+        self.encoders = encoders
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.dim = dim
+        self.seed = seed
+        self.device = device
+        self.augment = augment
+        self.modality_dropout = modality_dropout
+        self.on_bad_record = on_bad_record
+        self.missing_files = missing_files
+        self.kinds = kinds
+        self.features = features
+        self.image_size = image_size
+        self.valid_fraction = valid_fraction
+        self.num_threads = num_threads
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ sklearn API
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters and their current values."""
+        names = inspect.signature(MultimodalEstimator.__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    def set_params(self, **params: Any) -> MultimodalEstimator:
+        """Sets constructor parameters; unknown names raise."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"unknown parameter {name!r}; valid: {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = MultimodalEstimator(**{}).get_params()
+        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # ---------------------------------------------------------------- fitting
+    def fit(
+        self,
+        data: DataLike,
+        target: str,
+        valid: DataLike | None = None,
+        out_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> MultimodalEstimator:
+        """Infers the schema, preprocesses, trains and evaluates on validation data.
+
+        Args:
+            data: Training records (file path or DataFrame).
+            target: Target column.
+            valid: Validation records; None holds out ``valid_fraction`` of ``data``.
+            out_dir: If given, per-epoch checkpoints go to ``out_dir/checkpoint`` and the
+                finished model is saved to ``out_dir``.
+            resume: Continue from the checkpoint in ``out_dir``.
+        """
+        from mmfuse.training.device import set_threads
+
+        set_threads(self.num_threads)
+        table = read_table(data)
+        schema = infer_schema(
+            table.df, target, self.kinds, self.features, table.base_dir
+        )
+        train_table, valid_table = self._split(table, valid, schema)
+        pre = Preprocessor(schema, self._preprocess_config(), self._resolve_task(table, target))
+        pre.fit(train_table)
+        self._log_schema(schema, pre)
+        train_enc = self._encode(pre, train_table)
+        valid_enc = self._encode(pre, valid_table)
+        return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume)
+
+    def fit_encoded(
+        self,
+        pre: Preprocessor,
+        train: Encoded,
+        valid: Encoded,
+        out_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> MultimodalEstimator:
+        """Trains on already preprocessed records (used to share preprocessing across fits)."""
+        from mmfuse.estimators.training import train_model
+
+        if len(train) == 0 or len(valid) == 0:
+            raise MmfuseError("no training or validation records left after removing bad ones")
+        started = time.perf_counter()
+        self.preprocessor_ = pre
+        self.schema_ = pre.schema
+        self.rejected_ = train.rejected + valid.rejected
+        result = train_model(self, pre, train, valid, out_dir, resume)
+        self.model_, self.model_config_, self.train_config_, self.history_ = result
+        self.train_seconds_ = time.perf_counter() - started
+        self.n_train_, self.n_valid_ = len(train), len(valid)
+        self.metrics_ = self._evaluate_encoded(valid)
+        if out_dir is not None:
+            from mmfuse.estimators.io import save_model
+
+            save_model(self, out_dir)
+        return self
+
+    def _split(self, table: Table, valid: DataLike | None, schema: Schema) -> tuple[Table, Table]:
+        if valid is not None:
+            return table, read_table(valid)
+        from sklearn.model_selection import train_test_split
+
+        index = np.arange(len(table.df))
+        labels = table.df[schema.target].astype(str).to_numpy() if schema.target else None
+        stratify = labels if self._task == "classification" and _stratifiable(labels) else None
+        train_idx, valid_idx = train_test_split(
+            index, test_size=self.valid_fraction, random_state=self.seed, stratify=stratify
+        )
+        sub = lambda idx: Table(table.df.iloc[np.sort(idx)], table.base_dir, table.name)  # noqa: E731
+        first = sub(train_idx)
+        first.bad_lines = table.bad_lines
+        return first, sub(valid_idx)
+
+    def _resolve_task(self, table: Table, target: str) -> str:
+        return self._task
+
+    def _preprocess_config(self) -> PreprocessConfig:
+        return PreprocessConfig(image_size=self.image_size)
+
+    def _encode(self, pre: Preprocessor, table: Table, with_target: bool = True) -> Encoded:
+        from mmfuse.training.device import set_threads
+
+        return pre.transform(
+            table,
+            with_target=with_target,
+            on_bad_record=self.on_bad_record,
+            missing_files=self.missing_files,
+            num_threads=set_threads(self.num_threads),
+            verbose=self.verbose,
+        )
+
+    def _log_schema(self, schema: Schema, pre: Preprocessor) -> None:
+        if not self.verbose:
+            return
+        mods = ", ".join(f"{m} ({k})" for m, k in pre.modalities.items())
+        log(f"modalities: {mods}")
+        for col, why in schema.ignored.items():
+            log(f"ignoring column {col!r}: {why}")
+
+    # ------------------------------------------------------------- predicting
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise MmfuseError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _outputs(self, data: DataLike, with_target: bool = False) -> tuple[np.ndarray, Encoded]:
+        """Raw model outputs (probabilities / standardised values) for the kept records."""
+        from mmfuse.estimators.training import predict_outputs
+
+        self._check_fitted()
+        enc = self._encode(self.preprocessor_, read_table(data), with_target=with_target)
+        return predict_outputs(self, enc), enc
+
+    def _evaluate_encoded(self, enc: Encoded) -> dict[str, float]:
+        from mmfuse.estimators.training import predict_outputs
+        from mmfuse.evaluation.metrics import task_metrics
+
+        outputs = predict_outputs(self, enc)
+        assert enc.targets is not None
+        y_true, y_pred = enc.targets, outputs
+        if self._task == "regression":
+            target = self.preprocessor_.target
+            y_true, y_pred = target.decode(y_true), target.decode(outputs)
+        return task_metrics(self._task, y_true, y_pred)
+
+    def evaluate(self, data: DataLike) -> dict[str, float]:
+        """Metrics on labelled records."""
+        self._check_fitted()
+        enc = self._encode(self.preprocessor_, read_table(data), with_target=True)
+        if len(enc) == 0:
+            raise MmfuseError("no records to evaluate")
+        return self._evaluate_encoded(enc)
+
+    def save(self, path: str | Path) -> None:
+        """Writes the model directory (config.json, model.safetensors, preprocess.json, ...)."""
+        from mmfuse.estimators.io import save_model
+
+        self._check_fitted()
+        save_model(self, path)
+
+
+def _stratifiable(labels: np.ndarray | None) -> bool:
+    if labels is None:
+        return False
+    _, counts = np.unique(labels, return_counts=True)
+    return bool(len(counts) > 1 and counts.min() >= 2)

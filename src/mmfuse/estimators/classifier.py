@@ -1,0 +1,49 @@
+"""MultimodalClassifier: fused classification with the sklearn estimator contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmfuse.estimators.base import DataLike, MultimodalEstimator
+
+
+class MultimodalClassifier(MultimodalEstimator):
+    """Classifies records whose columns mix images, text, audio, video and tables.
+
+    Example::
+
+        clf = MultimodalClassifier(fusion="attention", epochs=20).fit(df, target="label")
+        clf.predict(test_df); clf.predict_proba(test_df); clf.score(test_df)
+
+    See ``MultimodalEstimator`` for the parameters. Learned state: ``classes_``, ``schema_``,
+    ``model_``, ``history_``, ``metrics_`` (validation), ``rejected_``.
+    """
+
+    _task = "classification"
+
+    @property
+    def classes_(self) -> np.ndarray:
+        self._check_fitted()
+        return np.asarray(self.preprocessor_.target.classes, dtype=object)
+
+    def predict_proba(self, data: DataLike) -> np.ndarray:
+        """(N, C) class probabilities, columns in the order of ``classes_``."""
+        proba, _ = self._outputs(data)
+        return proba
+
+    def predict(self, data: DataLike) -> np.ndarray:
+        """(N,) predicted labels."""
+        return self.classes_[self.predict_proba(data).argmax(1)]
+
+    def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
+        """Predictions as a table (row, prediction, proba_<class>...) plus rejected records."""
+        proba, enc = self._outputs(data)
+        frame = pd.DataFrame({"row": enc.rows, "prediction": self.classes_[proba.argmax(1)]})
+        for i, label in enumerate(self.classes_):
+            frame[f"proba_{label}"] = proba[:, i]
+        return frame, enc.rejected
+
+    def score(self, data: DataLike, y: object = None) -> float:
+        """Accuracy on labelled records (the target column must be in ``data``)."""
+        return self.evaluate(data)["accuracy"]

@@ -1,0 +1,113 @@
+"""The model directory: config.json, model.safetensors, preprocess.json, metrics.json,
+history.csv and (when records were skipped) rejected.csv. JSON and safetensors only:
+loading a model never unpickles or runs code from the directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmfuse import __version__
+from mmfuse._io import atomic_open, read_json, write_json
+from mmfuse.data.preprocess import Preprocessor, Rejection
+from mmfuse.errors import MmfuseError
+
+FORMAT_VERSION = 1
+
+
+def save_model(est: Any, path: str | Path) -> None:
+    """Writes every file of the model directory (atomically, file by file)."""
+    from mmfuse.training.checkpoint import save_weights
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    params = {k: v for k, v in est.get_params().items()}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "mmfuse_version": __version__,
+        "estimator": type(est).__name__,
+        "params": params,
+        "schema": est.schema_.to_dict(),
+        "modalities": est.preprocessor_.modalities,
+        "model": est.model_config_.to_dict(),
+        "training": vars(est.train_config_),
+        "preprocessing": vars(est.preprocessor_.config),
+    }
+    write_json(out / "config.json", config)
+    save_weights(out / "model.safetensors", est.model_.state_dict())
+    write_json(out / "preprocess.json", est.preprocessor_.to_dict())
+    write_json(out / "metrics.json", metrics_document(est))
+    with atomic_open(out / "history.csv") as handle:
+        pd.DataFrame(est.history_).to_csv(handle, index=False)
+    if est.on_bad_record == "skip":
+        write_rejected(out / "rejected.csv", est.rejected_)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+
+
+def metrics_document(est: Any) -> dict[str, Any]:
+    """The metrics.json content of SPEC §4."""
+    return {
+        "task": est.model_config_.task,
+        "level": est.model_config_.level,
+        "fusion": est.model_config_.fusion,
+        "modalities": est.preprocessor_.modalities,
+        "n_train": est.n_train_,
+        "n_valid": est.n_valid_,
+        "n_rejected": len({r.row for r in est.rejected_}),
+        "train_seconds": round(est.train_seconds_, 3),
+        "epochs_run": len(est.history_),
+        "parameters": est.model_.num_parameters(),
+        "metrics": est.metrics_,
+    }
+
+
+def write_rejected(path: Path, rejected: list[Rejection], source: str = "") -> None:
+    """Writes rejected.csv: one line per bad value (file, row, column, reason)."""
+    frame = pd.DataFrame(
+        [{"file": source, "row": r.row, "column": r.column, "reason": r.reason} for r in rejected],
+        columns=["file", "row", "column", "reason"],
+    )
+    with atomic_open(path) as handle:
+        frame.to_csv(handle, index=False)
+
+
+def load(path: str | Path) -> Any:
+    """Loads a model directory written by ``fit --out`` or ``estimator.save``."""
+    from mmfuse.estimators.classifier import MultimodalClassifier
+    from mmfuse.estimators.regressor import MultimodalRegressor
+    from mmfuse.models.builder import ModelConfig, build_model
+    from mmfuse.training.checkpoint import load_weights
+    from mmfuse.training.trainer import TrainConfig
+
+    folder = Path(path)
+    for name in ("config.json", "model.safetensors", "preprocess.json"):
+        if not (folder / name).exists():
+            raise MmfuseError(f"{folder} is not an mmfuse model directory: {name} is missing")
+    config = read_json(folder / "config.json")
+    classes = {"MultimodalClassifier": MultimodalClassifier, "MultimodalRegressor": MultimodalRegressor}
+    if config.get("estimator") not in classes:
+        raise MmfuseError(f"{folder}/config.json: unknown estimator {config.get('estimator')!r}")
+    est = classes[config["estimator"]](**config["params"])
+    pre = Preprocessor.from_dict(read_json(folder / "preprocess.json"))
+    est.preprocessor_, est.schema_ = pre, pre.schema
+    est.model_config_ = ModelConfig.from_dict(config["model"])
+    est.train_config_ = TrainConfig(**config["training"])
+    model = build_model(est.model_config_, pre.input_specs())
+    try:
+        model.load_state_dict(load_weights(folder / "model.safetensors"))
+    except RuntimeError as err:
+        raise MmfuseError(f"{folder}/model.safetensors does not match config.json: {err}") from None
+    est.model_ = model.eval()
+    metrics_path = folder / "metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.exists() else {}
+    est.metrics_ = metrics.get("metrics", {})
+    est.n_train_, est.n_valid_ = metrics.get("n_train", 0), metrics.get("n_valid", 0)
+    est.train_seconds_ = metrics.get("train_seconds", 0.0)
+    history = folder / "history.csv"
+    est.history_ = pd.read_csv(history).to_dict("records") if history.exists() else []
+    est.rejected_ = []
+    return est

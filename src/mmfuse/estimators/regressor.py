@@ -1,0 +1,32 @@
+"""MultimodalRegressor: fused regression with the sklearn estimator contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmfuse.estimators.base import DataLike, MultimodalEstimator
+
+
+class MultimodalRegressor(MultimodalEstimator):
+    """Predicts a number from records mixing images, text, audio, video and tables.
+
+    See ``MultimodalEstimator`` for the parameters. ``score`` is R² as in scikit-learn.
+    """
+
+    _task = "regression"
+
+    def predict(self, data: DataLike) -> np.ndarray:
+        """(N,) predictions on the target's original scale."""
+        values, _ = self._outputs(data)
+        return self.preprocessor_.target.decode(values)
+
+    def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
+        """Predictions as a table (row, prediction) plus rejected records."""
+        values, enc = self._outputs(data)
+        frame = pd.DataFrame({"row": enc.rows, "prediction": self.preprocessor_.target.decode(values)})
+        return frame, enc.rejected
+
+    def score(self, data: DataLike, y: object = None) -> float:
+        """R² on labelled records (the target column must be in ``data``)."""
+        return self.evaluate(data)["r2"]

@@ -1,0 +1,118 @@
+"""Glue between an estimator's parameters and the core: builder + task + trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from mmfuse._progress import log
+from mmfuse.data.preprocess import Encoded, Preprocessor
+from mmfuse.data.tensors import TensorData
+from mmfuse.evaluation.metrics import PRIMARY_METRIC, task_metrics
+from mmfuse.models.builder import ModelConfig, build_model, resolve_encoders, resolve_fusion
+from mmfuse.models.multimodal import MultimodalModel
+from mmfuse.tasks import create_task
+from mmfuse.tasks.classification import balanced_class_weights
+from mmfuse.training.trainer import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from mmfuse.estimators.base import MultimodalEstimator
+
+
+def model_config(est: MultimodalEstimator, pre: Preprocessor) -> ModelConfig:
+    """The architecture an estimator's parameters describe for this data."""
+    level, fusion = resolve_fusion(est.level, est.fusion)
+    overrides = parse_kinds_pairs(est.encoders)
+    encoders = resolve_encoders(pre.modalities, level, overrides)
+    assert pre.target is not None
+    return ModelConfig(
+        level=level,
+        fusion=fusion,
+        encoders=encoders,
+        task=pre.target.task,
+        num_outputs=pre.target.num_outputs,
+        dim=est.dim,
+    )
+
+
+def parse_kinds_pairs(value: str | dict[str, str] | None) -> dict[str, str]:
+    """``"a=b,c=d"`` or a dict -> dict."""
+    from mmfuse.data.schema import _split_pairs
+
+    if not value:
+        return {}
+    return dict(value) if isinstance(value, dict) else _split_pairs(value, "--encoder")
+
+
+def train_config(est: MultimodalEstimator) -> TrainConfig:
+    return TrainConfig(
+        epochs=est.epochs,
+        batch_size=est.batch_size,
+        lr=est.lr,
+        weight_decay=est.weight_decay,
+        patience=est.patience,
+        seed=est.seed,
+        device=est.device,
+        augment=est.augment,
+        modality_dropout=est.modality_dropout,
+    )
+
+
+def train_model(
+    est: MultimodalEstimator,
+    pre: Preprocessor,
+    train: Encoded,
+    valid: Encoded,
+    out_dir: str | Path | None,
+    resume: bool,
+) -> tuple[MultimodalModel, ModelConfig, TrainConfig, list[dict[str, float]]]:
+    """Builds the model and trains it; returns (model, model config, train config, history)."""
+    mcfg, tcfg = model_config(est, pre), train_config(est)
+    torch.manual_seed(tcfg.seed)
+    specs = pre.input_specs()
+    model = build_model(mcfg, specs)
+    weights = None
+    if mcfg.task == "classification":
+        assert train.targets is not None
+        counts = np.bincount(train.targets.astype(int), minlength=mcfg.num_outputs)
+        if counts.max() > 1.5 * max(counts.min(), 1):  # imbalanced: weight the loss
+            weights = balanced_class_weights(train.targets, mcfg.num_outputs)
+    task = create_task(mcfg.task, mcfg.num_outputs, weights)
+    name = PRIMARY_METRIC[mcfg.task]
+    metric = (name, lambda y, p: task_metrics(mcfg.task, _decode(pre, y), _decode(pre, p))[name])
+    checkpoint = Path(out_dir) / "checkpoint" if out_dir is not None else None
+    if est.verbose:
+        log(
+            f"training {mcfg.level}-level {mcfg.fusion} model "
+            f"({model.num_parameters():,} parameters) on {len(train)} records, "
+            f"validating on {len(valid)}"
+        )
+    trainer = Trainer(model, task, specs, tcfg, metric, checkpoint, est.verbose)
+    history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
+    model.cpu().eval()
+    return model, mcfg, tcfg, history
+
+
+def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:
+    assert pre.target is not None
+    return y if pre.target.task == "classification" else pre.target.decode(y)
+
+
+@torch.no_grad()
+def predict_outputs(est: Any, enc: Encoded, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, C) or standardised regression values (N,), in record order."""
+    model: MultimodalModel = est.model_
+    model.eval()
+    data = TensorData.from_encoded(enc)
+    task = create_task(est.model_config_.task, est.model_config_.num_outputs)
+    outs = []
+    for index in torch.arange(len(data)).split(batch_size):
+        batch = data.batch(index, torch.device("cpu"))
+        outs.append(task.predict(model(batch.inputs, batch.mask).logits))
+    if not outs:
+        width = est.model_config_.num_outputs
+        return np.zeros((0, width) if est.model_config_.task == "classification" else (0,))
+    return torch.cat(outs).numpy()

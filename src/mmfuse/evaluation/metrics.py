@@ -1,0 +1,77 @@
+"""Metrics as pure functions of targets and predictions (scikit-learn underneath)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
+HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "rmse": False, "mae": False, "r2": True}
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """accuracy, f1/precision/recall (macro), roc_auc (one-vs-rest), log_loss.
+
+    Args:
+        y_true: (N,) class indices.
+        proba: (N, C) class probabilities.
+    """
+    from sklearn import metrics
+
+    y_true = y_true.astype(int)
+    labels = np.arange(proba.shape[1])
+    y_pred = proba.argmax(1)
+    out = {
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "f1_macro": float(metrics.f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        "precision_macro": float(
+            metrics.precision_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
+        "recall_macro": float(
+            metrics.recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
+        "log_loss": float(metrics.log_loss(y_true, np.clip(proba, 1e-7, 1.0), labels=labels)),
+    }
+    out["roc_auc"] = _roc_auc(y_true, proba)
+    return out
+
+
+def _roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn import metrics
+
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if proba.shape[1] == 2:
+            return float(metrics.roc_auc_score(y_true, proba[:, 1]))
+        p = proba[:, present] / np.clip(proba[:, present].sum(1, keepdims=True), 1e-12, None)
+        if len(present) == 2:
+            return float(metrics.roc_auc_score(y_true == present[1], p[:, 1]))
+        return float(metrics.roc_auc_score(y_true, p, multi_class="ovr", labels=present))
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """mae, rmse, r2 and Pearson correlation."""
+    from sklearn import metrics
+
+    y_true = y_true.astype(np.float64)
+    y_pred = y_pred.astype(np.float64)
+    pearson = float("nan")
+    if len(y_true) > 1 and y_true.std() > 0 and y_pred.std() > 0:
+        pearson = float(np.corrcoef(y_true, y_pred)[0, 1])
+    return {
+        "mae": float(metrics.mean_absolute_error(y_true, y_pred)),
+        "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, y_pred))),
+        "r2": float(metrics.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
+        "pearson": pearson,
+    }
+
+
+def task_metrics(task: str, y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Dispatches to the metrics of ``task`` (probabilities for classification)."""
+    if task == "classification":
+        return classification_metrics(y_true, predictions)
+    return regression_metrics(y_true, predictions)

@@ -1,0 +1,113 @@
+"""Builds a MultimodalModel from plain configuration: the one place where dimensions are wired."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from mmfuse.encoders import DEFAULT_ENCODERS, create_encoder
+from mmfuse.errors import MmfuseError
+from mmfuse.fusion import DEFAULT_FUSION, FUSIONS, LEVELS, create_fusion, fusion_level
+from mmfuse.heads import MLPHead
+from mmfuse.models.multimodal import MultimodalModel
+from mmfuse.types import InputSpec
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model's architecture (stored in config.json).
+
+    Attributes:
+        level: "early", "feature" or "late".
+        fusion: Fusion operator name (must belong to ``level``).
+        encoders: Modality -> encoder name.
+        task: "classification" or "regression".
+        num_outputs: Classes, or 1 for regression.
+        dim: Embedding / fusion width.
+        encoder_hparams: Modality -> extra encoder keyword arguments.
+        fusion_hparams: Extra fusion keyword arguments.
+    """
+
+    level: str
+    fusion: str
+    encoders: dict[str, str]
+    task: str
+    num_outputs: int
+    dim: int = 128
+    encoder_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fusion_hparams: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        return cls(**dict(d))
+
+
+def resolve_fusion(level: str | None, fusion: str | None) -> tuple[str, str]:
+    """Fills in the level from the fusion name or the fusion from the level, and checks both."""
+    if fusion is not None and fusion not in FUSIONS:
+        FUSIONS.get(fusion)  # raises with the valid names
+    if level is not None and level not in LEVELS:
+        raise MmfuseError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
+    if fusion is None:
+        level = level or "feature"
+        return level, DEFAULT_FUSION[level]
+    actual = fusion_level(fusion)
+    if level is not None and level != actual:
+        raise MmfuseError(f"fusion {fusion!r} is a {actual}-level operator, not {level}-level")
+    return actual, fusion
+
+
+def resolve_encoders(
+    modalities: Mapping[str, str], level: str, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Modality -> encoder name: ``raw`` at the early level, else overrides or defaults.
+
+    ``overrides`` may be keyed by modality name or by kind (``{"image": "cnn"}``).
+    """
+    overrides = dict(overrides or {})
+    known = set(modalities) | set(modalities.values())
+    for key in overrides:
+        if key not in known:
+            raise MmfuseError(
+                f"--encoder: {key!r} is neither a modality nor a kind in this data; "
+                f"modalities: {', '.join(f'{m} ({k})' for m, k in modalities.items())}"
+            )
+    out = {}
+    for name, kind in modalities.items():
+        if level == "early":
+            out[name] = "raw"
+        else:
+            out[name] = overrides.get(name) or overrides.get(kind) or DEFAULT_ENCODERS[kind]
+    return out
+
+
+def build_model(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel:
+    """Creates encoders, fusion and heads, wiring each one's ``output_dim`` into the next."""
+    encoders: dict[str, nn.Module] = {}
+    for m in sorted(specs):
+        hparams = dict(config.encoder_hparams.get(m, {}))
+        if config.encoders[m] != "raw":
+            hparams.setdefault("dim", config.dim)
+        try:
+            encoders[m] = create_encoder(specs[m].kind, config.encoders[m], specs[m], **hparams)
+        except KeyError as err:
+            raise MmfuseError(str(err.args[0])) from None
+    dims = {m: int(e.output_dim) for m, e in encoders.items()}
+    if config.level == "late":
+        heads = {m: MLPHead(dims[m], config.num_outputs) for m in dims}
+        outputs = {m: config.num_outputs for m in dims}
+        fusion = create_fusion(config.fusion, outputs, task=config.task, **config.fusion_hparams)
+        return MultimodalModel(encoders, fusion, None, heads, "late")
+    hparams = dict(config.fusion_hparams)
+    if "dim" in inspect.signature(FUSIONS.get(config.fusion)).parameters:
+        hparams.setdefault("dim", config.dim)
+    fusion = create_fusion(config.fusion, dims, **hparams)
+    head = MLPHead(int(fusion.output_dim), config.num_outputs)
+    return MultimodalModel(encoders, fusion, head, None, config.level)

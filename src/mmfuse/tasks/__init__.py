@@ -1,0 +1,14 @@
+"""Tasks turn model outputs into a loss and into predictions."""
+
+from mmfuse.tasks.classification import ClassificationTask
+from mmfuse.tasks.regression import RegressionTask
+
+
+def create_task(task: str, num_outputs: int, class_weights: list[float] | None = None):  # type: ignore[no-untyped-def]
+    """Builds the task object for "classification" or "regression"."""
+    if task == "classification":
+        return ClassificationTask(num_outputs, class_weights)
+    return RegressionTask()
+
+
+__all__ = ["ClassificationTask", "RegressionTask", "create_task"]

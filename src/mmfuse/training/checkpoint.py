@@ -1,0 +1,82 @@
+"""Atomic, pickle-free checkpoints: safetensors for tensors, JSON for everything else.
+
+A checkpoint folder holds ``model.safetensors`` (current weights), ``best.safetensors``
+(best weights so far), ``optimizer.safetensors`` + ``state.json`` (epoch, history, optimizer
+hyper-parameters). Each file is written atomically and ``state.json`` last, so an interrupted
+write leaves the previous complete checkpoint in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from mmfuse._io import atomic_path, read_json, write_json
+
+
+def save_weights(path: str | Path, state: dict[str, Tensor]) -> None:
+    """Writes a state dict as safetensors, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def load_weights(path: str | Path) -> dict[str, Tensor]:
+    """Reads a safetensors state dict (never executes code)."""
+    return load_file(str(path))
+
+
+def save_checkpoint(
+    folder: Path,
+    model: nn.Module,
+    best_state: dict[str, Tensor],
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+) -> None:
+    """Writes a complete checkpoint; ``state`` holds epoch, history and early-stopping state."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(folder / "model.safetensors", model.state_dict())
+    save_weights(folder / "best.safetensors", best_state)
+    tensors, groups = _flatten_optimizer(optimizer)
+    save_weights(folder / "optimizer.safetensors", tensors)
+    write_json(folder / "state.json", {**state, "param_groups": groups})
+
+
+def load_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, Any], dict[str, Tensor]] | None:
+    """Restores model and optimizer; returns (state, best weights), or None if no checkpoint."""
+    if not (folder / "state.json").exists():
+        return None
+    state = read_json(folder / "state.json")
+    model.load_state_dict(load_weights(folder / "model.safetensors"))
+    best = load_weights(folder / "best.safetensors")
+    _restore_optimizer(optimizer, load_weights(folder / "optimizer.safetensors"), state.pop("param_groups"))
+    return state, best
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], list[dict[str, Any]]]:
+    sd = optimizer.state_dict()
+    tensors = {}
+    for idx, slots in sd["state"].items():
+        for key, value in slots.items():
+            tensors[f"{idx}.{key}"] = torch.as_tensor(value)
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, groups
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], groups: list[dict[str, Any]]
+) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for group in groups:
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
