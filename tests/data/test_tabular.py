@@ -77,7 +77,7 @@ def test_check_value() -> None:
     for ok in [1, 2.5, "3", " -4e2 ", None, np.nan, "", "NA", "nan", True, np.float32(1)]:
         proc.check_value("n", ok)
     proc.check_value("c", "anything at all")
-    with pytest.raises(DecodeError, match="column 'n': 'abc' is not a number"):
+    with pytest.raises(DecodeError, match="'abc' is not a number"):
         proc.check_value("n", "abc")
     with pytest.raises(DecodeError, match="'inf' is not a finite number"):
         proc.check_value("n", "inf")

@@ -27,8 +27,8 @@ def _out(text: str = "") -> None:
 # ------------------------------------------------------------------------- demo
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--rows", type=int, default=800, help="records to generate (default: 800)")
-    p.add_argument("--epochs", type=int, default=20, help="maximum epochs per model (default: 20)")
+    p.add_argument("--rows", type=int, default=1000, help="records to generate (default: 1000)")
+    p.add_argument("--epochs", type=int, default=25, help="maximum epochs per model (default: 25)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
 
@@ -101,7 +101,10 @@ def _fit(a: argparse.Namespace) -> int:
     if task == "auto":
         table = read_table(a.data)
         if a.target not in table.df.columns:
-            raise MmfuseError(f"unknown target column {a.target!r}; the columns are: {', '.join(table.df.columns)}")
+            raise MmfuseError(
+                f"{table.name}: unknown target column {a.target!r}; "
+                f"the columns are: {', '.join(table.df.columns)}"
+            )
         task = infer_task(table.df[a.target])
         if not a.quiet:
             print(f"task: {task} (inferred from column {a.target!r}; override with --task)", file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from mmfuse.data.preprocess import Rejection
+from mmfuse.errors import MmfuseError
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -38,7 +39,10 @@ def describe_table(data: str, target: str | None, kinds: str | None) -> str:
     from mmfuse.data.target import infer_task
 
     t = read_table(data)
-    schema = infer_schema(t.df, target, kinds, base_dir=t.base_dir)
+    try:
+        schema = infer_schema(t.df, target, kinds, base_dir=t.base_dir)
+    except MmfuseError as err:
+        raise MmfuseError(f"{t.name}: {err}") from None
     rows = []
     for col in t.df.columns:
         kind = schema.kinds.get(col) or ("target" if col == target else f"ignored ({schema.ignored.get(col, '')})")
@@ -55,7 +59,10 @@ def describe_table(data: str, target: str | None, kinds: str | None) -> str:
         task = infer_task(t.df[target])
         parts.append(f"target: {target!r}, task: {task}")
         if task == "classification":
-            counts = t.df[target].astype(str).where(t.df[target].notna(), "<missing>").value_counts()
+            # object dtype: pandas' string dtype rejects undecodable bytes (surrogates)
+            column = t.df[target]
+            labels = pd.Series([str(v) for v in column], index=column.index, dtype=object)
+            counts = labels.where(column.notna(), "<missing>").value_counts()
             share = counts / counts.sum()
             parts.append(table([(k, int(v), f"{share[k]:.1%}") for k, v in counts.items()], ("class", "records", "share")))
         else:
@@ -78,7 +85,7 @@ def write_predictions(path: str | Path, source: Any, frame: pd.DataFrame, reject
     for r in rejected:
         where = f"column {r.column!r}: " if r.column else ""
         errors[r.row] = errors.get(r.row, "") + ("; " if r.row in errors else "") + where + r.reason
-    out["error"] = out["row"].map(errors).fillna("")
+    out["error"] = [errors.get(row, "") for row in out["row"]]
     with atomic_open(path) as handle:
         out.to_csv(handle, index=False)
     return len(out)

@@ -50,6 +50,7 @@ class Rejection:
     row: int
     column: str
     reason: str
+    file: str = ""
 
 
 @dataclass
@@ -120,7 +121,10 @@ class Preprocessor:
             self.embedding_dims[col] = self._embedding_dim(table, col)
         if self.target is not None:
             assert self.schema.target is not None
-            self.target.fit(df[self.schema.target], self.schema.target)
+            try:
+                self.target.fit(df[self.schema.target], self.schema.target)
+            except MmfuseError as err:
+                raise MmfuseError(f"{table.name}: {err}") from None
         return self
 
     def _embedding_dim(self, table: Table, col: str) -> int:
@@ -186,7 +190,7 @@ class Preprocessor:
         _check_choice(missing_files, MISSING_FILE_POLICIES, "missing_files")
         df = table.df
         n = len(df)
-        errors: list[Rejection] = [Rejection(b.row, "", b.reason) for b in table.bad_lines]
+        errors: list[Rejection] = [Rejection(b.row, "", b.reason, table.name) for b in table.bad_lines]
         bad_rows = np.zeros(n, dtype=bool)
         inputs: dict[str, np.ndarray] = {}
         mask: dict[str, np.ndarray] = {}
@@ -198,20 +202,20 @@ class Preprocessor:
             inputs[name], mask[name] = x, present
             for pos, column, reason in errs:
                 bad_rows[pos] = True
-                errors.append(Rejection(int(df.index[pos]), column, reason))
+                errors.append(Rejection(int(df.index[pos]), column, reason, table.name))
         targets = None
         if with_target and self.target is not None:
             targets, errs = self._encode_target(table)
             for pos, column, reason in errs:
                 bad_rows[pos] = True
-                errors.append(Rejection(int(df.index[pos]), column, reason))
+                errors.append(Rejection(int(df.index[pos]), column, reason, table.name))
         errors.sort(key=lambda r: (r.row, r.column))
         if errors and on_bad_record == "raise":
             raise MmfuseError(_summarise(table.name, errors))
         keep = ~bad_rows
         if n and not keep.any():
             raise MmfuseError(f"{table.name}: every record is bad:\n" + _summarise_lines(errors))
-        if errors:
+        if errors and verbose:
             log(f"{table.name}: skipped {int(bad_rows.sum()) + len(table.bad_lines)} bad record(s)")
         return Encoded(
             {m: v[keep] for m, v in inputs.items()},

@@ -98,6 +98,9 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
             raise MmfuseError(f"{path}: the file is empty (no header line)") from None
         except csv.Error as err:
             raise MmfuseError(f"{path}: cannot parse the header line: {err}") from None
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        if dupes:
+            raise MmfuseError(f"{path}: duplicate column names: {', '.join(dupes)}")
         row = 0
         while True:
             try:

@@ -180,7 +180,9 @@ def _infer_kind(name: str, series: pd.Series) -> str:
         return _numeric_or_id(name, values)
     if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).mean() >= 0.8:
         return "embedding"
-    text = values.astype(str).str.strip()
+    # object dtype: pandas' default string dtype (pyarrow) rejects the surrogates that stand
+    # for undecodable bytes, and those cells must reach preprocessing to be reported.
+    text = pd.Series([str(v) for v in values], index=values.index, dtype=object).str.strip()
     lower = text.str.lower()
     for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
         if lower.str.endswith(suffixes).mean() >= 0.8:

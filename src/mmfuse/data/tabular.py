@@ -176,13 +176,13 @@ class TabularProcessor:
                 return
             number = float(pd.to_numeric(text, errors="coerce"))
             if math.isnan(number):
-                raise DecodeError(f"column {column!r}: {value!r} is not a number")
+                raise DecodeError(f"{value!r} is not a number")
         else:
             raise DecodeError(
-                f"column {column!r}: {value!r:.80} ({type(value).__name__}) is not a number"
+                f"{value!r:.80} ({type(value).__name__}) is not a number"
             )
         if math.isinf(number):
-            raise DecodeError(f"column {column!r}: {value!r} is not a finite number")
+            raise DecodeError(f"{value!r} is not a finite number")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state (plain lists, floats and strings)."""

@@ -143,15 +143,22 @@ class MultimodalEstimator:
 
         set_threads(self.num_threads)
         table = read_table(data)
-        schema = infer_schema(
-            table.df, target, self.kinds, self.features, table.base_dir
-        )
+        try:
+            schema = infer_schema(table.df, target, self.kinds, self.features, table.base_dir)
+        except MmfuseError as err:
+            raise MmfuseError(f"{table.name}: {err}") from None
         train_table, valid_table = self._split(table, valid, schema)
         pre = Preprocessor(schema, self._preprocess_config(), self._resolve_task(table, target))
         pre.fit(train_table)
         self._log_schema(schema, pre)
-        train_enc = self._encode(pre, train_table)
-        valid_enc = self._encode(pre, valid_table)
+        if valid is None:  # one pass over the whole table reports every bad record at once
+            encoded = self._encode(pre, table)
+            in_train = np.isin(encoded.rows, train_table.df.index.to_numpy())
+            train_enc, valid_enc = _take(encoded, in_train), _take(encoded, ~in_train)
+            valid_enc.rejected = []  # listed once, with the training part
+        else:
+            train_enc = self._encode(pre, train_table)
+            valid_enc = self._encode(pre, valid_table)
         return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume)
 
     def fit_encoded(
@@ -188,7 +195,9 @@ class MultimodalEstimator:
         from sklearn.model_selection import train_test_split
 
         index = np.arange(len(table.df))
-        labels = table.df[schema.target].astype(str).to_numpy() if schema.target else None
+        labels = None
+        if schema.target:  # object dtype: pandas' string dtype rejects undecodable bytes
+            labels = np.array([str(v) for v in table.df[schema.target]], dtype=object)
         stratify = labels if self._task == "classification" and _stratifiable(labels) else None
         train_idx, valid_idx = train_test_split(
             index, test_size=self.valid_fraction, random_state=self.seed, stratify=stratify
@@ -263,6 +272,17 @@ class MultimodalEstimator:
 
         self._check_fitted()
         save_model(self, path)
+
+
+def _take(enc: Encoded, keep: np.ndarray) -> Encoded:
+    """The records of ``enc`` where ``keep`` is True (rejections are carried over)."""
+    return Encoded(
+        {m: x[keep] for m, x in enc.inputs.items()},
+        {m: v[keep] for m, v in enc.mask.items()},
+        enc.rows[keep],
+        None if enc.targets is None else enc.targets[keep],
+        list(enc.rejected),
+    )
 
 
 def _stratifiable(labels: np.ndarray | None) -> bool:

@@ -65,10 +65,10 @@ def metrics_document(est: Any) -> dict[str, Any]:
     }
 
 
-def write_rejected(path: Path, rejected: list[Rejection], source: str = "") -> None:
+def write_rejected(path: Path, rejected: list[Rejection]) -> None:
     """Writes rejected.csv: one line per bad value (file, row, column, reason)."""
     frame = pd.DataFrame(
-        [{"file": source, "row": r.row, "column": r.column, "reason": r.reason} for r in rejected],
+        [{"file": r.file, "row": r.row, "column": r.column, "reason": r.reason} for r in rejected],
         columns=["file", "row", "column", "reason"],
     )
     with atomic_open(path) as handle:

@@ -31,10 +31,16 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
         "recall_macro": float(
             metrics.recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
         ),
-        "log_loss": float(metrics.log_loss(y_true, np.clip(proba, 1e-7, 1.0), labels=labels)),
+        "log_loss": float(metrics.log_loss(y_true, _clipped(proba), labels=labels)),
     }
     out["roc_auc"] = _roc_auc(y_true, proba)
     return out
+
+
+def _clipped(proba: np.ndarray) -> np.ndarray:
+    """Probabilities clipped away from 0 and renormalised (sklearn warns unless rows sum to 1)."""
+    p = np.clip(proba.astype(np.float64), 1e-7, 1.0)
+    return p / p.sum(1, keepdims=True)
 
 
 def _roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:

@@ -52,7 +52,7 @@ class ModelConfig:
 def resolve_fusion(level: str | None, fusion: str | None) -> tuple[str, str]:
     """Fills in the level from the fusion name or the fusion from the level, and checks both."""
     if fusion is not None and fusion not in FUSIONS:
-        FUSIONS.get(fusion)  # raises with the valid names
+        raise MmfuseError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS.names())}")
     if level is not None and level not in LEVELS:
         raise MmfuseError(f"unknown level {level!r}; choose one of: {', '.join(LEVELS)}")
     if fusion is None:

@@ -1,13 +1,15 @@
 """Atomic, pickle-free checkpoints: safetensors for tensors, JSON for everything else.
 
-A checkpoint folder holds ``model.safetensors`` (current weights), ``best.safetensors``
-(best weights so far), ``optimizer.safetensors`` + ``state.json`` (epoch, history, optimizer
-hyper-parameters). Each file is written atomically and ``state.json`` last, so an interrupted
-write leaves the previous complete checkpoint in place.
+A checkpoint folder holds ``state.json`` (epoch, history, optimizer hyper-parameters) and
+three safetensors files it names: current weights, best weights so far and optimizer state.
+Every save writes new, uniquely named tensor files, then ``state.json`` (atomically), and only
+then deletes the files of the previous checkpoint, so ``state.json`` is the single commit
+point: an interrupted write leaves the previous complete, consistent checkpoint in place.
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,16 @@ def save_checkpoint(
 ) -> None:
     """Writes a complete checkpoint; ``state`` holds epoch, history and early-stopping state."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_weights(folder / "model.safetensors", model.state_dict())
-    save_weights(folder / "best.safetensors", best_state)
+    tag = f"{int(state.get('epoch', 0)):06d}-{uuid.uuid4().hex[:8]}"
+    files = {part: f"{part}-{tag}.safetensors" for part in ("model", "best", "optimizer")}
+    save_weights(folder / files["model"], model.state_dict())
+    save_weights(folder / files["best"], best_state)
     tensors, groups = _flatten_optimizer(optimizer)
-    save_weights(folder / "optimizer.safetensors", tensors)
-    write_json(folder / "state.json", {**state, "param_groups": groups})
+    save_weights(folder / files["optimizer"], tensors)
+    write_json(folder / "state.json", {**state, "param_groups": groups, "files": files})
+    for old in folder.glob("*.safetensors"):  # the previous checkpoint's files
+        if old.name not in files.values():
+            old.unlink()
 
 
 def load_checkpoint(
@@ -53,9 +60,11 @@ def load_checkpoint(
     if not (folder / "state.json").exists():
         return None
     state = read_json(folder / "state.json")
-    model.load_state_dict(load_weights(folder / "model.safetensors"))
-    best = load_weights(folder / "best.safetensors")
-    _restore_optimizer(optimizer, load_weights(folder / "optimizer.safetensors"), state.pop("param_groups"))
+    files = state.pop("files")
+    model.load_state_dict(load_weights(folder / files["model"]))
+    best = load_weights(folder / files["best"])
+    optimizer_state = load_weights(folder / files["optimizer"])
+    _restore_optimizer(optimizer, optimizer_state, state.pop("param_groups"))
     return state, best
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmfuse._progress import is_terminal, log
+from mmfuse._progress import is_terminal, log, track
 from mmfuse.data.augment import AUGMENT_LEVELS, augment_batch
 from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
@@ -146,7 +146,10 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(len(data), generator=gen)
         total, count = 0.0, 0
-        for index in order.split(cfg.batch_size):
+        batches: Any = order.split(cfg.batch_size)
+        if self.verbose and is_terminal():  # a live bar on a terminal; plain epoch lines otherwise
+            batches = track(batches, len(batches), f"epoch {epoch}/{cfg.epochs}")
+        for index in batches:
             batch = data.batch(index, self.device)
             inputs = augment_batch(batch.inputs, self.specs, cfg.augment, gen)
             mask = self._drop_modalities(batch.mask, gen)

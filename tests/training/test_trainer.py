@@ -1,0 +1,175 @@
+"""Tests for mmfuse.training.trainer on a tiny synthetic problem (see conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmfuse.errors import MmfuseError
+from mmfuse.training import TrainConfig
+
+
+def _history(trainer_history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The history without wall-clock seconds (which never repeat)."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in trainer_history]
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _valid_loss(trainer, data) -> float:
+    return float(F.cross_entropy(trainer.predict(data), data.targets.long()))
+
+
+def test_learns_a_separable_problem(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=12, patience=0)
+    untrained = _valid_loss(trainer, problem.valid)
+    history = trainer.fit(problem.train, problem.valid)
+    assert [r["epoch"] for r in history] == list(range(1, 13))
+    assert set(history[0]) == {"epoch", "train_loss", "valid_loss", "seconds"}
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert _valid_loss(trainer, problem.valid) < 0.5 * untrained
+    logits = trainer.predict(problem.valid)
+    assert logits.shape == (len(problem.valid), 2)
+    accuracy = (logits.argmax(1) == problem.valid.targets.long()).float().mean()
+    assert accuracy >= 0.9
+
+
+def test_metric_is_recorded(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=2)
+    trainer.metric = ("accuracy", lambda y, p: float(((p.argmax(1)) == y).mean()))
+    history = trainer.fit(problem.train, problem.valid)
+    assert all(0.0 <= r["valid_accuracy"] <= 1.0 for r in history)
+
+
+def test_early_stopping_when_validation_loss_stalls(problem, make_trainer) -> None:
+    # lr 0: the validation loss never improves after the first epoch.
+    trainer = make_trainer(epochs=20, patience=2, lr=0.0)
+    history = trainer.fit(problem.train, problem.valid)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert len({r["valid_loss"] for r in history}) == 1
+
+
+def test_best_weights_are_restored(problem, make_trainer) -> None:
+    # Scripted validation losses: epoch 2 is the best, later epochs are worse.
+    def scripted(trainer, losses):
+        queue = list(losses)
+        trainer._validate = lambda data: (queue.pop(0), float("nan"))
+        return trainer
+
+    four = scripted(make_trainer(epochs=4, patience=0), [0.5, 0.3, 0.4, 0.6])
+    history = four.fit(problem.train, problem.valid)
+    assert [r["valid_loss"] for r in history] == [0.5, 0.3, 0.4, 0.6]
+    two = scripted(make_trainer(epochs=2, patience=0), [0.5, 0.3])  # stops at the best epoch
+    two.fit(problem.train, problem.valid)
+    assert _same_weights(four.model.state_dict(), two.model.state_dict())
+    last = scripted(make_trainer(epochs=4, patience=0), [0.6, 0.5, 0.4, 0.3])  # the last is best
+    last.fit(problem.train, problem.valid)
+    assert not _same_weights(four.model.state_dict(), last.model.state_dict())
+
+
+def test_restored_weights_give_the_best_validation_loss(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=6, patience=0, lr=0.1)
+    history = trainer.fit(problem.train, problem.valid)
+    best = min(r["valid_loss"] for r in history)
+    assert _valid_loss(trainer, problem.valid) == pytest.approx(best, rel=1e-5)
+
+
+def test_same_seed_same_history_and_weights(problem, make_trainer) -> None:
+    runs = []
+    for seed in (0, 0, 1):
+        trainer = make_trainer(epochs=3, seed=seed, augment="light", modality_dropout=0.3)
+        runs.append(
+            (_history(trainer.fit(problem.train, problem.valid)), trainer.model.state_dict())
+        )
+    assert runs[0][0] == runs[1][0]
+    assert _same_weights(runs[0][1], runs[1][1])
+    assert runs[0][0] != runs[2][0]  # another seed shuffles, augments and drops differently
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(
+    problem, make_trainer, tmp_path: Path
+) -> None:
+    settings = {"epochs": 4, "patience": 0, "augment": "light", "modality_dropout": 0.2}
+    full = make_trainer(**settings)
+    full_history = _history(full.fit(problem.train, problem.valid))
+
+    first = make_trainer(checkpoint_dir=tmp_path, **{**settings, "epochs": 2})
+    assert len(first.fit(problem.train, problem.valid)) == 2
+    resumed = make_trainer(
+        checkpoint_dir=tmp_path, model_seed=99, **settings
+    )  # other init: replaced
+    history = _history(resumed.fit(problem.train, problem.valid, resume=True))
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert history == full_history
+    assert _same_weights(resumed.model.state_dict(), full.model.state_dict())
+
+
+def test_resume_of_a_finished_run_trains_no_more(problem, make_trainer, tmp_path: Path) -> None:
+    done = make_trainer(checkpoint_dir=tmp_path, epochs=2)
+    expected = _history(done.fit(problem.train, problem.valid))
+    again = make_trainer(checkpoint_dir=tmp_path, epochs=2, model_seed=5)
+    assert _history(again.fit(problem.train, problem.valid, resume=True)) == expected
+    assert _same_weights(again.model.state_dict(), done.model.state_dict())
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(
+    problem, make_trainer, tmp_path: Path
+) -> None:
+    plain = _history(make_trainer(epochs=2).fit(problem.train, problem.valid))
+    resumed = make_trainer(checkpoint_dir=tmp_path / "absent", epochs=2)
+    assert _history(resumed.fit(problem.train, problem.valid, resume=True)) == plain
+    assert (tmp_path / "absent" / "state.json").exists()
+
+
+def test_modality_dropout_never_hides_every_present_modality(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=2, modality_dropout=0.7)
+    seen: list[tuple[bool, dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
+    trainer.model.register_forward_pre_hook(
+        lambda module, args: seen.append((module.training, args[0], dict(args[1])))
+    )
+    trainer.fit(problem.train, problem.valid)
+    train_masks = [(x, m) for training, x, m in seen if training]
+    assert train_masks
+    hidden = 0
+    for x, mask in train_masks:
+        present = torch.stack([mask["tabular"], mask["vec"]], 1)
+        assert present.any(1).all(), "a training sample lost every modality"
+        vec_absent = ~x["vec"].any(1)  # missing embeddings are all-zero rows
+        assert not (mask["vec"] & vec_absent).any(), "dropout revealed a missing modality"
+        hidden += int((~mask["tabular"]).sum())
+    assert hidden > 0, "modality dropout hid nothing"
+    for training, _, mask in seen:
+        if not training:  # validation sees the true masks
+            assert mask["tabular"].all()
+
+
+def test_predict_keeps_record_order(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=1)
+    trainer.fit(problem.train, problem.valid)
+    whole = trainer.predict(problem.valid, batch_size=7)
+    part = trainer.predict(problem.valid.subset(torch.arange(10, 20)))
+    torch.testing.assert_close(whole[10:20], part)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs and batch size must be at least 1"),
+        ({"batch_size": 0}, "epochs and batch size must be at least 1"),
+        ({"augment": "heavy"}, "unknown augment 'heavy'; choose one of: none, light, strong"),
+        ({"modality_dropout": 1.0}, r"modality dropout must be in \[0, 1\), got 1.0"),
+    ],
+)
+def test_train_config_validation(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(MmfuseError, match=message):
+        TrainConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_device(make_trainer) -> None:
+    with pytest.raises(MmfuseError, match="unknown device 'tpu'"):
+        make_trainer(device="tpu")
