@@ -22,6 +22,7 @@ _LAZY = {
     "MultimodalClassifier": "mmfuse.estimators.classifier",
     "MultimodalRegressor": "mmfuse.estimators.regressor",
     "load": "mmfuse.estimators.io",
+    "compare": "mmfuse.estimators.compare",
     "list_fusions": "mmfuse.fusion",
     "create_fusion": "mmfuse.fusion",
     "list_encoders": "mmfuse.encoders",

@@ -63,8 +63,8 @@ def test_resolve_fusion_errors() -> None:
     ):
         resolve_fusion("early", "concat")
     names = ", ".join(list_fusions())
-    with pytest.raises(MmfuseError, match=f"unknown fusion 'tensor'; choose one of: {names}"):
-        resolve_fusion(None, "tensor")
+    with pytest.raises(MmfuseError, match=f"unknown fusion 'no_such_fusion'; choose one of: {names}"):
+        resolve_fusion(None, "no_such_fusion")
     with pytest.raises(
         MmfuseError, match="unknown level 'middle'; choose one of: early, feature, late"
     ):

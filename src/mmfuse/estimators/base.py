@@ -154,7 +154,7 @@ class MultimodalEstimator:
         if valid is None:  # one pass over the whole table reports every bad record at once
             encoded = self._encode(pre, table)
             in_train = np.isin(encoded.rows, train_table.df.index.to_numpy())
-            train_enc, valid_enc = _take(encoded, in_train), _take(encoded, ~in_train)
+            train_enc, valid_enc = take_records(encoded, in_train), take_records(encoded, ~in_train)
             valid_enc.rejected = []  # listed once, with the training part
         else:
             train_enc = self._encode(pre, train_table)
@@ -274,7 +274,7 @@ class MultimodalEstimator:
         save_model(self, path)
 
 
-def _take(enc: Encoded, keep: np.ndarray) -> Encoded:
+def take_records(enc: Encoded, keep: np.ndarray) -> Encoded:
     """The records of ``enc`` where ``keep`` is True (rejections are carried over)."""
     return Encoded(
         {m: x[keep] for m, x in enc.inputs.items()},

@@ -93,7 +93,37 @@ def train_model(
     trainer = Trainer(model, task, specs, tcfg, metric, checkpoint, est.verbose)
     history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
     model.cpu().eval()
+    if hasattr(model.fusion, "fit_combiner"):
+        fit_combiner(model, valid)
     return model, mcfg, tcfg, history
+
+
+def fit_combiner(model: MultimodalModel, valid: Encoded) -> None:
+    """Fits a decision-level combiner (weighted, stacking, ...) on held-out predictions.
+
+    The per-modality models never saw these records, so the combiner learns from
+    out-of-sample predictions (no leakage).
+    """
+    outputs, mask = per_modality_outputs(model, valid)
+    assert valid.targets is not None
+    model.fusion.fit_combiner(outputs, mask, torch.from_numpy(valid.targets.astype(np.float32)))
+
+
+@torch.no_grad()
+def per_modality_outputs(
+    model: MultimodalModel, enc: Encoded, batch_size: int = 256
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Late level: each modality's own outputs (N, C) and the presence mask, in record order."""
+    model.eval()
+    data = TensorData.from_encoded(enc)
+    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
+    for index in torch.arange(len(data)).split(batch_size):
+        batch = data.batch(index, torch.device("cpu"))
+        out = model(batch.inputs, batch.mask)
+        assert out.per_modality is not None
+        for m, value in out.per_modality.items():
+            chunks[m].append(value.float())
+    return {m: torch.cat(v) for m, v in chunks.items()}, dict(data.mask)
 
 
 def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:

@@ -44,8 +44,22 @@ def fusion_level(name: str) -> str:
 
 from mmfuse.fusion import (  # noqa: E402,F401  (registration side effect)
     attention,
+    bilinear,
     concat,
+    confidence,
+    cross_attention,
     early_concat,
+    early_transformer,
+    film,
+    gated,
+    graph,
+    low_rank_tensor,
     mean,
+    moe,
+    stacking,
+    tensor,
+    transformer,
+    vote,
+    weighted,
     weighted_sum,
 )

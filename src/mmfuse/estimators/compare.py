@@ -1,0 +1,287 @@
+"""``mmfuse compare``: unimodal baselines and fusion operators under one protocol.
+
+Protocol: K stratified folds (plain K-fold for regression) with a fixed seed. In each fold the
+preprocessing is fitted on the fold's training records only; 20 % of them are held out for
+early stopping (and for fitting decision-level combiners); every model gets the same epoch
+budget, patience and seed, and is scored on the fold's test records. Decision-level operators
+share one set of per-modality models per fold (that is what late fusion is: the models are
+trained on their own; only the combination differs).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmfuse._memory import PeakMemory
+from mmfuse._progress import log
+from mmfuse.data.preprocess import Encoded, PreprocessConfig, Preprocessor
+from mmfuse.data.readers import Table, read_table
+from mmfuse.data.schema import infer_schema
+from mmfuse.data.target import infer_task
+from mmfuse.errors import MmfuseError
+from mmfuse.estimators.base import DataLike, MultimodalEstimator, take_records
+
+SECONDARY = {"classification": "f1_macro", "regression": "r2"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of the leaderboard: a unimodal baseline or a fusion operator."""
+
+    name: str
+    group: str  # "unimodal" or "fused"
+    level: str
+    fusion: str
+    modalities: tuple[str, ...]
+
+
+def parse_fusions(fusions: str | Sequence[str] | None) -> list[str]:
+    """``"all"``, ``"a,b"`` or a list -> registered fusion names (validated)."""
+    from mmfuse.fusion import FUSIONS, list_fusions
+
+    if fusions is None or fusions == "all":
+        return list_fusions()
+    names = [f.strip() for f in fusions.split(",")] if isinstance(fusions, str) else list(fusions)
+    for name in names:
+        if name not in FUSIONS:
+            raise MmfuseError(f"unknown fusion {name!r}; choose one of: {', '.join(list_fusions())}, all")
+    return list(dict.fromkeys(names))
+
+
+def candidates(modalities: Sequence[str], fusions: Sequence[str], unimodal: bool = True) -> list[Candidate]:
+    """The grid: each modality alone, then every requested fusion on all modalities."""
+    from mmfuse.fusion import fusion_level
+
+    grid = []
+    if unimodal:
+        grid += [Candidate(f"{m} only", "unimodal", "feature", "concat", (m,)) for m in modalities]
+    grid += [Candidate(f, "fused", fusion_level(f), f, tuple(modalities)) for f in fusions]
+    return grid
+
+
+def compare(
+    data: DataLike,
+    target: str,
+    fusions: str | Sequence[str] | None = "all",
+    folds: int = 3,
+    out_dir: str | Path | None = None,
+    task: str = "auto",
+    unimodal: bool = True,
+    verbose: bool = True,
+    **params: Any,
+) -> pd.DataFrame:
+    """Runs the comparison and returns the leaderboard (one row per candidate, best first).
+
+    Args:
+        data: Records (path or DataFrame) with the target column.
+        target: Column to predict.
+        fusions: Fusion names, ``"all"`` or None (all).
+        folds: Number of folds (at least 2).
+        out_dir: If given, writes ``leaderboard.csv``, ``folds.csv`` and ``report.html`` there.
+        task: "auto", "classification" or "regression".
+        unimodal: Include each modality alone as a baseline.
+        verbose: Print one line per trained model.
+        **params: Estimator parameters shared by every candidate (epochs, batch_size, seed,
+            kinds, features, encoders, modality_dropout, num_threads, ...).
+    """
+    from mmfuse.training.device import set_threads
+
+    if folds < 2:
+        raise MmfuseError(f"--folds must be at least 2, got {folds}")
+    table = read_table(data)
+    if target not in table.df.columns:
+        raise MmfuseError(f"{table.name}: unknown target column {target!r}; the columns are: {', '.join(table.df.columns)}")
+    task = infer_task(table.df[target]) if task == "auto" else task
+    proto = _estimator(task, params)
+    set_threads(proto.num_threads)
+    schema = infer_schema(table.df, target, proto.kinds, proto.features, table.base_dir)
+    grid = candidates(list(schema.modalities()), parse_fusions(fusions), unimodal)
+    records: list[dict[str, Any]] = []
+    total = len(grid) * folds
+    for fold, (train_rows, test_rows) in enumerate(_folds(table, target, task, folds, proto.seed)):
+        pre = Preprocessor(schema, PreprocessConfig(image_size=proto.image_size), task)
+        pre.fit(Table(table.df.loc[train_rows], table.base_dir, table.name))
+        encoded = proto.__class__(**{**proto.get_params(), "verbose": False})._encode(pre, table)
+        encoded.rejected = []
+        parts = _fold_parts(encoded, train_rows, test_rows, task, proto.seed)
+        for result in _run_fold(grid, pre, parts, task, proto):
+            result["fold"] = fold
+            records.append(result)
+            if verbose:
+                done = len(records)
+                log(f"[{done}/{total}] fold {fold + 1}/{folds}  {result['name']:<22} "
+                    f"{_primary(task)}={result[_primary(task)]:.4f}  ({result['train_seconds']:.1f}s)")
+    per_fold = pd.DataFrame(records)
+    board = leaderboard(per_fold, task)
+    if out_dir is not None:
+        from mmfuse.estimators.compare_report import write_outputs
+
+        write_outputs(Path(out_dir), board, per_fold, task, table.name, target, folds)
+    return board
+
+
+def _estimator(task: str, params: dict[str, Any]) -> MultimodalEstimator:
+    from mmfuse.estimators.classifier import MultimodalClassifier
+    from mmfuse.estimators.regressor import MultimodalRegressor
+
+    cls = MultimodalClassifier if task == "classification" else MultimodalRegressor
+    for banned in ("fusion", "level"):
+        if banned in params:
+            raise MmfuseError(f"compare sets {banned!r} itself; pass fusions=... instead")
+    try:
+        return cls(**{"epochs": 20, "verbose": False, **params})
+    except TypeError as err:
+        raise MmfuseError(f"compare: {err}") from None
+
+
+def _primary(task: str) -> str:
+    from mmfuse.evaluation.metrics import PRIMARY_METRIC
+
+    return PRIMARY_METRIC[task]
+
+
+def _folds(table: Table, target: str, task: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    labels = np.array([str(v) for v in table.df[target]], dtype=object)
+    index = table.df.index.to_numpy()
+    if task == "classification":
+        # Always stratify: the preprocessing of a fold only knows the classes of its training
+        # part, so a class must never sit wholly in one test part (with fewer than `folds`
+        # records a class gets at most one per test part; sklearn warns, the split is fine).
+        present = table.df[target].notna().to_numpy() & (labels != "")
+        values, counts = np.unique(labels[present], return_counts=True)
+        if counts.size and counts.min() < 2:
+            raise MmfuseError(
+                f"{table.name}: class {values[counts.argmin()]!r} of {target!r} has a single record; "
+                f"a {folds}-fold comparison needs at least 2 records per class (drop or merge it)"
+            )
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            return [(index[a], index[b]) for a, b in splitter.split(index, labels)]
+    splitter = KFold(folds, shuffle=True, random_state=seed)
+    return [(index[a], index[b]) for a, b in splitter.split(index)]
+
+
+def _fold_parts(
+    enc: Encoded, train_rows: np.ndarray, test_rows: np.ndarray, task: str, seed: int
+) -> tuple[Encoded, Encoded, Encoded]:
+    """(train, valid, test) records of one fold; valid is 20 % of the fold's training part."""
+    from sklearn.model_selection import train_test_split
+
+    in_train = np.isin(enc.rows, train_rows)
+    pool = take_records(enc, in_train)
+    test = take_records(enc, np.isin(enc.rows, test_rows))
+    labels = pool.targets if task == "classification" else None
+    if labels is not None and np.unique(labels, return_counts=True)[1].min() < 2:
+        labels = None
+    tr, va = train_test_split(np.arange(len(pool)), test_size=0.2, random_state=seed, stratify=labels)
+    keep = np.zeros(len(pool), dtype=bool)
+    keep[tr] = True
+    return take_records(pool, keep), take_records(pool, ~keep), test
+
+
+def _run_fold(
+    grid: list[Candidate], pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str, proto: MultimodalEstimator
+) -> list[dict[str, Any]]:
+    results = []
+    late = [c for c in grid if c.level == "late"]
+    for cand in grid:
+        if cand.level != "late":
+            est = proto.__class__(**{**proto.get_params(), "fusion": cand.fusion, "level": cand.level})
+            results.append(_fit_and_score(est, cand, pre, parts, task))
+    if late:
+        results += _late_candidates(late, pre, parts, task, proto)
+    return results
+
+
+def _fit_and_score(
+    est: MultimodalEstimator, cand: Candidate, pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str
+) -> dict[str, Any]:
+    mods = list(cand.modalities)
+    train, valid, test = (p.select(mods) for p in parts)
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        est.fit_encoded(pre.restrict(mods), train, valid)
+        seconds = time.perf_counter() - started
+    return _record(cand, est, est._evaluate_encoded(test), seconds, memory.peak_mb, task)
+
+
+def _late_candidates(
+    late: list[Candidate], pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str, proto: MultimodalEstimator
+) -> list[dict[str, Any]]:
+    """Trains the per-modality models once, then scores every decision-level combiner."""
+    from mmfuse.estimators.training import per_modality_outputs
+    from mmfuse.fusion import create_fusion
+    from mmfuse.models.multimodal import MultimodalModel
+
+    base = proto.__class__(**{**proto.get_params(), "fusion": "mean", "level": "late"})
+    first = _fit_and_score(base, late[0], pre, parts, task)
+    valid, test = parts[1], parts[2]
+    outputs = mask = None
+    results = []
+    for cand in late:
+        started = time.perf_counter()
+        model: MultimodalModel = base.model_
+        dims = {m: base.model_config_.num_outputs for m in model.modalities}
+        fusion = create_fusion(cand.fusion, dims, task=task)
+        if hasattr(fusion, "fit_combiner"):
+            if outputs is None:
+                outputs, mask = per_modality_outputs(model, valid)
+            assert valid.targets is not None
+            fusion.fit_combiner(outputs, mask, _targets(valid))
+        est = copy.copy(base)
+        est.model_ = MultimodalModel(dict(model.encoders), fusion, None, dict(model.modality_heads), "late")
+        est.model_config_ = replace(base.model_config_, fusion=cand.fusion)
+        seconds = first["train_seconds"] + time.perf_counter() - started
+        results.append(_record(cand, est, est._evaluate_encoded(test), seconds, first["peak_memory_mb"], task))
+    return results
+
+
+def _targets(enc: Encoded) -> Any:
+    import torch
+
+    assert enc.targets is not None
+    return torch.from_numpy(enc.targets.astype(np.float32))
+
+
+def _record(
+    cand: Candidate, est: MultimodalEstimator, metrics: dict[str, float], seconds: float, memory_mb: float, task: str
+) -> dict[str, Any]:
+    primary, secondary = _primary(task), SECONDARY[task]
+    return {
+        "name": cand.name, "group": cand.group, "level": cand.level, "fusion": cand.fusion,
+        "modalities": "+".join(cand.modalities), primary: metrics[primary], secondary: metrics[secondary],
+        "train_seconds": seconds, "parameters": est.model_.num_parameters(),
+        "peak_memory_mb": memory_mb, "epochs": len(est.history_),
+    }
+
+
+def leaderboard(per_fold: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Mean and std over folds per candidate, best first."""
+    from mmfuse.evaluation.metrics import HIGHER_IS_BETTER
+
+    primary, secondary = _primary(task), SECONDARY[task]
+    keys = ["name", "group", "level", "fusion", "modalities"]
+    grouped = per_fold.groupby(keys, sort=False)
+    board = grouped.agg(
+        **{
+            f"{primary}_mean": (primary, "mean"), f"{primary}_std": (primary, "std"),
+            f"{secondary}_mean": (secondary, "mean"), f"{secondary}_std": (secondary, "std"),
+            "train_seconds": ("train_seconds", "mean"), "parameters": ("parameters", "max"),
+            "peak_memory_mb": ("peak_memory_mb", "mean"), "folds": ("fold", "nunique"),
+        }
+    ).reset_index()
+    board = board.fillna({f"{primary}_std": 0.0, f"{secondary}_std": 0.0})
+    ascending = not HIGHER_IS_BETTER[primary]
+    return board.sort_values(f"{primary}_mean", ascending=ascending, kind="stable").reset_index(drop=True)
