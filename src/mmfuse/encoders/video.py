@@ -30,10 +30,17 @@ class VideoCNNEncoder(nn.Module):
         dim: Output dimension.
         frame_dim: Output dimension of the frame encoder.
         temporal: Temporal pooling, one of ``TEMPORAL_POOLING``.
+        widths: Channels of the frame CNN's blocks; narrower than the image encoder's
+            default because every clip runs it once per frame.
     """
 
     def __init__(
-        self, spec: InputSpec, dim: int = 128, frame_dim: int = 128, temporal: str = "mean"
+        self,
+        spec: InputSpec,
+        dim: int = 128,
+        frame_dim: int = 128,
+        temporal: str = "mean",
+        widths: tuple[int, ...] = (16, 32, 64, 64),
     ) -> None:
         super().__init__()
         if temporal not in TEMPORAL_POOLING:
@@ -44,7 +51,9 @@ class VideoCNNEncoder(nn.Module):
         if len(spec.shape) != 4:
             raise ValueError(f"video spec shape must be (N, C, H, W), got {spec.shape}")
         self.temporal = temporal
-        self.frame_encoder = ImageCNNEncoder(InputSpec("image", spec.shape[1:]), dim=frame_dim)
+        self.frame_encoder = ImageCNNEncoder(
+            InputSpec("image", spec.shape[1:]), dim=frame_dim, widths=tuple(widths)
+        )
         if temporal == "gru":
             self.gru = nn.GRU(frame_dim, frame_dim, batch_first=True)
         elif temporal == "attention":

@@ -171,7 +171,6 @@ def report_html(
     rec = recommend(board, task)
     image = base64.b64encode(png).decode("ascii")
     better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
-    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
 
     main_cols = ("#", metric, *((secondary,) if secondary else ()), "train seconds", "parameters", "peak memory (MiB)")
     leader = pd.DataFrame({
