@@ -26,6 +26,8 @@ from mmfuse.errors import DecodeError, MmfuseError
 from mmfuse.types import InputSpec
 
 BAD_RECORD_POLICIES = ("raise", "skip")
+Corruption = Callable[[str, Any, np.random.Generator], Any]
+"""(modality, decoded value, rng) -> corrupted value; see ``Preprocessor.transform``."""
 MISSING_FILE_POLICIES = ("error", "missing")
 
 
@@ -173,6 +175,7 @@ class Preprocessor:
         missing_files: str = "error",
         num_threads: int = 2,
         verbose: bool = True,
+        corrupt: Corruption | None = None,
     ) -> Encoded:
         """Decodes every record.
 
@@ -185,6 +188,11 @@ class Preprocessor:
                 counts as a missing modality for that record).
             num_threads: Threads used to decode media.
             verbose: Show progress.
+            corrupt: Optional ``(modality, value, rng) -> value`` applied to each decoded value
+                before feature extraction (for robustness tests): images and video frames
+                (..., 3, H, W) in [0, 1], audio waveforms (T,) at the configured sample rate,
+                text strings, embedding vectors, and the whole standardised tabular matrix.
+                ``rng`` is seeded by the record position, so results are reproducible.
         """
         _check_choice(on_bad_record, BAD_RECORD_POLICIES, "on_bad_record")
         _check_choice(missing_files, MISSING_FILE_POLICIES, "missing_files")
@@ -197,7 +205,7 @@ class Preprocessor:
         specs = self.input_specs()
         for name, kind in self.modalities.items():
             x, present, errs = self._encode_modality(
-                table, name, kind, specs[name], missing_files, num_threads, verbose
+                table, name, kind, specs[name], missing_files, num_threads, verbose, corrupt
             )
             inputs[name], mask[name] = x, present
             for pos, column, reason in errs:
@@ -248,17 +256,21 @@ class Preprocessor:
         missing_files: str,
         num_threads: int,
         verbose: bool,
+        corrupt: Corruption | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
         n = len(table.df)
         if kind == TABULAR:
-            return self._encode_tabular(table)
+            x, present, errs = self._encode_tabular(table)
+            if corrupt is not None:
+                x = np.asarray(corrupt(name, x, np.random.default_rng(0)), dtype=np.float32)
+            return x, present, errs
         column = name[: -len(AUDIO_TRACK_SUFFIX)] if name in self._track_modalities() else name
         x = np.zeros((n,) + spec.shape, dtype=np.int64 if kind == "text" else np.float32)
         present = np.zeros(n, dtype=bool)
         if column not in table.df.columns:
             log(f"{table.name}: column {column!r} is absent; {name} is missing for every record")
             return x, present, []
-        decode = self._decoder(name, kind, table.base_dir, missing_files)
+        decode = self._decoder(name, kind, table.base_dir, missing_files, corrupt)
         values = list(table.df[column])
         errs: list[tuple[int, str, str]] = []
 
@@ -266,8 +278,9 @@ class Preprocessor:
             value = values[pos]
             if _is_empty(value):
                 return pos, None, None
+            rng = np.random.default_rng(pos) if corrupt is not None else None
             try:
-                return pos, decode(value), None
+                return pos, decode(value, rng), None
             except DecodeError as err:
                 return pos, None, str(err)
 
@@ -287,48 +300,55 @@ class Preprocessor:
         return {c + AUDIO_TRACK_SUFFIX for c in self.schema.audio_tracks}
 
     def _decoder(
-        self, name: str, kind: str, base_dir: Path, missing_files: str
-    ) -> Callable[[Any], np.ndarray | None]:
+        self, name: str, kind: str, base_dir: Path, missing_files: str, corrupt: Corruption | None
+    ) -> Callable[[Any, Any], np.ndarray | None]:
         c = self.config
+
+        def alter(value: Any, rng: Any) -> Any:
+            return value if corrupt is None else corrupt(name, value, rng)
+
         if kind == "text":
             vocab = self.vocabularies[name]
-            return lambda v: vocab.encode(_checked_text(v), c.text_max_length)
+            return lambda v, r: vocab.encode(alter(_checked_text(v), r), c.text_max_length)
         if kind == "embedding":
             from mmfuse.data.embedding import parse_embedding
 
             dim = self.embedding_dims[name]
-            return lambda v: _checked_dim(parse_embedding(v, base_dir), dim)
-        load = self._media_loader(name, kind)
+            return lambda v, r: alter(_checked_dim(parse_embedding(v, base_dir), dim), r)
+        load = self._media_loader(name, kind, alter)
 
-        def decode(value: Any) -> np.ndarray | None:
+        def decode(value: Any, rng: Any) -> np.ndarray | None:
             path = resolve_path(value, base_dir)
             if not path.exists():
                 if missing_files == "missing":
                     return None
                 raise DecodeError(f"file not found: {path}")
-            return load(path)
+            return load(path, rng)
 
         return decode
 
-    def _media_loader(self, name: str, kind: str) -> Callable[[Path], np.ndarray | None]:
+    def _media_loader(
+        self, name: str, kind: str, alter: Callable[[Any, Any], Any]
+    ) -> Callable[[Path, Any], np.ndarray | None]:
         from mmfuse.data.image import load_image, normalize_image
 
         c = self.config
         if kind == "image":
-            return lambda p: normalize_image(load_image(p, c.image_size))
+            return lambda p, r: normalize_image(alter(load_image(p, c.image_size), r))
         if kind == "video":
             from mmfuse.data.video import load_video_frames
 
-            return lambda p: normalize_image(load_video_frames(p, c.video_frames, c.video_size))
+            frames = lambda p: load_video_frames(p, c.video_frames, c.video_size)  # noqa: E731
+            return lambda p, r: normalize_image(alter(frames(p), r))
         from mmfuse.data.audio import load_audio, log_mel_spectrogram
 
-        def audio(path: Path) -> np.ndarray | None:
+        def audio(path: Path, rng: Any) -> np.ndarray | None:
             if name in self._track_modalities():
                 from mmfuse.data.video import has_audio_track
 
                 if not has_audio_track(path):
                     return None
-            wave = load_audio(path, c.sample_rate)
+            wave = alter(load_audio(path, c.sample_rate), rng)
             return log_mel_spectrogram(
                 wave, c.sample_rate, n_mels=c.n_mels, num_frames=c.audio_frames
             )
