@@ -134,20 +134,72 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model directory written by `mmfuse fit`")
     p.add_argument("data", help="labelled data (must contain the target column)")
     p.add_argument("--json", help="also write {\"metrics\": {...}} to this file")
+    p.add_argument("--correlation", action="store_true",
+                   help="linear CKA and CCA between every pair of modality embeddings")
+    p.add_argument("--robustness", action="store_true",
+                   help="the metric as each modality is corrupted or dropped at increasing severity")
+    p.add_argument("--out", help="folder for the correlation / robustness tables and plots")
     _bad_record_args(p)
 
 
 def _evaluate(a: argparse.Namespace) -> int:
     from mmfuse._io import write_json
+    from mmfuse.cli.analysis import correlation_section, robustness_section
     from mmfuse.cli.report import format_metrics
     from mmfuse.estimators.io import load
 
     est = _load(a, load)
     metrics = est.evaluate(a.data)
     _out(format_metrics(metrics, f"metrics on {a.data}"))
+    out = Path(a.out) if a.out else None
+    if a.correlation:
+        _out("\n" + correlation_section(est, a.data, out))
+    if a.robustness:
+        _out("\n" + robustness_section(est, a.data, out))
+    if out is not None and (a.correlation or a.robustness):
+        _out(f"\nwrote tables and plots to {out}")
     if a.json:
         write_json(a.json, {"metrics": metrics})
     return 0
+
+
+# ---------------------------------------------------------------------- explain
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model directory written by `mmfuse fit`")
+    p.add_argument("data", help="records to explain (with the target column, ablation is added)")
+    p.add_argument("--out", required=True, help="folder for contributions.json/png, samples/, correlation")
+    p.add_argument("--sample", type=int, help="also explain this data row at the input level")
+    p.add_argument("--max-records", type=int, default=2000,
+                   help="explain a seeded random subset of at most this many records (default: 2000)")
+    _bad_record_args(p)
+
+
+def _explain(a: argparse.Namespace) -> int:
+    from mmfuse.cli.analysis import correlation_section
+    from mmfuse.cli.report import table
+    from mmfuse.estimators.explain import explain
+    from mmfuse.estimators.io import load
+
+    est = _load(a, load)
+    out = Path(a.out)
+    result = explain(est, a.data, out, sample=a.sample, max_records=a.max_records)
+    summary = result["summary"]
+    _out(_contribution_table(summary, table))
+    _out("\n" + correlation_section(est, a.data, out))
+    _out(f"\nwrote {out / 'contributions.json'}, {out / 'contributions.png'}"
+         + (f" and {out / 'samples'}" if a.sample is not None else "") + f", {out / 'correlation.csv'}")
+    return 0
+
+
+def _contribution_table(summary: dict, table: Callable[..., str]) -> str:
+    mean_abs, mean = summary["mean_abs"], summary["mean"]
+    ablation = (summary.get("ablation") or {}).get("deltas", {})
+    weights = summary.get("fusion_weights") or {}
+    nan = float("nan")
+    rows = [(m, mean_abs[m], mean[m], ablation.get(m, nan), weights.get(m, nan))
+            for m in sorted(summary["modalities"], key=lambda m: -mean_abs[m])]
+    head = ("modality", "mean |Shapley|", "mean Shapley", "ablation delta", "fusion weight")
+    return "modality contributions (Shapley values over presence masks)\n" + table(rows, head)
 
 
 def _load(a: argparse.Namespace, load: Callable[[str], object]):  # type: ignore[no-untyped-def]
@@ -249,8 +301,13 @@ COMMANDS = (
              "mmfuse fit data.csv --target label --out model --resume"),
             _fit_args, _fit),
     Command("evaluate", "compute metrics of a trained model on labelled data",
-            ("mmfuse evaluate model test.csv", "mmfuse evaluate model test.csv --json metrics.json"),
+            ("mmfuse evaluate model test.csv", "mmfuse evaluate model test.csv --json metrics.json",
+             "mmfuse evaluate model test.csv --correlation --robustness --out report"),
             _evaluate_args, _evaluate),
+    Command("explain", "which modality drove the decisions: Shapley values, ablation, attention, plots",
+            ("mmfuse explain model test.csv --out explained",
+             "mmfuse explain model test.csv --out explained --sample 12"),
+            _explain_args, _explain),
     Command("predict", "predict with a trained model; writes one CSV row per input row",
             ("mmfuse predict model new.csv --out predictions.csv",), _predict_args, _predict),
     Command("compare", "compare unimodal baselines and fusion operators under one protocol",

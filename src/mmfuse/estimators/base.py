@@ -266,6 +266,22 @@ class MultimodalEstimator:
             raise MmfuseError("no records to evaluate")
         return self._evaluate_encoded(enc)
 
+    def explain(
+        self, data: DataLike, out_dir: str | Path | None = None, sample: int | None = None
+    ) -> pd.DataFrame:
+        """Per-record Shapley values of the modalities (index: data row; at most 2000 records).
+
+        ``.attrs["summary"]`` holds the means with 95% intervals, ablation deltas (when
+        ``data`` has the target) and fusion weights. ``out_dir`` receives contributions.json
+        and .png; ``sample`` (a data row) adds occlusion maps under ``out_dir/samples``.
+        """
+        from mmfuse.estimators.explain import explain
+
+        result = explain(self, data, None if out_dir is None else Path(out_dir), sample)
+        frame: pd.DataFrame = result["values"]
+        frame.attrs["summary"] = result["summary"]
+        return frame
+
     def save(self, path: str | Path) -> None:
         """Writes the model directory (config.json, model.safetensors, preprocess.json, ...)."""
         from mmfuse.estimators.io import save_model

@@ -7,7 +7,18 @@ import warnings
 import numpy as np
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
-HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "rmse": False, "mae": False, "r2": True}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "f1_macro": True,
+    "precision_macro": True,
+    "recall_macro": True,
+    "roc_auc": True,
+    "log_loss": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+    "pearson": True,
+}
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:

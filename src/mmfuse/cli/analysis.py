@@ -1,0 +1,64 @@
+"""Evaluation sections shared by ``mmfuse evaluate`` and ``mmfuse explain``: inter-modal
+correlation and robustness, as printed tables plus CSV / PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmfuse._io import atomic_open
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as handle:
+        frame.to_csv(handle, index=False)
+
+
+def correlation_section(est: Any, data: Any, out: Path | None) -> str:
+    """Linear CKA and CCA between every pair of modality embeddings on ``data``."""
+    from mmfuse.cli.report import table
+    from mmfuse.data.readers import read_table
+    from mmfuse.evaluation.correlation import (
+        correlation_matrix,
+        modality_embeddings,
+        pairwise_correlation,
+        plot_correlation_heatmap,
+    )
+
+    tbl = read_table(data)
+    target = est.preprocessor_.schema.target
+    enc = est._encode(est.preprocessor_, tbl, with_target=target in tbl.df.columns)
+    pairs = pairwise_correlation(modality_embeddings(est.model_, enc), enc.mask)
+    if out is not None:
+        _write_csv(pairs, out / "correlation.csv")
+        if len(pairs):
+            plot_correlation_heatmap(correlation_matrix(pairs, "cka"), out / "correlation.png",
+                                     title="Inter-modal linear CKA of the modality embeddings")
+    rows = [(r.modality_a, r.modality_b, int(r.n), r.cka, r.cca_1, r.cca_null) for r in pairs.itertuples()]
+    return "inter-modal correlation (embeddings)\n" + table(
+        rows, ("modality a", "modality b", "n", "linear CKA", "top CCA", "CCA chance level")
+    )
+
+
+def robustness_section(est: Any, data: Any, out: Path | None) -> str:
+    """The metric as each modality is corrupted or dropped at increasing severity."""
+    from mmfuse.cli.report import table
+    from mmfuse.evaluation.metrics import PRIMARY_METRIC
+    from mmfuse.evaluation.robustness import plot_robustness, robustness_curves, robustness_summary
+
+    task = est.model_config_.task
+    curves = robustness_curves(est, data)
+    summary = robustness_summary(curves, task)
+    if out is not None:
+        _write_csv(curves, out / "robustness.csv")
+        _write_csv(summary, out / "robustness_summary.csv")
+        plot_robustness(curves, out / "robustness.png", PRIMARY_METRIC[task])
+    rows = [
+        (r.modality, r.corruption, r.clean, r.worst, r.relative_robustness, r.effective_robustness)
+        for r in summary.itertuples()
+    ]
+    header = ("modality", "corruption", "clean", "severity 1", "relative rob.", "effective rob.")
+    return f"robustness ({PRIMARY_METRIC[task]})\n" + table(rows, header)

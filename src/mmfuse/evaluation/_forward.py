@@ -1,0 +1,70 @@
+"""Forward passes shared by the explanation tools: encode once, then vary only the mask."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from mmfuse.data.preprocess import Encoded
+from mmfuse.data.tensors import TensorData
+from mmfuse.models.multimodal import MultimodalModel
+
+TASKS = ("classification", "regression")
+
+
+def check_task(task: str) -> None:
+    """Raises ValueError unless ``task`` is "classification" or "regression"."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+
+
+def predict(logits: Tensor, task: str) -> Tensor:
+    """Class probabilities (B, C) or values (B,) from a model's logits (as the tasks do)."""
+    return logits.float().softmax(-1) if task == "classification" else logits.float().squeeze(-1)
+
+
+@torch.no_grad()
+def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256) -> TensorData:
+    """Every record's encoder outputs (zero where missing) with its mask, in record order."""
+    model.eval()
+    data = TensorData.from_encoded(enc)
+    chunks: dict[str, list[Tensor]] = {m: [] for m in model.modalities}
+    for index in torch.arange(len(data)).split(batch_size):
+        batch = data.batch(index, torch.device("cpu"))
+        for m, z in model.encode(batch.inputs, batch.mask).items():
+            chunks[m].append(z)
+    inputs = {m: torch.cat(v) for m, v in chunks.items()}
+    return TensorData(inputs, {m: data.mask[m] for m in model.modalities}, data.targets)
+
+
+def on_embeddings(model: MultimodalModel) -> MultimodalModel:
+    """The same model (shared modules) with identity encoders: it takes encoder outputs.
+
+    Encoders never see the mask (``encode`` zeroes missing rows after them), so encoding once
+    and then changing the mask gives exactly what the full forward pass gives, without
+    running the encoders again for every coalition.
+    """
+    identity = {m: nn.Identity() for m in model.modalities}
+    heads = dict(model.modality_heads.items())
+    return MultimodalModel(identity, model.fusion, model.head, heads, model.level).eval()
+
+
+@torch.no_grad()
+def outputs_under(
+    model: MultimodalModel,
+    data: TensorData,
+    task: str,
+    mask: Mapping[str, Tensor],
+    batch_size: int = 256,
+) -> Tensor:
+    """Predictions of ``model`` on ``data.inputs`` under ``mask``: (N, C) or (N,)."""
+    if len(data) == 0:
+        raise ValueError("no records to explain")
+    outs = []
+    for index in torch.arange(len(data)).split(batch_size):
+        inputs = {m: x[index] for m, x in data.inputs.items()}
+        out = model(inputs, {m: v[index] for m, v in mask.items()})
+        outs.append(predict(out.logits, task))
+    return torch.cat(outs)

@@ -1,0 +1,357 @@
+"""How much each modality contributes to a trained model's predictions.
+
+- ``shapley_values`` / ``modality_shapley``: Shapley values of the modalities, the players
+  being "present" or "absent" (mask entry False) for a sample. Exact over all ``2^M``
+  coalitions for up to ``exact_max`` modalities, permutation sampling above. See Shapley,
+  "A Value for n-Person Games", 1953; Lundberg and Lee, "A Unified Approach to Interpreting
+  Model Predictions", NeurIPS 2017.
+- ``ablation_deltas``: metric with every modality minus metric with one removed.
+- ``fusion_weights``: the weights a fusion operator itself gives each modality.
+
+Input-level attribution (occlusion) is in ``occlusion.py``, the plots in
+``contribution_plots.py``; both are re-exported here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmfuse.data.preprocess import Encoded
+from mmfuse.evaluation._forward import check_task, embeddings_of, on_embeddings, outputs_under
+from mmfuse.evaluation.contribution_plots import plot_contributions, plot_sample
+from mmfuse.evaluation.occlusion import occlusion_attribution
+from mmfuse.models.multimodal import MultimodalModel
+
+ValueFn = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+"""present {modality: (N,) bool} -> (N,) value of that coalition for every sample."""
+
+MetricFn = Callable[[np.ndarray, np.ndarray], float]
+"""(targets, predictions) -> metric; probabilities (N, C) or standardised values (N,)."""
+
+UNITS = {  # what a Shapley value measures, per task
+    "classification": "contribution to P(predicted class)",
+    "regression": "contribution to prediction (standardised)",
+}
+
+__all__ = [
+    "Ablation",
+    "ShapleyResult",
+    "ablation_deltas",
+    "fusion_weights",
+    "modality_shapley",
+    "model_value_fn",
+    "occlusion_attribution",
+    "plot_contributions",
+    "plot_sample",
+    "shapley_values",
+]
+
+
+# ----------------------------------------------------------------- Shapley values
+def shapley_values(
+    value_fn: ValueFn,
+    modalities: Sequence[str],
+    exact_max: int = 6,
+    num_permutations: int = 200,
+    seed: int = 0,
+    num_samples: int | None = None,
+) -> np.ndarray:
+    """Per-sample Shapley values of the modalities, ``(N, M)`` in the order of ``modalities``.
+
+    Exact when ``M <= exact_max``: ``phi_j = sum_{S not containing j} |S|!(M-|S|-1)!/M!
+    (v(S + j) - v(S))``. Otherwise ``num_permutations`` random orderings (antithetic pairs:
+    each ordering and its reverse) average the marginal contributions. Coalition values are
+    cached, so each coalition is evaluated once. Both modes are efficient: the values of a
+    sample sum to ``v(all) - v(none)``.
+
+    Args:
+        value_fn: Coalition -> per-sample value; the same coalition is used for every sample.
+        modalities: The players.
+        exact_max: Largest number of modalities computed exactly.
+        num_permutations: Orderings sampled in Monte Carlo mode (rounded up to even).
+        seed: Seed of the orderings.
+        num_samples: N, the length of the coalition arrays; None: ``value_fn.num_samples``
+            if it has one, else the first call gets length-1 arrays (to broadcast) and the
+            length of its result sets N.
+    """
+    mods = list(modalities)
+    num = len(mods)
+    cache: dict[int, np.ndarray] = {}
+    size = [num_samples if num_samples is not None else getattr(value_fn, "num_samples", None)]
+
+    def value(coalition: int) -> np.ndarray:
+        if coalition not in cache:
+            n = 1 if size[0] is None else size[0]
+            present = {m: np.full(n, bool(coalition >> j & 1)) for j, m in enumerate(mods)}
+            cache[coalition] = np.asarray(value_fn(present), dtype=np.float64).reshape(-1)
+            size[0] = len(cache[coalition])
+        return cache[coalition]
+
+    if num == 0:
+        return np.zeros((len(value(0)), 0))
+    if num <= exact_max:
+        return _exact(value, num)
+    return _sampled(value, num, num_permutations, seed)
+
+
+def _exact(value: Callable[[int], np.ndarray], num: int) -> np.ndarray:
+    first = value((1 << num) - 1)
+    phi = np.zeros((len(first), num))
+    for j in range(num):
+        bit = 1 << j
+        for coalition in range(1 << num):
+            if coalition & bit:
+                continue
+            size = bin(coalition).count("1")
+            weight = math.factorial(size) * math.factorial(num - size - 1) / math.factorial(num)
+            phi[:, j] += weight * (value(coalition | bit) - value(coalition))
+    return phi
+
+
+def _sampled(
+    value: Callable[[int], np.ndarray], num: int, num_permutations: int, seed: int
+) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    phi = np.zeros((len(value((1 << num) - 1)), num))
+    pairs = max(1, (num_permutations + 1) // 2)
+    for _ in range(pairs):
+        order = rng.permutation(num)
+        for perm in (order, order[::-1]):
+            coalition, previous = 0, value(0)
+            for j in perm:
+                coalition |= 1 << int(j)
+                current = value(coalition)
+                phi[:, j] += current - previous
+                previous = current
+    return phi / (2 * pairs)
+
+
+# -------------------------------------------------------------- a model's values
+def model_value_fn(
+    model: MultimodalModel, enc: Encoded, task: str, batch_size: int = 256
+) -> ValueFn:
+    """The value function of ``model`` on the records of ``enc``.
+
+    ``v(S)`` for record ``i`` is the probability of the class predicted with all of the
+    record's modalities (classification), or the prediction on the target's standardised
+    scale (regression), with mask ``original mask AND S``: a modality missing in the data
+    stays missing, so its Shapley value is exactly 0.
+    """
+    check_task(task)
+    return ModelValue(model, enc, task, batch_size)
+
+
+class ModelValue:
+    """The value function ``model_value_fn`` returns (``num_samples`` = number of records)."""
+
+    def __init__(self, model: MultimodalModel, enc: Encoded, task: str, batch_size: int) -> None:
+        self.data = embeddings_of(model, enc, batch_size)
+        self.model = on_embeddings(model)
+        self.task, self.batch_size = task, batch_size
+        self.num_samples = len(enc)
+        full = outputs_under(self.model, self.data, task, self.data.mask, batch_size)
+        self.predicted = full.argmax(1) if task == "classification" else None
+
+    def __call__(self, present: Mapping[str, np.ndarray]) -> np.ndarray:
+        mask = {
+            m: self.data.mask[m] & torch.as_tensor(np.asarray(present[m], dtype=bool))
+            for m in self.model.modalities
+        }
+        out = outputs_under(self.model, self.data, self.task, mask, self.batch_size)
+        if self.predicted is not None:
+            out = out.gather(1, self.predicted.unsqueeze(1)).squeeze(1)
+        return out.double().numpy()
+
+
+@dataclass
+class ShapleyResult:
+    """Per-modality Shapley values of a model on some records.
+
+    Attributes:
+        values: (N, M) per-record values, columns in the order of ``modalities``.
+        modalities: Modality names.
+        base: (N,) value with no modality present, ``v(none)``.
+        full: (N,) value with every (available) modality present, ``v(all)``.
+        mean_abs: (M,) mean |phi| per modality.
+        mean_abs_ci: (M, 2) 95% bootstrap interval of ``mean_abs``.
+        mean: (M,) mean signed phi per modality.
+        mean_ci: (M, 2) 95% bootstrap interval of ``mean``.
+        task: "classification" or "regression" (sets the units, see ``units``).
+    """
+
+    values: np.ndarray
+    modalities: list[str]
+    base: np.ndarray
+    full: np.ndarray
+    mean_abs: np.ndarray
+    mean_abs_ci: np.ndarray
+    mean: np.ndarray
+    mean_ci: np.ndarray
+    task: str
+
+    @property
+    def units(self) -> str:
+        """What the values measure, for axis labels."""
+        return UNITS[self.task]
+
+
+def modality_shapley(
+    model: MultimodalModel,
+    enc: Encoded,
+    task: str,
+    exact_max: int = 6,
+    num_permutations: int = 200,
+    num_bootstrap: int = 1000,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> ShapleyResult:
+    """Shapley values of the modalities of ``model`` for every record of ``enc``.
+
+    Args:
+        model: Trained model.
+        enc: Preprocessed records.
+        task: "classification" or "regression".
+        exact_max: Largest number of modalities computed exactly (see ``shapley_values``).
+        num_permutations: Orderings sampled above ``exact_max``.
+        num_bootstrap: Bootstrap resamples of the records for the 95% intervals.
+        seed: Seed of the orderings and of the bootstrap.
+        batch_size: Records per forward pass.
+    """
+    value = model_value_fn(model, enc, task, batch_size)
+    mods = list(model.modalities)
+    phi = shapley_values(value, mods, exact_max, num_permutations, seed, num_samples=len(enc))
+    n = len(enc)
+    base = value({m: np.zeros(n, dtype=bool) for m in mods})
+    full = value({m: np.ones(n, dtype=bool) for m in mods})
+    mean_abs, mean_abs_ci = _mean_with_interval(np.abs(phi), num_bootstrap, seed)
+    mean, mean_ci = _mean_with_interval(phi, num_bootstrap, seed)
+    return ShapleyResult(phi, mods, base, full, mean_abs, mean_abs_ci, mean, mean_ci, task)
+
+
+def _mean_with_interval(
+    x: np.ndarray, num_bootstrap: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column means of ``x`` (N, M) and their 95% percentile-bootstrap intervals (M, 2)."""
+    n, width = x.shape
+    if n == 0:
+        return np.full(width, np.nan), np.full((width, 2), np.nan)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=num_bootstrap)  # (B, N) resample counts
+    means = counts @ x / n  # (B, M)
+    return x.mean(0), np.percentile(means, [2.5, 97.5], axis=0).T
+
+
+# ------------------------------------------------------------------ ablation
+@dataclass
+class Ablation:
+    """A metric with every modality and with each modality removed for every record.
+
+    Attributes:
+        full: Metric with every available modality.
+        without: Modality -> metric with that modality removed.
+        deltas: Modality -> how much the modality helps: ``full - without`` when higher is
+            better, ``without - full`` otherwise (positive = the modality helps).
+    """
+
+    full: float
+    without: dict[str, float]
+    deltas: dict[str, float]
+
+
+def ablation_deltas(
+    model: MultimodalModel,
+    enc: Encoded,
+    task: str,
+    metric_fn: MetricFn,
+    higher_is_better: bool = True,
+    batch_size: int = 256,
+) -> Ablation:
+    """Removes each modality from every record in turn and measures the change of a metric.
+
+    Args:
+        model: Trained model.
+        enc: Preprocessed records with targets.
+        task: "classification" or "regression".
+        metric_fn: (targets, predictions) -> metric, predictions being probabilities (N, C)
+            or standardised values (N,).
+        higher_is_better: Direction of the metric (e.g. False for rmse).
+        batch_size: Records per forward pass.
+    """
+    check_task(task)
+    if enc.targets is None:
+        raise ValueError("ablation_deltas needs records with targets")
+    targets = enc.targets
+    data = embeddings_of(model, enc, batch_size)
+    fast = on_embeddings(model)
+
+    def score(mask: Mapping[str, Tensor]) -> float:
+        predictions = outputs_under(fast, data, task, mask, batch_size).numpy()
+        return float(metric_fn(targets, predictions))
+
+    full = score(data.mask)
+    without = {}
+    for m in model.modalities:
+        without[m] = score({k: v & (k != m) for k, v in data.mask.items()})
+    sign = 1.0 if higher_is_better else -1.0
+    return Ablation(full, without, {m: sign * (full - w) for m, w in without.items()})
+
+
+# ------------------------------------------------------------- fusion weights
+@torch.no_grad()
+def fusion_weights(
+    model: MultimodalModel, enc: Encoded, batch_size: int = 256
+) -> dict[str, float] | None:
+    """The mean weight each modality gets from the fusion operator itself, or None.
+
+    attention / cross_attention: attention received as a key (mean over heads and queries);
+    moe: the gate; gated: the gate averaged over units; graph: the last round's incoming edge
+    weights; each averaged over the records with any modality present, so the weights sum to 1
+    (a record without a modality gives it 0). weighted_sum: softmax of its logits; weighted
+    (late): its fitted weights. Other operators keep no weights: None.
+    """
+    from mmfuse.fusion.weighted import WeightedFusion
+    from mmfuse.fusion.weighted_sum import WeightedSumFusion
+
+    fusion, mods = model.fusion, list(model.modalities)
+    if isinstance(fusion, WeightedSumFusion):
+        return dict(zip(fusion.modalities, fusion.logits.detach().softmax(0).tolist()))
+    if isinstance(fusion, WeightedFusion):
+        w = fusion.weights.detach().clamp_min(0).double()
+        return dict(zip(fusion.modalities, (w / w.sum()).tolist()))
+    names = ("last_attention", "last_gate", "last_edges")
+    if not any(hasattr(fusion, a) for a in names):
+        return None
+    fast, data = on_embeddings(model), embeddings_of(model, enc, batch_size)
+    per_record = []
+    for index in torch.arange(len(data)).split(batch_size):
+        inputs = {m: x[index] for m, x in data.inputs.items()}
+        fast(inputs, {m: v[index] for m, v in data.mask.items()})
+        per_record.append(_received(fusion))
+    weights = torch.cat(per_record) if per_record else torch.zeros(0, len(mods))  # (N, M)
+    used = weights.sum(1) > 0
+    if not used.any():
+        return None
+    order = getattr(fusion, "modalities", mods)
+    return dict(zip(order, weights[used].mean(0).tolist()))
+
+
+def _received(fusion: Any) -> Tensor:
+    """(B, M) weight each modality receives in the batch just run, rows summing to 1 or 0."""
+    if getattr(fusion, "last_gate", None) is not None:
+        gate = fusion.last_gate.double()
+        return gate.mean(-1) if gate.dim() == 3 else gate  # gated: (B, M, dim) -> (B, M)
+    matrix = getattr(fusion, "last_attention", None)
+    if matrix is None:
+        matrix = fusion.last_edges
+    matrix = matrix.double()
+    if matrix.dim() == 4:  # (B, H, M, M) -> heads averaged
+        matrix = matrix.mean(1)
+    rows = (matrix.sum(-1) > 0).double()  # (B, M) queries that attended to something
+    return (matrix * rows.unsqueeze(-1)).sum(1) / rows.sum(1, keepdim=True).clamp_min(1.0)
