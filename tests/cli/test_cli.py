@@ -312,3 +312,41 @@ def test_data_errors_exit_2_without_traceback(
     assert err.startswith("error: data file not found") and "Traceback" not in err
     assert main(["evaluate", str(tmp_path), str(tmp_path / "x.csv")]) == 2
     assert "is not an mmfuse model directory" in capsys.readouterr().err
+
+
+def test_explain_writes_contributions_samples_and_correlation(
+    model_dir: Path, demo_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "explained"
+    assert main(["explain", str(model_dir), str(demo_csv), "--out", str(out), "--sample", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean |Shapley|" in printed and "linear CKA" in printed
+    summary = json.loads((out / "contributions.json").read_text())
+    assert set(summary["modalities"]) == {"image", "review", "tabular"}
+    for name in ("contributions.png", "correlation.csv", "correlation.png", "samples/row_3.json"):
+        assert (out / name).exists(), name
+    pairs = pd.read_csv(out / "correlation.csv")
+    assert len(pairs) == 3  # image-review, image-tabular, review-tabular
+
+
+def test_explain_unknown_sample_row_exits_2(
+    model_dir: Path, demo_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["explain", str(model_dir), str(demo_csv), "--out", str(tmp_path), "--sample", "9999"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "9999" in err and "Traceback" not in err
+
+
+def test_evaluate_correlation_and_robustness(
+    model_dir: Path, demo_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    args = ["evaluate", str(model_dir), str(demo_csv), "--correlation", "--robustness", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "inter-modal correlation" in printed and "robustness (accuracy)" in printed
+    curves = pd.read_csv(out / "robustness.csv")
+    assert set(curves["modality"]) == {"image", "review", "tabular"}
+    for name in ("correlation.png", "robustness.png", "robustness_summary.csv"):
+        assert (out / name).exists(), name
