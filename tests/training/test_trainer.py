@@ -173,3 +173,25 @@ def test_train_config_validation(kwargs: dict[str, object], message: str) -> Non
 def test_unknown_device(make_trainer) -> None:
     with pytest.raises(MmfuseError, match="unknown device 'tpu'"):
         make_trainer(device="tpu")
+
+
+def test_with_a_metric_the_best_metric_epoch_wins_and_loss_breaks_ties(problem, make_trainer) -> None:
+    def scripted(trainer, pairs, higher=True):
+        queue = list(pairs)
+        trainer._validate = lambda data: queue.pop(0)
+        trainer.metric = ("accuracy", lambda y, p: 0.0)
+        trainer.sign = 1.0 if higher else -1.0
+        return trainer
+
+    # epoch 1 has the lowest loss but chance accuracy; epoch 3 has the best accuracy
+    three = scripted(make_trainer(epochs=4, patience=0), [(0.5, 0.5), (0.6, 0.7), (0.7, 0.8), (0.9, 0.8)])
+    three.fit(problem.train, problem.valid)
+    upto3 = scripted(make_trainer(epochs=3, patience=0), [(0.5, 0.5), (0.6, 0.7), (0.7, 0.8)])
+    upto3.fit(problem.train, problem.valid)
+    assert _same_weights(three.model.state_dict(), upto3.model.state_dict())
+    # an error metric (lower is better): epoch 2 has the lowest rmse
+    rmse = scripted(make_trainer(epochs=3, patience=0), [(0.5, 2.0), (0.6, 1.0), (0.4, 1.5)], False)
+    rmse.fit(problem.train, problem.valid)
+    upto2 = scripted(make_trainer(epochs=2, patience=0), [(0.5, 2.0), (0.6, 1.0)], False)
+    upto2.fit(problem.train, problem.valid)
+    assert _same_weights(rmse.model.state_dict(), upto2.model.state_dict())

@@ -11,7 +11,7 @@ import torch
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.tensors import TensorData
-from mmfuse.evaluation.metrics import PRIMARY_METRIC, task_metrics
+from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, task_metrics
 from mmfuse.models.builder import ModelConfig, build_model, resolve_encoders, resolve_fusion
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.tasks import create_task
@@ -90,7 +90,9 @@ def train_model(
             f"({model.num_parameters():,} parameters) on {len(train)} records, "
             f"validating on {len(valid)}"
         )
-    trainer = Trainer(model, task, specs, tcfg, metric, checkpoint, est.verbose)
+    trainer = Trainer(
+        model, task, specs, tcfg, metric, checkpoint, est.verbose, HIGHER_IS_BETTER[name]
+    )
     history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
     model.cpu().eval()
     if hasattr(model.fusion, "fit_combiner"):

@@ -78,9 +78,13 @@ class Trainer:
         task: Object with ``loss(output, y) -> {"loss"}``, ``eval_loss`` and ``predict``.
         specs: Modality -> InputSpec (for augmentation).
         config: Training settings.
-        metric: Validation metric function and its name, e.g. ("accuracy", fn).
+        metric: Validation metric function and its name, e.g. ("accuracy", fn). When given,
+            the best epoch is the one with the best metric (ties: the lower validation loss),
+            so a model is never kept at a degenerate epoch just because its loss was lowest;
+            without it, the lowest validation loss.
         checkpoint_dir: Folder for per-epoch checkpoints (None: no checkpoints).
         verbose: Print progress.
+        higher_is_better: Orientation of ``metric`` (False for errors such as rmse).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class Trainer:
         metric: tuple[str, MetricFn] | None = None,
         checkpoint_dir: Path | None = None,
         verbose: bool = True,
+        higher_is_better: bool = True,
     ) -> None:
         self.model = model
         self.task = task
@@ -100,6 +105,7 @@ class Trainer:
         self.metric = metric
         self.checkpoint_dir = checkpoint_dir
         self.verbose = verbose
+        self.sign = 1.0 if higher_is_better else -1.0
         self.device = resolve_device(config.device)
         self.history: list[dict[str, float]] = []
 
@@ -109,12 +115,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model = self.model.to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        best_state, best_loss, stale, start = self._snapshot(), float("inf"), 0, 1
+        best_state, best, stale, start = self._snapshot(), [-float("inf")] * 2, 0, 1
         if resume and self.checkpoint_dir is not None:
             restored = load_checkpoint(self.checkpoint_dir, model, optimizer)
             if restored is not None:
                 state, best_state = restored
-                self.history, best_loss, stale = state["history"], state["best_loss"], state["stale"]
+                self.history, best, stale = state["history"], state["best"], state["stale"]
                 start = state["epoch"] + 1
                 log(f"resuming after epoch {state['epoch']}", self.verbose)
         for epoch in range(start, cfg.epochs + 1):
@@ -123,8 +129,10 @@ class Trainer:
             began = time.perf_counter()
             train_loss = self._train_epoch(train, optimizer, epoch)
             valid_loss, metric = self._validate(valid)
-            if valid_loss < best_loss - 1e-6:
-                best_loss, best_state, stale = valid_loss, self._snapshot(), 0
+            score = self.sign * metric if np.isfinite(metric) else -float("inf")
+            key = [score if self.metric is not None else 0.0, -valid_loss]
+            if _better(key, best):
+                best, best_state, stale = key, self._snapshot(), 0
             else:
                 stale += 1
             record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss}
@@ -134,7 +142,7 @@ class Trainer:
             self.history.append(record)
             self._report(record)
             if self.checkpoint_dir is not None:
-                state = {"epoch": epoch, "history": self.history, "best_loss": best_loss, "stale": stale}
+                state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale}
                 save_checkpoint(self.checkpoint_dir, model, best_state, optimizer, state)
         model.load_state_dict(best_state)
         return self.history
@@ -219,3 +227,10 @@ class Trainer:
             Console(stderr=True).print(line, highlight=False)
         else:
             log(line)
+
+
+def _better(key: list[float], best: list[float]) -> bool:
+    """(oriented metric, -loss) compared lexicographically, with tolerances."""
+    if key[0] > best[0] + 1e-9:
+        return True
+    return abs(key[0] - best[0]) <= 1e-9 and key[1] > best[1] + 1e-6
