@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -193,16 +193,14 @@ def _fold_parts(
 
 def _run_fold(
     grid: list[Candidate], pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str, proto: MultimodalEstimator
-) -> list[dict[str, Any]]:
-    results = []
+) -> Iterator[dict[str, Any]]:
     late = [c for c in grid if c.level == "late"]
-    for cand in grid:
+    for cand in grid:  # a generator, so progress is reported after every model
         if cand.level != "late":
             est = proto.__class__(**{**proto.get_params(), "fusion": cand.fusion, "level": cand.level})
-            results.append(_fit_and_score(est, cand, pre, parts, task))
+            yield _fit_and_score(est, cand, pre, parts, task)
     if late:
-        results += _late_candidates(late, pre, parts, task, proto)
-    return results
+        yield from _late_candidates(late, pre, parts, task, proto)
 
 
 def _fit_and_score(
