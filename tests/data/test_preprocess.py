@@ -42,7 +42,7 @@ def all_kinds(media, tmp_path: Path) -> Table:
             "note": ["good thing", "bad thing", "", "good good", "very bad", "ok then"],
             "vec": ["[0.1, 0.2, 0.3]"] * n,
             "snd": [media.wav(f"snd/{i}.wav", freq=200 + 100 * i) for i in range(n)],
-            "clip": [media.mp4(f"vid/{i}.mp4", with_audio=i < 2) for i in range(n)],
+            "clip": [media.mp4(f"vid/{i}.mp4", with_audio=i < 4) for i in range(n)],
             "price": [1.0, 2.0, None, 4.0, 5.0, 6.0],
             "colour": ["red", "blue", "red", None, "blue", "red"],
             "label": ["yes", "no"] * 3,
@@ -87,7 +87,7 @@ def test_shapes_dtypes_and_masks_match_input_specs(all_kinds: Table) -> None:
     assert masks["vec"] == [True, True, True, True, False, True]
     assert masks["snd"] == [True, True, True, True, True, False]
     assert masks["clip"] == [True] * 6
-    assert masks["clip_audio"] == [True, True, False, False, False, False]  # only 0, 1 have a track
+    assert masks["clip_audio"] == [True, True, True, True, False, False]  # only 0-3 have a track
     assert masks["tabular"] == [True] * 6  # missing numbers and categories are imputed / coded
     for m in ("photo", "note", "vec", "snd", "clip_audio"):
         assert not enc.inputs[m][~enc.mask[m]].any(), f"{m}: a missing cell must be all zeros"

@@ -188,13 +188,14 @@ def test_separate_validation_data(demo_csv: Path, demo_frame: pd.DataFrame) -> N
     assert (clf.n_train_, clf.n_valid_) == (45, 15)
 
 
-def test_all_columns_including_video_and_its_audio_track(demo_csv: Path) -> None:
+def test_all_columns_including_video(demo_csv: Path) -> None:
     clf = MultimodalClassifier(**{**FAST, "features": None, "epochs": 1}).fit(
         demo_csv, target="label"
     )
+    # only the first 15 % of the demo clips have a (silent) audio track: too few for a modality
     assert clf.schema_.modalities() == {
         "audio": "audio", "image": "image", "review": "text", "tabular": "tabular",
-        "video": "video", "video_audio": "audio",
+        "video": "video",
     }  # fmt: skip
     assert (
         "id" in clf.schema_.ignored and "score" in clf.schema_.kinds

@@ -9,8 +9,8 @@ Rules, applied to the non-empty values of each column (the first that fits wins)
   6. Few distinct short values (<= max(20, 5 % of rows), <= 3 words each): ``categorical``.
   7. Anything else: ``text``.
 Numeric and categorical columns together form one ``tabular`` modality; every other column is a
-modality of its own, named after the column. A video column whose files carry an audio track
-adds a modality ``<column>_audio`` of kind audio.
+modality of its own, named after the column. A video column whose clips mostly carry an audio
+track (at least half of up to 32 probed clips) adds a modality ``<column>_audio`` of kind audio.
 """
 
 from __future__ import annotations
@@ -227,9 +227,17 @@ def _is_json_vector(text: str) -> bool:
     return True
 
 
-def _has_audio(series: pd.Series, base_dir: str | Path) -> bool:
-    """True when any of the first few video files of a column has an audio track."""
+def _has_audio(series: pd.Series, base_dir: str | Path, probes: int = 32) -> bool:
+    """True when at least half of up to 32 clips, spread evenly over the column, have audio.
+
+    A column where only a few clips carry sound gets no audio modality (use ``--kinds`` and a
+    separate audio column if those tracks matter).
+    """
     from mmfuse.data.video import has_audio_track
 
-    paths = [Path(base_dir) / str(v) for v in series.dropna().head(32)]
-    return any(has_audio_track(p) for p in paths if p.exists())
+    values = series.dropna()
+    values = values[values.astype(str).str.strip() != ""]
+    picks = np.unique(np.linspace(0, len(values) - 1, min(probes, len(values))).round().astype(int))
+    paths = [Path(base_dir) / str(values.iloc[i]).strip() for i in picks] if len(values) else []
+    found = [has_audio_track(p) for p in paths if p.exists()]
+    return bool(found) and sum(found) >= 0.5 * len(found)
