@@ -314,3 +314,18 @@ def test_cli_compare_errors_exit_2(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_explain_sections_in_the_report(demo_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    mmfuse.compare(
+        demo_csv, "label", fusions="concat,mean", folds=2, out_dir=out, verbose=False,
+        explain=True, **FAST,
+    )  # fmt: skip
+    page = (out / "report.html").read_text()
+    assert "Which modality drives each model" in page and "Robustness:" in page
+    contributions = pd.read_csv(out / "explain" / "contributions.csv")
+    assert set(contributions["model"]) == {"concat", "mean"}
+    assert set(contributions.columns) == {"model", "image", "review", "tabular"}
+    for name in ("correlation.csv", "correlation.png", "robustness.csv", "robustness.png"):
+        assert (out / "explain" / name).exists(), name

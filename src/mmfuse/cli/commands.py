@@ -238,6 +238,8 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", type=int, default=3, help="number of folds (default: 3)")
     p.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
     p.add_argument("--no-unimodal", action="store_true", help="skip the single-modality baselines")
+    p.add_argument("--explain", action="store_true",
+                   help="add modality contributions, inter-modal correlation and robustness to the report")
     p.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
     p.add_argument("--kinds", help="kind overrides, e.g. zip=categorical,score=ignore")
     p.add_argument("--encoder", help="encoders per kind or column, e.g. text=transformer")
@@ -259,7 +261,7 @@ def _compare(a: argparse.Namespace) -> int:
 
     board = compare(
         a.data, a.target, fusions=a.fusions, folds=a.folds, out_dir=a.out, task=a.task,
-        unimodal=not a.no_unimodal, verbose=not a.quiet, features=_columns(a.features),
+        unimodal=not a.no_unimodal, verbose=not a.quiet, explain=a.explain, features=_columns(a.features),
         kinds=a.kinds, encoders=a.encoder, epochs=a.epochs, batch_size=a.batch_size,
         patience=a.patience, seed=a.seed, device=a.device, modality_dropout=a.modality_dropout,
         on_bad_record=a.on_bad_record, missing_files=a.missing_files, num_threads=a.threads,

@@ -77,6 +77,7 @@ def compare(
     task: str = "auto",
     unimodal: bool = True,
     verbose: bool = True,
+    explain: bool = False,
     **params: Any,
 ) -> pd.DataFrame:
     """Runs the comparison and returns the leaderboard (one row per candidate, best first).
@@ -90,6 +91,8 @@ def compare(
         task: "auto", "classification" or "regression".
         unimodal: Include each modality alone as a baseline.
         verbose: Print one line per trained model.
+        explain: Add contribution, correlation and robustness sections to the report
+            (measured on the last fold's held-out records; needs ``out_dir``).
         **params: Estimator parameters shared by every candidate (epochs, batch_size, seed,
             kinds, features, encoders, modality_dropout, num_threads, ...).
     """
@@ -107,13 +110,16 @@ def compare(
     grid = candidates(list(schema.modalities()), parse_fusions(fusions), unimodal)
     records: list[dict[str, Any]] = []
     total = len(grid) * folds
-    for fold, (train_rows, test_rows) in enumerate(_folds(table, target, task, folds, proto.seed)):
+    kept: dict[str, MultimodalEstimator] = {}
+    splits = _folds(table, target, task, folds, proto.seed)
+    for fold, (train_rows, test_rows) in enumerate(splits):
         pre = Preprocessor(schema, PreprocessConfig(image_size=proto.image_size), task)
         pre.fit(Table(table.df.loc[train_rows], table.base_dir, table.name))
         encoded = proto.__class__(**{**proto.get_params(), "verbose": False})._encode(pre, table)
         encoded.rejected = []
         parts = _fold_parts(encoded, train_rows, test_rows, task, proto.seed)
-        for result in _run_fold(grid, pre, parts, task, proto):
+        keep = kept if explain and fold == folds - 1 else None
+        for result in _run_fold(grid, pre, parts, task, proto, keep):
             result["fold"] = fold
             records.append(result)
             if verbose:
@@ -125,7 +131,17 @@ def compare(
     if out_dir is not None:
         from mmfuse.estimators.compare_report import write_outputs
 
-        write_outputs(Path(out_dir), board, per_fold, task, table.name, target, folds)
+        extra = ""
+        if explain and kept:
+            from mmfuse.estimators.compare_explain import explain_sections
+
+            if verbose:
+                log("explaining the models of the last fold (contributions, correlation, robustness)")
+            fused = {n: e for n, e in kept.items() if n in set(board.loc[board["group"] == "fused", "name"])}
+            best = board.loc[board["group"] == "fused", "name"].iloc[0]
+            test_table = Table(table.df.loc[splits[-1][1]], table.base_dir, table.name)
+            extra = explain_sections(fused, best, parts[2], test_table, task, Path(out_dir) / "explain")
+        write_outputs(Path(out_dir), board, per_fold, task, table.name, target, folds, extra)
     return board
 
 
@@ -192,19 +208,29 @@ def _fold_parts(
 
 
 def _run_fold(
-    grid: list[Candidate], pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str, proto: MultimodalEstimator
+    grid: list[Candidate],
+    pre: Preprocessor,
+    parts: tuple[Encoded, Encoded, Encoded],
+    task: str,
+    proto: MultimodalEstimator,
+    keep: dict[str, MultimodalEstimator] | None = None,
 ) -> Iterator[dict[str, Any]]:
     late = [c for c in grid if c.level == "late"]
     for cand in grid:  # a generator, so progress is reported after every model
         if cand.level != "late":
             est = proto.__class__(**{**proto.get_params(), "fusion": cand.fusion, "level": cand.level})
-            yield _fit_and_score(est, cand, pre, parts, task)
+            yield _fit_and_score(est, cand, pre, parts, task, keep)
     if late:
-        yield from _late_candidates(late, pre, parts, task, proto)
+        yield from _late_candidates(late, pre, parts, task, proto, keep)
 
 
 def _fit_and_score(
-    est: MultimodalEstimator, cand: Candidate, pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str
+    est: MultimodalEstimator,
+    cand: Candidate,
+    pre: Preprocessor,
+    parts: tuple[Encoded, Encoded, Encoded],
+    task: str,
+    keep: dict[str, MultimodalEstimator] | None = None,
 ) -> dict[str, Any]:
     mods = list(cand.modalities)
     train, valid, test = (p.select(mods) for p in parts)
@@ -212,11 +238,18 @@ def _fit_and_score(
         started = time.perf_counter()
         est.fit_encoded(pre.restrict(mods), train, valid)
         seconds = time.perf_counter() - started
+    if keep is not None:
+        keep[cand.name] = est
     return _record(cand, est, est._evaluate_encoded(test), seconds, memory.peak_mb, task)
 
 
 def _late_candidates(
-    late: list[Candidate], pre: Preprocessor, parts: tuple[Encoded, Encoded, Encoded], task: str, proto: MultimodalEstimator
+    late: list[Candidate],
+    pre: Preprocessor,
+    parts: tuple[Encoded, Encoded, Encoded],
+    task: str,
+    proto: MultimodalEstimator,
+    keep: dict[str, MultimodalEstimator] | None = None,
 ) -> list[dict[str, Any]]:
     """Trains the per-modality models once, then scores every decision-level combiner."""
     from mmfuse.estimators.training import per_modality_outputs
@@ -242,6 +275,8 @@ def _late_candidates(
         est.model_ = MultimodalModel(dict(model.encoders), fusion, None, dict(model.modality_heads), "late")
         est.model_config_ = replace(base.model_config_, fusion=cand.fusion)
         seconds = first["train_seconds"] + time.perf_counter() - started
+        if keep is not None:
+            keep[cand.name] = est
         results.append(_record(cand, est, est._evaluate_encoded(test), seconds, first["peak_memory_mb"], task))
     return results
 

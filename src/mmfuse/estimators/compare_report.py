@@ -127,9 +127,19 @@ def bar_chart(board: pd.DataFrame, task: str) -> bytes:
 
 
 def write_outputs(
-    out: Path, board: pd.DataFrame, per_fold: pd.DataFrame, task: str, source: str, target: str, folds: int
+    out: Path,
+    board: pd.DataFrame,
+    per_fold: pd.DataFrame,
+    task: str,
+    source: str,
+    target: str,
+    folds: int,
+    extra_html: str = "",
 ) -> None:
-    """Writes leaderboard.csv, folds.csv, leaderboard.png and a self-contained report.html."""
+    """Writes leaderboard.csv, folds.csv, leaderboard.png and a self-contained report.html.
+
+    ``extra_html`` (e.g. the ``--explain`` sections) is inserted before the footnote.
+    """
     out.mkdir(parents=True, exist_ok=True)
     with atomic_open(out / "leaderboard.csv") as handle:
         board.to_csv(handle, index=False)
@@ -138,7 +148,7 @@ def write_outputs(
     png = bar_chart(board, task)
     with atomic_path(out / "leaderboard.png") as tmp:
         tmp.write_bytes(png)
-    page = report_html(board, per_fold, task, source, target, folds, png)
+    page = report_html(board, per_fold, task, source, target, folds, png, extra_html)
     with atomic_open(out / "report.html") as handle:
         handle.write(page)
 
@@ -164,7 +174,14 @@ def _table(frame: pd.DataFrame, numeric: tuple[str, ...] = ()) -> str:
 
 
 def report_html(
-    board: pd.DataFrame, per_fold: pd.DataFrame, task: str, source: str, target: str, folds: int, png: bytes
+    board: pd.DataFrame,
+    per_fold: pd.DataFrame,
+    task: str,
+    source: str,
+    target: str,
+    folds: int,
+    png: bytes,
+    extra_html: str = "",
 ) -> str:
     metric = PRIMARY_METRIC[task]
     secondary = next((c[: -len("_mean")] for c in board.columns if c.endswith("_mean") and not c.startswith(metric)), None)
@@ -237,6 +254,7 @@ Metric: <b>{metric}</b> on each fold's held-out records ({better} is better), me
 <div><h3>Fused (all modalities)</h3>{fused_html}</div></div>
 <h2>Per fold ({metric})</h2>
 {_table(pivot, fold_cols)}
+{extra_html}
 <p><small>Train seconds: mean training time per fold, encoding of the records excluded. Peak memory:
 extra resident memory during training. Decision-level operators share one set of per-modality
 models per fold, so they report the same parameters, memory and (nearly) the same time.</small></p>
