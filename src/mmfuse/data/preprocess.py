@@ -260,10 +260,10 @@ class Preprocessor:
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
         n = len(table.df)
         if kind == TABULAR:
-            x, present, errs = self._encode_tabular(table)
+            matrix, rows_present, bad = self._encode_tabular(table)
             if corrupt is not None:
-                x = np.asarray(corrupt(name, x, np.random.default_rng(0)), dtype=np.float32)
-            return x, present, errs
+                matrix = np.asarray(corrupt(name, matrix, np.random.default_rng(0)), dtype=np.float32)
+            return matrix, rows_present, bad
         column = name[: -len(AUDIO_TRACK_SUFFIX)] if name in self._track_modalities() else name
         x = np.zeros((n,) + spec.shape, dtype=np.int64 if kind == "text" else np.float32)
         present = np.zeros(n, dtype=bool)
@@ -369,6 +369,13 @@ class Preprocessor:
         x = self.tabular.transform(frame).astype(np.float32)
         present = np.ones(len(df), dtype=bool)
         return x, present, errs
+
+    @property
+    def fitted_target(self) -> TargetEncoder:
+        """The target encoding (raises if this preprocessor was built without a target)."""
+        if self.target is None:
+            raise MmfuseError("this model was trained without a target column")
+        return self.target
 
     def restrict(self, modalities: list[str]) -> Preprocessor:
         """A copy that only produces some of the modalities (e.g. for unimodal baselines)."""

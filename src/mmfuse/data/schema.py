@@ -145,7 +145,7 @@ def infer_schema(
         raise MmfuseError(f"column name {TABULAR!r} is reserved for the tabular modality; rename it")
     if not result:
         raise MmfuseError("no usable feature columns: " + _describe_ignored(ignored))
-    tracks = ()
+    tracks: tuple[str, ...] = ()
     if use_audio_tracks and base_dir is not None:
         tracks = tuple(c for c, k in result.items() if k == "video" and _has_audio(df[c], base_dir))
     return Schema(result, target, ignored, tracks)

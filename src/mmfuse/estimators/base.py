@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from mmfuse.data.readers import Table, read_table
 from mmfuse.data.schema import Schema, infer_schema
 from mmfuse.errors import MmfuseError
 
-DataLike = str | Path | pd.DataFrame | Table
+DataLike: TypeAlias = "str | Path | pd.DataFrame | Table"
 
 
 class MultimodalEstimator:
@@ -254,7 +254,7 @@ class MultimodalEstimator:
         assert enc.targets is not None
         y_true, y_pred = enc.targets, outputs
         if self._task == "regression":
-            target = self.preprocessor_.target
+            target = self.preprocessor_.fitted_target
             y_true, y_pred = target.decode(y_true), target.decode(outputs)
         return task_metrics(self._task, y_true, y_pred)
 

@@ -25,7 +25,7 @@ class MultimodalClassifier(MultimodalEstimator):
     @property
     def classes_(self) -> np.ndarray:
         self._check_fitted()
-        return np.asarray(self.preprocessor_.target.classes, dtype=object)
+        return np.asarray(self.preprocessor_.fitted_target.classes, dtype=object)
 
     def predict_proba(self, data: DataLike) -> np.ndarray:
         """(N, C) class probabilities, columns in the order of ``classes_``."""

@@ -57,7 +57,7 @@ def run_demo(
     for name, level, fusion, mods in runs:
         clf = MultimodalClassifier(fusion=fusion, level=level, epochs=epochs, seed=seed, verbose=False)
         sub = pre.restrict(mods)
-        clf.fit_encoded(sub, *(e.select(mods) for e in encoded[:2]))
+        clf.fit_encoded(sub, encoded[0].select(mods), encoded[1].select(mods))
         test = encoded[2].select(mods)
         metrics = clf._evaluate_encoded(test)
         results.append({

@@ -19,12 +19,12 @@ class MultimodalRegressor(MultimodalEstimator):
     def predict(self, data: DataLike) -> np.ndarray:
         """(N,) predictions on the target's original scale."""
         values, _ = self._outputs(data)
-        return self.preprocessor_.target.decode(values)
+        return self.preprocessor_.fitted_target.decode(values)
 
     def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
         """Predictions as a table (row, prediction) plus rejected records."""
         values, enc = self._outputs(data)
-        frame = pd.DataFrame({"row": enc.rows, "prediction": self.preprocessor_.target.decode(values)})
+        frame = pd.DataFrame({"row": enc.rows, "prediction": self.preprocessor_.fitted_target.decode(values)})
         return frame, enc.rejected
 
     def score(self, data: DataLike, y: object = None) -> float:

@@ -92,7 +92,7 @@ def robustness_curves(
     names = _check_modalities(modalities, pre)
     table = read_table(data)
     threads = set_threads(est.num_threads if num_threads is None else num_threads)
-    options = {"on_bad_record": est.on_bad_record, "missing_files": est.missing_files}
+    options: dict[str, Any] = {"on_bad_record": est.on_bad_record, "missing_files": est.missing_files}
     clean = pre.transform(table, num_threads=threads, verbose=False, **options)
     if len(clean) == 0:
         raise MmfuseError("no records to evaluate")
