@@ -350,3 +350,19 @@ def test_evaluate_correlation_and_robustness(
     assert set(curves["modality"]) == {"image", "review", "tabular"}
     for name in ("correlation.png", "robustness.png", "robustness_summary.csv"):
         assert (out / name).exists(), name
+
+
+def test_write_predictions_copies_identifier_columns(tmp_path: Path) -> None:
+    from mmfuse.cli.report import write_predictions
+    from mmfuse.data.preprocess import Rejection
+    from mmfuse.data.readers import read_table
+
+    table = read_table(pd.DataFrame({"id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0]}))
+    frame = pd.DataFrame({"row": [0, 2], "prediction": ["yes", "no"]})
+    out = tmp_path / "p.csv"
+    assert write_predictions(out, table, frame, [Rejection(1, "x", "bad")], ["id"]) == 3
+    written = pd.read_csv(out, keep_default_na=False)
+    assert list(written.columns) == ["row", "id", "prediction", "error"]
+    assert list(written["id"]) == ["a", "b", "c"]
+    assert list(written["prediction"]) == ["yes", "", "no"]
+    assert list(written["error"]) == ["", "column 'x': bad", ""]

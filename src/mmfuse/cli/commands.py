@@ -224,7 +224,9 @@ def _predict(a: argparse.Namespace) -> int:
     est = _load(a, load)
     table = read_table(a.data)
     frame, rejected = est.predict_frame(table)
-    n = write_predictions(a.out, table, frame, rejected)
+    ids = [c for c, why in est.schema_.ignored.items()
+           if why.startswith("identifier") and c in table.df.columns]
+    n = write_predictions(a.out, table, frame, rejected, ids)
     _out(f"wrote {n} predictions to {a.out}" + (f" ({len(rejected)} bad value(s), see the error column)" if rejected else ""))
     return 0
 

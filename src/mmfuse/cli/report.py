@@ -75,12 +75,25 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def write_predictions(path: str | Path, source: Any, frame: pd.DataFrame, rejected: list[Rejection]) -> int:
-    """Writes one row per input record (same order); bad records get an ``error`` instead."""
+def write_predictions(
+    path: str | Path,
+    source: Any,
+    frame: pd.DataFrame,
+    rejected: list[Rejection],
+    id_columns: list[str] | None = None,
+) -> int:
+    """Writes one row per input record (same order); bad records get an ``error`` instead.
+
+    ``id_columns`` (identifier columns of the input, e.g. ``id``) are copied next to ``row`` so
+    predictions can be joined back by key.
+    """
     from mmfuse._io import atomic_open
 
     rows = sorted(set(source.df.index.tolist()) | {b.row for b in source.bad_lines})
-    out = pd.DataFrame({"row": rows}).merge(frame, on="row", how="left")
+    out = pd.DataFrame({"row": rows})
+    for col in id_columns or []:
+        out[col] = out["row"].map(source.df[col])
+    out = out.merge(frame, on="row", how="left")
     errors: dict[int, str] = {}
     for r in rejected:
         where = f"column {r.column!r}: " if r.column else ""
