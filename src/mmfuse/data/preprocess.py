@@ -44,6 +44,11 @@ class PreprocessConfig:
     video_frames: int = 8
     video_size: int = 32
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value < 1:
+                raise MmfuseError(f"preprocessing setting {name} must be at least 1, got {value}")
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -367,7 +372,8 @@ class Preprocessor:
                 except DecodeError as err:
                     errs.append((pos, col, str(err)))
         x = self.tabular.transform(frame).astype(np.float32)
-        present = np.ones(len(df), dtype=bool)
+        # a record with every tabular cell empty lacks the tabular modality
+        present = ~frame.map(_is_empty).all(axis=1).to_numpy() if cols else np.ones(len(df), bool)
         return x, present, errs
 
     @property

@@ -150,6 +150,10 @@ class MultimodalEstimator:
         train_table, valid_table = self._split(table, valid, schema)
         pre = Preprocessor(schema, self._preprocess_config(), self._resolve_task(table, target))
         pre.fit(train_table)
+        if pre.target is not None and pre.target.task == "classification":
+            # the class list is not a feature statistic: take it from every record, so a rare
+            # class that fell into the validation split is still known
+            pre.target.fit(table.df[target], target)
         self._log_schema(schema, pre)
         if valid is None:  # one pass over the whole table reports every bad record at once
             encoded = self._encode(pre, table)
@@ -198,7 +202,7 @@ class MultimodalEstimator:
         labels = None
         if schema.target:  # object dtype: pandas' string dtype rejects undecodable bytes
             labels = np.array([str(v) for v in table.df[schema.target]], dtype=object)
-        stratify = labels if self._task == "classification" and _stratifiable(labels) else None
+        stratify = labels if self._task == "classification" and _stratifiable(labels, self.valid_fraction) else None
         train_idx, valid_idx = train_test_split(
             index, test_size=self.valid_fraction, random_state=self.seed, stratify=stratify
         )
@@ -245,6 +249,16 @@ class MultimodalEstimator:
         self._check_fitted()
         enc = self._encode(self.preprocessor_, read_table(data), with_target=with_target)
         return predict_outputs(self, enc), enc
+
+    def _aligned_outputs(self, data: DataLike) -> np.ndarray:
+        """Outputs with one entry per input record, in order; NaN for skipped bad records."""
+        table = read_table(data)
+        outputs, enc = self._outputs(table)
+        if len(enc) == len(table.df):
+            return outputs
+        full = np.full((len(table.df),) + outputs.shape[1:], np.nan, dtype=np.float64)
+        full[table.df.index.get_indexer(enc.rows)] = outputs
+        return full
 
     def _evaluate_encoded(self, enc: Encoded) -> dict[str, float]:
         from mmfuse.estimators.training import predict_outputs
@@ -301,8 +315,12 @@ def take_records(enc: Encoded, keep: np.ndarray) -> Encoded:
     )
 
 
-def _stratifiable(labels: np.ndarray | None) -> bool:
+def _stratifiable(labels: np.ndarray | None, test_size: float = 0.2) -> bool:
+    """Whether a stratified split is possible: every class twice, and room for every class
+    on both sides of the split."""
     if labels is None:
         return False
     _, counts = np.unique(labels, return_counts=True)
-    return bool(len(counts) > 1 and counts.min() >= 2)
+    held_out = int(np.ceil(test_size * len(labels)))
+    enough = held_out >= len(counts) and len(labels) - held_out >= len(counts)
+    return bool(len(counts) > 1 and counts.min() >= 2 and enough)

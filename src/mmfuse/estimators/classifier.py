@@ -28,13 +28,17 @@ class MultimodalClassifier(MultimodalEstimator):
         return np.asarray(self.preprocessor_.fitted_target.classes, dtype=object)
 
     def predict_proba(self, data: DataLike) -> np.ndarray:
-        """(N, C) class probabilities, columns in the order of ``classes_``."""
-        proba, _ = self._outputs(data)
-        return proba
+        """(N, C) class probabilities, columns in the order of ``classes_``; one row per input
+        record (NaN rows for records skipped with ``on_bad_record="skip"``)."""
+        return self._aligned_outputs(data)
 
     def predict(self, data: DataLike) -> np.ndarray:
-        """(N,) predicted labels."""
-        return self.classes_[self.predict_proba(data).argmax(1)]
+        """(N,) predicted labels (None for records skipped as bad)."""
+        proba = self.predict_proba(data)
+        labels = np.full(len(proba), None, dtype=object)
+        ok = ~np.isnan(proba).any(1)
+        labels[ok] = self.classes_[proba[ok].argmax(1)]
+        return labels
 
     def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
         """Predictions as a table (row, prediction, proba_<class>...) plus rejected records."""

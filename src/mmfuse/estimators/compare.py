@@ -115,6 +115,8 @@ def compare(
     for fold, (train_rows, test_rows) in enumerate(splits):
         pre = Preprocessor(schema, PreprocessConfig(image_size=proto.image_size), task)
         pre.fit(Table(table.df.loc[train_rows], table.base_dir, table.name))
+        if task == "classification":  # every class, even one absent from this fold's training part
+            pre.fitted_target.fit(table.df[target], target)
         encoded = proto.__class__(**{**proto.get_params(), "verbose": False})._encode(pre, table)
         encoded.rejected = []
         parts = _fold_parts(encoded, train_rows, test_rows, task, proto.seed)
@@ -198,8 +200,10 @@ def _fold_parts(
     in_train = np.isin(enc.rows, train_rows)
     pool = take_records(enc, in_train)
     test = take_records(enc, np.isin(enc.rows, test_rows))
+    from mmfuse.estimators.base import _stratifiable
+
     labels = pool.targets if task == "classification" else None
-    if labels is not None and np.unique(labels, return_counts=True)[1].min() < 2:
+    if not _stratifiable(labels, 0.2):
         labels = None
     tr, va = train_test_split(np.arange(len(pool)), test_size=0.2, random_state=seed, stratify=labels)
     keep = np.zeros(len(pool), dtype=bool)

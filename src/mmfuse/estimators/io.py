@@ -50,7 +50,7 @@ def save_model(est: Any, path: str | Path) -> None:
 
 def metrics_document(est: Any) -> dict[str, Any]:
     """The metrics.json content of SPEC §4."""
-    return {
+    doc = {
         "task": est.model_config_.task,
         "level": est.model_config_.level,
         "fusion": est.model_config_.fusion,
@@ -63,6 +63,12 @@ def metrics_document(est: Any) -> dict[str, Any]:
         "parameters": est.model_.num_parameters(),
         "metrics": est.metrics_,
     }
+    if hasattr(est.model_.fusion, "fit_combiner"):
+        doc["note"] = (
+            "the decision-level combiner was fitted on the validation records, so these "
+            "validation metrics are optimistic; run `mmfuse evaluate` on held-out data"
+        )
+    return doc
 
 
 def write_rejected(path: Path, rejected: list[Rejection]) -> None:

@@ -18,8 +18,7 @@ class MultimodalRegressor(MultimodalEstimator):
 
     def predict(self, data: DataLike) -> np.ndarray:
         """(N,) predictions on the target's original scale."""
-        values, _ = self._outputs(data)
-        return self.preprocessor_.fitted_target.decode(values)
+        return self.preprocessor_.fitted_target.decode(self._aligned_outputs(data))
 
     def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
         """Predictions as a table (row, prediction) plus rejected records."""

@@ -89,7 +89,21 @@ def resolve_encoders(
 
 
 def build_model(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel:
-    """Creates encoders, fusion and heads, wiring each one's ``output_dim`` into the next."""
+    """Creates encoders, fusion and heads, wiring each one's ``output_dim`` into the next.
+
+    Raises:
+        MmfuseError: An unknown encoder or a hyper-parameter the modules refuse (e.g. a width
+            that the number of attention heads does not divide).
+    """
+    if config.dim < 1:
+        raise MmfuseError(f"dim must be at least 1, got {config.dim}")
+    try:
+        return _build(config, specs)
+    except ValueError as err:
+        raise MmfuseError(f"cannot build the {config.fusion!r} model: {err}") from None
+
+
+def _build(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel:
     encoders: dict[str, nn.Module] = {}
     for m in sorted(specs):
         hparams = dict(config.encoder_hparams.get(m, {}))

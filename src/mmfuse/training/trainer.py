@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise MmfuseError("epochs and batch size must be at least 1")
+        if min(self.lr, self.weight_decay, self.patience, self.grad_clip) < 0:
+            raise MmfuseError(
+                f"invalid training settings: lr={self.lr}, weight_decay={self.weight_decay}, "
+                f"patience={self.patience}, grad_clip={self.grad_clip}; none may be negative"
+            )
         if self.augment not in AUGMENT_LEVELS:
             raise MmfuseError(f"unknown augment {self.augment!r}; choose one of: {', '.join(AUGMENT_LEVELS)}")
         if not 0.0 <= self.modality_dropout < 1.0:
@@ -117,7 +123,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best_state, best, stale, start = self._snapshot(), [-float("inf")] * 2, 0, 1
         if resume and self.checkpoint_dir is not None:
-            restored = load_checkpoint(self.checkpoint_dir, model, optimizer)
+            restored = self._restore(model, optimizer)
             if restored is not None:
                 state, best_state = restored
                 self.history, best, stale = state["history"], state["best"], state["stale"]
@@ -142,10 +148,36 @@ class Trainer:
             self.history.append(record)
             self._report(record)
             if self.checkpoint_dir is not None:
-                state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale}
+                state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
+                         "config": self._resumable_settings()}
                 save_checkpoint(self.checkpoint_dir, model, best_state, optimizer, state)
         model.load_state_dict(best_state)
         return self.history
+
+    def _resumable_settings(self) -> dict[str, Any]:
+        """Settings that must match for a resumed run to equal an uninterrupted one."""
+        settings = dataclasses.asdict(self.config)
+        settings.pop("epochs")  # a resumed run may be given more epochs
+        return settings
+
+    def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> Any:
+        assert self.checkpoint_dir is not None
+        try:
+            restored = load_checkpoint(self.checkpoint_dir, model, optimizer)
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise MmfuseError(
+                f"cannot resume from {self.checkpoint_dir}: it was written by a different model "
+                f"({str(err).splitlines()[0]}); fit without --resume or use another --out"
+            ) from None
+        if restored is not None:
+            saved = restored[0].get("config", self._resumable_settings())
+            changed = sorted(k for k, v in self._resumable_settings().items() if saved.get(k) != v)
+            if changed:
+                raise MmfuseError(
+                    f"cannot resume from {self.checkpoint_dir}: these settings differ from the "
+                    f"interrupted run: {', '.join(changed)}"
+                )
+        return restored
 
     def _train_epoch(self, data: TensorData, optimizer: torch.optim.Optimizer, epoch: int) -> float:
         cfg = self.config
