@@ -252,6 +252,7 @@ class MultimodalEstimator:
 
     def _aligned_outputs(self, data: DataLike) -> np.ndarray:
         """Outputs with one entry per input record, in order; NaN for skipped bad records."""
+        self._check_fitted()
         table = read_table(data)
         outputs, enc = self._outputs(table)
         if len(enc) == len(table.df):

@@ -18,7 +18,8 @@ class MultimodalRegressor(MultimodalEstimator):
 
     def predict(self, data: DataLike) -> np.ndarray:
         """(N,) predictions on the target's original scale."""
-        return self.preprocessor_.fitted_target.decode(self._aligned_outputs(data))
+        values = self._aligned_outputs(data)  # checks that the model is fitted
+        return self.preprocessor_.fitted_target.decode(values)
 
     def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
         """Predictions as a table (row, prediction) plus rejected records."""
