@@ -27,15 +27,27 @@ def predict(logits: Tensor, task: str) -> Tensor:
 
 @torch.no_grad()
 def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256) -> TensorData:
-    """Every record's encoder outputs (zero where missing) with its mask, in record order."""
-    model.eval()
+    """Every record's encoder outputs (zero where missing) with its mask, in record order.
+
+    Runs in eval mode on the model's device and returns CPU tensors; the model's train/eval
+    mode is restored afterwards.
+    """
     data = TensorData.from_encoded(enc)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     chunks: dict[str, list[Tensor]] = {m: [] for m in model.modalities}
-    for index in torch.arange(len(data)).split(batch_size):
-        batch = data.batch(index, torch.device("cpu"))
-        for m, z in model.encode(batch.inputs, batch.mask).items():
-            chunks[m].append(z)
-    inputs = {m: torch.cat(v) for m, v in chunks.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        for index in torch.arange(len(data)).split(batch_size):
+            batch = data.batch(index, device)
+            for m, z in model.encode(batch.inputs, batch.mask).items():
+                chunks[m].append(z.float().cpu())
+    finally:
+        model.train(was_training)
+    inputs = {
+        m: torch.cat(v) if v else torch.zeros(0, int(model.encoders[m].output_dim))
+        for m, v in chunks.items()
+    }
     return TensorData(inputs, {m: data.mask[m] for m in model.modalities}, data.targets)
 
 

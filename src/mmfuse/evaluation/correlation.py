@@ -168,27 +168,9 @@ def modality_embeddings(
 
     Rows where a modality is missing are zero; use ``enc.mask`` to leave them out.
     """
-    import torch
+    from mmfuse.evaluation._forward import embeddings_of
 
-    from mmfuse.data.tensors import TensorData
-
-    data = TensorData.from_encoded(enc)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    chunks: dict[str, list[np.ndarray]] = {m: [] for m in model.modalities}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for index in torch.arange(len(data)).split(batch_size):
-                batch = data.batch(index, device)
-                for m, z in model.encode(batch.inputs, batch.mask).items():
-                    chunks[m].append(z.float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    return {
-        m: np.concatenate(c) if c else np.zeros((0, model.encoders[m].output_dim), np.float32)
-        for m, c in chunks.items()
-    }
+    return {m: z.numpy() for m, z in embeddings_of(model, enc, batch_size).inputs.items()}
 
 
 def pairwise_correlation(
