@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from mmfuse._io import atomic_open
+from mmfuse.data.preprocess import Encoded
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -17,10 +18,9 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(handle, index=False)
 
 
-def correlation_section(est: Any, data: Any, out: Path | None) -> str:
-    """Linear CKA and CCA between every pair of modality embeddings on ``data``."""
+def correlation_section(est: Any, enc: Encoded, out: Path | None) -> str:
+    """Linear CKA and CCA between every pair of modality embeddings on encoded records."""
     from mmfuse.cli.report import table
-    from mmfuse.data.readers import read_table
     from mmfuse.evaluation.correlation import (
         correlation_matrix,
         modality_embeddings,
@@ -28,9 +28,6 @@ def correlation_section(est: Any, data: Any, out: Path | None) -> str:
         plot_correlation_heatmap,
     )
 
-    tbl = read_table(data)
-    target = est.preprocessor_.schema.target
-    enc = est._encode(est.preprocessor_, tbl, with_target=target in tbl.df.columns)
     pairs = pairwise_correlation(modality_embeddings(est.model_, enc), enc.mask)
     if out is not None:
         _write_csv(pairs, out / "correlation.csv")
@@ -43,14 +40,17 @@ def correlation_section(est: Any, data: Any, out: Path | None) -> str:
     )
 
 
-def robustness_section(est: Any, data: Any, out: Path | None) -> str:
-    """The metric as each modality is corrupted or dropped at increasing severity."""
+def robustness_section(est: Any, data: Any, out: Path | None, clean: Encoded | None = None) -> str:
+    """The metric as each modality is corrupted or dropped at increasing severity.
+
+    ``clean``: ``data`` already encoded with its target (saves decoding it again).
+    """
     from mmfuse.cli.report import table
     from mmfuse.evaluation.metrics import PRIMARY_METRIC
     from mmfuse.evaluation.robustness import plot_robustness, robustness_curves, robustness_summary
 
     task = est.model_config_.task
-    curves = robustness_curves(est, data)
+    curves = robustness_curves(est, data, clean=clean)
     summary = robustness_summary(curves, task)
     if out is not None:
         _write_csv(curves, out / "robustness.csv")

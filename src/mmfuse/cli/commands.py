@@ -148,14 +148,18 @@ def _evaluate(a: argparse.Namespace) -> int:
     from mmfuse.cli.report import format_metrics
     from mmfuse.estimators.io import load
 
+    from mmfuse.data.readers import read_table
+
     est = _load(a, load)
-    metrics = est.evaluate(a.data)
+    table = read_table(a.data)
+    enc = est._encode(est.preprocessor_, table, with_target=True)  # decoded once for every section
+    metrics = est._evaluate_encoded(enc)
     _out(format_metrics(metrics, f"metrics on {a.data}"))
     out = Path(a.out) if a.out else None
     if a.correlation:
-        _out("\n" + correlation_section(est, a.data, out))
+        _out("\n" + correlation_section(est, enc, out))
     if a.robustness:
-        _out("\n" + robustness_section(est, a.data, out))
+        _out("\n" + robustness_section(est, table, out, clean=enc))
     if out is not None and (a.correlation or a.robustness):
         _out(f"\nwrote tables and plots to {out}")
     if a.json:
@@ -185,7 +189,7 @@ def _explain(a: argparse.Namespace) -> int:
     result = explain(est, a.data, out, sample=a.sample, max_records=a.max_records)
     summary = result["summary"]
     _out(_contribution_table(summary, table))
-    _out("\n" + correlation_section(est, a.data, out))
+    _out("\n" + correlation_section(est, result["encoded"], out))
     _out(f"\nwrote {out / 'contributions.json'}, {out / 'contributions.png'}"
          + (f" and {out / 'samples'}" if a.sample is not None else "") + f", {out / 'correlation.csv'}")
     return 0

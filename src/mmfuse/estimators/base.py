@@ -265,6 +265,8 @@ class MultimodalEstimator:
         from mmfuse.estimators.training import predict_outputs
         from mmfuse.evaluation.metrics import task_metrics
 
+        if len(enc) == 0:
+            raise MmfuseError("no records to evaluate")
         outputs = predict_outputs(self, enc)
         assert enc.targets is not None
         y_true, y_pred = enc.targets, outputs
@@ -277,8 +279,6 @@ class MultimodalEstimator:
         """Metrics on labelled records."""
         self._check_fitted()
         enc = self._encode(self.preprocessor_, read_table(data), with_target=True)
-        if len(enc) == 0:
-            raise MmfuseError("no records to evaluate")
         return self._evaluate_encoded(enc)
 
     def explain(

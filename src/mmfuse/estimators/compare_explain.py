@@ -44,7 +44,7 @@ def explain_sections(
     pairs = pairwise_correlation(modality_embeddings(est.model_, test), test.mask)
     plot_correlation_heatmap(correlation_matrix(pairs, "cka"), out / "correlation.png",
                              title=f"Inter-modal linear CKA: {best}")
-    curves = robustness_curves(est, test_table)
+    curves = robustness_curves(est, test_table, clean=test)  # test is already decoded
     summary = robustness_summary(curves, task)
     plot_robustness(curves, out / "robustness.png", PRIMARY_METRIC[task])
     for frame, name in ((contributions, "contributions"), (pairs, "correlation"), (summary, "robustness")):

@@ -43,7 +43,7 @@ def explain(
 
     Returns:
         {"summary": dict, "values": DataFrame of per-record Shapley values (index: row,
-        columns: modalities), "sample": dict or None}.
+        columns: modalities), "sample": dict or None, "encoded": the explained records}.
     """
     from mmfuse.evaluation.contribution import fusion_weights, modality_shapley, plot_contributions
 
@@ -78,7 +78,7 @@ def explain(
         plot_contributions(result, out_dir / "contributions.png", _title(est, len(enc)))
         if detail is not None:
             _write_sample(est, enc, position, detail, out_dir / "samples")
-    return {"summary": summary, "values": values, "sample": detail}
+    return {"summary": summary, "values": values, "sample": detail, "encoded": enc}
 
 
 def _position(enc: Encoded, sample: int | None) -> int | None:

@@ -65,6 +65,7 @@ def robustness_curves(
     modalities: Sequence[str] | None = None,
     seed: int = 0,
     num_threads: int | None = None,
+    clean: Encoded | None = None,
 ) -> pd.DataFrame:
     """Every metric of ``est`` on labelled ``data`` with one modality corrupted at a time.
 
@@ -79,6 +80,8 @@ def robustness_curves(
         modalities: Modalities to corrupt (None: all of the model's).
         seed: Seed of the corruptions (each record also has its own stream).
         num_threads: Threads for decoding media (None: the estimator's setting).
+        clean: ``data`` already encoded with its target by the estimator's preprocessor, to
+            save decoding it again (None: decode it here).
 
     Returns:
         Long table with columns modality, corruption, severity, metric, value.
@@ -93,7 +96,8 @@ def robustness_curves(
     table = read_table(data)
     threads = set_threads(est.num_threads if num_threads is None else num_threads)
     options: dict[str, Any] = {"on_bad_record": est.on_bad_record, "missing_files": est.missing_files}
-    clean = pre.transform(table, num_threads=threads, verbose=False, **options)
+    if clean is None:
+        clean = pre.transform(table, num_threads=threads, verbose=False, **options)
     if len(clean) == 0:
         raise MmfuseError("no records to evaluate")
     clean_metrics = est._evaluate_encoded(clean)
