@@ -347,8 +347,10 @@ class Preprocessor:
             return lambda p, r: normalize_image(alter(frames(p), r))
         from mmfuse.data.audio import load_audio, log_mel_spectrogram
 
+        is_track = name in self._track_modalities()
+
         def audio(path: Path, rng: Any) -> np.ndarray | None:
-            if name in self._track_modalities():
+            if is_track:
                 from mmfuse.data.video import has_audio_track
 
                 if not has_audio_track(path):

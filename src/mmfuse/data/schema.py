@@ -84,9 +84,7 @@ class Schema:
 
 def parse_kinds(text: str | Mapping[str, str] | None) -> dict[str, str]:
     """Parses ``"col=kind,col2=kind"`` (or passes a mapping through), validating the kinds."""
-    if not text:
-        return {}
-    pairs = dict(text) if isinstance(text, Mapping) else _split_pairs(text, "--kinds")
+    pairs = parse_pairs(text, "--kinds")
     for col, kind in pairs.items():
         if kind not in FIELD_KINDS and kind != "ignore":
             raise MmfuseError(
@@ -96,7 +94,13 @@ def parse_kinds(text: str | Mapping[str, str] | None) -> dict[str, str]:
     return pairs
 
 
-def _split_pairs(text: str, option: str) -> dict[str, str]:
+def parse_pairs(text: str | Mapping[str, str] | None, option: str) -> dict[str, str]:
+    """``"key=value,key2=value2"`` (or a mapping, passed through) -> dict; ``option`` names
+    the command-line option in error messages."""
+    if not text:
+        return {}
+    if isinstance(text, Mapping):
+        return dict(text)
     pairs = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         if "=" not in item:

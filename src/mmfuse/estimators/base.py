@@ -202,7 +202,7 @@ class MultimodalEstimator:
         labels = None
         if schema.target:  # object dtype: pandas' string dtype rejects undecodable bytes
             labels = np.array([str(v) for v in table.df[schema.target]], dtype=object)
-        stratify = labels if self._task == "classification" and _stratifiable(labels, self.valid_fraction) else None
+        stratify = labels if self._task == "classification" and stratifiable(labels, self.valid_fraction) else None
         train_idx, valid_idx = train_test_split(
             index, test_size=self.valid_fraction, random_state=self.seed, stratify=stratify
         )
@@ -316,7 +316,7 @@ def take_records(enc: Encoded, keep: np.ndarray) -> Encoded:
     )
 
 
-def _stratifiable(labels: np.ndarray | None, test_size: float = 0.2) -> bool:
+def stratifiable(labels: np.ndarray | None, test_size: float = 0.2) -> bool:
     """Whether a stratified split is possible: every class twice, and room for every class
     on both sides of the split."""
     if labels is None:

@@ -200,10 +200,10 @@ def _fold_parts(
     in_train = np.isin(enc.rows, train_rows)
     pool = take_records(enc, in_train)
     test = take_records(enc, np.isin(enc.rows, test_rows))
-    from mmfuse.estimators.base import _stratifiable
+    from mmfuse.estimators.base import stratifiable
 
     labels = pool.targets if task == "classification" else None
-    if not _stratifiable(labels, 0.2):
+    if not stratifiable(labels, 0.2):
         labels = None
     tr, va = train_test_split(np.arange(len(pool)), test_size=0.2, random_state=seed, stratify=labels)
     keep = np.zeros(len(pool), dtype=bool)

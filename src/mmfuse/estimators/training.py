@@ -10,6 +10,7 @@ import torch
 
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded, Preprocessor
+from mmfuse.data.schema import parse_pairs
 from mmfuse.data.tensors import TensorData
 from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, task_metrics
 from mmfuse.models.builder import ModelConfig, build_model, resolve_encoders, resolve_fusion
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 def model_config(est: MultimodalEstimator, pre: Preprocessor) -> ModelConfig:
     """The architecture an estimator's parameters describe for this data."""
     level, fusion = resolve_fusion(est.level, est.fusion)
-    overrides = parse_kinds_pairs(est.encoders)
+    overrides = parse_pairs(est.encoders, "--encoder")
     encoders = resolve_encoders(pre.modalities, level, overrides)
     assert pre.target is not None
     return ModelConfig(
@@ -36,15 +37,6 @@ def model_config(est: MultimodalEstimator, pre: Preprocessor) -> ModelConfig:
         num_outputs=pre.target.num_outputs,
         dim=est.dim,
     )
-
-
-def parse_kinds_pairs(value: str | dict[str, str] | None) -> dict[str, str]:
-    """``"a=b,c=d"`` or a dict -> dict."""
-    from mmfuse.data.schema import _split_pairs
-
-    if not value:
-        return {}
-    return dict(value) if isinstance(value, dict) else _split_pairs(value, "--encoder")
 
 
 def train_config(est: MultimodalEstimator) -> TrainConfig:
