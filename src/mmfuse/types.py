@@ -36,6 +36,10 @@ class InputSpec:
         vocab_size: Text vocabulary size including padding and unknown tokens.
         num_numeric: Tabular: number of numeric features (first columns).
         cardinalities: Tabular: vocabulary size of each categorical feature.
+        backbone: Name of the pretrained network whose preparation produced this input
+            ("" for the from-scratch preprocessing above).
+        features: True when the input is that network's frozen output, (B, D) or, for the
+            frames of a clip, (B, N, D), rather than its prepared input.
     """
 
     kind: str
@@ -43,3 +47,5 @@ class InputSpec:
     vocab_size: int = 0
     num_numeric: int = 0
     cardinalities: tuple[int, ...] = field(default_factory=tuple)
+    backbone: str = ""
+    features: bool = False

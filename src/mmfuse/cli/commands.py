@@ -68,6 +68,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
     p.add_argument("--kinds", help="kind overrides, e.g. zip=categorical,notes=text")
     p.add_argument("--encoder", help="encoders per kind or column, e.g. text=transformer,audio=gru")
+    _pretrained_args(p)
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: 30)")
     p.add_argument("--batch-size", type=int, default=64, help="records per step (default: 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: 0.002)")
@@ -82,6 +83,20 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted fit in --out")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="print only the final metrics")
+
+
+def _pretrained_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-pretrained", action="store_true",
+                   help="default to from-scratch encoders even where pretrained ones are installed")
+    p.add_argument("--finetune", metavar="KIND[,KIND]",
+                   help="train these pretrained encoders too, at a lower learning rate (default: frozen)")
+    p.add_argument("--cache-dir", help="feature cache of frozen encoders (default: $MMFUSE_CACHE_DIR or ~/.cache/mmfuse)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+
+
+def _pretrained_params(a: argparse.Namespace) -> dict[str, object]:
+    return {"pretrained": not a.no_pretrained, "finetune": a.finetune,
+            "cache_dir": a.cache_dir, "use_cache": not a.no_cache}
 
 
 def _bad_record_args(p: argparse.ArgumentParser) -> None:
@@ -115,7 +130,7 @@ def _fit(a: argparse.Namespace) -> int:
         device=a.device, augment=a.augment, modality_dropout=a.modality_dropout,
         on_bad_record=a.on_bad_record, missing_files=a.missing_files, kinds=a.kinds,
         features=_columns(a.features), image_size=a.image_size, num_threads=a.threads,
-        verbose=not a.quiet,
+        verbose=not a.quiet, **_pretrained_params(a),
     )
     est.fit(a.data, target=a.target, valid=a.valid, out_dir=a.out, resume=a.resume)
     _out(format_metrics(est.metrics_, f"validation metrics ({est.n_valid_} records)"))
@@ -249,6 +264,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
     p.add_argument("--kinds", help="kind overrides, e.g. zip=categorical,score=ignore")
     p.add_argument("--encoder", help="encoders per kind or column, e.g. text=transformer")
+    _pretrained_args(p)
     p.add_argument("--epochs", type=int, default=20, help="maximum epochs per model (default: 20)")
     p.add_argument("--batch-size", type=int, default=64, help="records per step (default: 64)")
     p.add_argument("--patience", type=int, default=6, help="early-stopping patience (default: 6)")
@@ -271,6 +287,7 @@ def _compare(a: argparse.Namespace) -> int:
         kinds=a.kinds, encoders=a.encoder, epochs=a.epochs, batch_size=a.batch_size,
         patience=a.patience, seed=a.seed, device=a.device, modality_dropout=a.modality_dropout,
         on_bad_record=a.on_bad_record, missing_files=a.missing_files, num_threads=a.threads,
+        **_pretrained_params(a),
     )
     metric = next(c for c in board.columns if c.endswith("_mean"))
     name = metric[: -len("_mean")]
@@ -296,6 +313,42 @@ def _list(a: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ cache
+def _cache_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("info", "clear", "prune"), help="show, empty, or shrink to --max-gb")
+    p.add_argument("--cache-dir", help="cache folder (default: $MMFUSE_CACHE_DIR or ~/.cache/mmfuse)")
+    p.add_argument("--max-gb", type=float, default=None, help="size limit for prune (default: 20)")
+    p.add_argument("--json", action="store_true", help="print info as JSON")
+
+
+def _cache(a: argparse.Namespace) -> int:
+    import json
+
+    from mmfuse.cli.report import table
+    from mmfuse.data.cache import FeatureCache
+
+    cache = FeatureCache(a.cache_dir, None if a.max_gb is None else a.max_gb * 1024**3)
+    if a.action == "clear":
+        _out(f"cleared {cache.root}: freed {cache.clear() / 1024**2:.1f} MB")
+        return 0
+    if a.action == "prune":
+        _out(f"pruned {cache.prune()} least recently used entries from {cache.root}")
+        return 0
+    info = cache.info()
+    if a.json:
+        _out(json.dumps(info, indent=2))
+        return 0
+    _out(f"feature cache {info['root']}: {info['entries']} entries, "
+         f"{int(info['bytes']) / 1024**2:.1f} MB of {int(info['max_bytes']) / 1024**3:.0f} GB")  # type: ignore[call-overload]
+    rows = [(e["fingerprint"], e["entries"], f"{e['bytes'] / 1024**2:.1f}") for e in info["encoders"]]  # type: ignore[attr-defined]
+    if rows:
+        _out(table(rows, ("encoder and packages", "entries", "MB")))
+    if info["temporary_files"]:
+        _out(f"{info['temporary_files']} leftover temporary file(s) from interrupted writes; "
+             "`mmfuse cache clear` removes them")
+    return 0
+
+
 COMMANDS = (
     Command("demo", "generate the built-in dataset, train unimodal and fused models, compare them",
             ("mmfuse demo", "mmfuse demo --out /tmp/demo --epochs 10"), _demo_args, _demo),
@@ -306,7 +359,9 @@ COMMANDS = (
             ("mmfuse fit data.csv --target label --out model",
              "mmfuse fit data.csv --target price --task regression --out model --fusion concat",
              "mmfuse fit data.csv --target label --out model --level late --on-bad-record skip",
-             "mmfuse fit data.csv --target label --out model --resume"),
+             "mmfuse fit data.csv --target label --out model --resume",
+             "mmfuse fit data.csv --target label --out model --encoder image=cnn,text=gru",
+             "mmfuse fit data.csv --target label --out model --finetune image --device cuda"),
             _fit_args, _fit),
     Command("evaluate", "compute metrics of a trained model on labelled data",
             ("mmfuse evaluate model test.csv", "mmfuse evaluate model test.csv --json metrics.json",
@@ -322,6 +377,9 @@ COMMANDS = (
             ("mmfuse compare data.csv --target label --out cmp",
              "mmfuse compare data.csv --target label --out cmp --fusions concat,attention,mean --folds 5"),
             _compare_args, _compare),
+    Command("cache", "show, empty or shrink the feature cache of frozen pretrained encoders",
+            ("mmfuse cache info", "mmfuse cache clear --cache-dir /data/mmfuse-cache",
+             "mmfuse cache prune --max-gb 5"), _cache_args, _cache),
     Command("list", "list the registered fusion operators or encoders",
             ("mmfuse list fusions", "mmfuse list encoders"), _list_args, _list),
 )

@@ -116,13 +116,25 @@ def list_fusions_table() -> str:
 
 
 def list_encoders_table() -> str:
+    """Every encoder: when it is used, whether it is installed, and what it needs."""
     from mmfuse.encoders import DEFAULT_ENCODERS, ENCODERS, list_encoders
+    from mmfuse.pretrained import DEFAULT_PRETRAINED, backbone_of
 
     rows = []
     for key in list_encoders():
         kind, name = key.split("/", 1)
         cls = ENCODERS.get(key)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        default = "default" if DEFAULT_ENCODERS.get(kind) == name else ("early level" if name == "raw" else "")
-        rows.append((kind, name, default, _shorten(doc, 70)))
-    return table(rows, ("kind", "encoder", "used", "description"))
+        info = backbone_of(kind, name)
+        missing = info.missing() if info else []
+        pretrained_default = DEFAULT_PRETRAINED.get(kind)
+        if name == pretrained_default:
+            used = "default" if not missing else "default once installed"
+        elif DEFAULT_ENCODERS.get(kind) == name:
+            scratch_fallback = pretrained_default and not backbone_of(kind, pretrained_default).missing()  # type: ignore[union-attr]
+            used = "fallback" if scratch_fallback else "default"
+        else:
+            used = "early level" if name == "raw" else ""
+        status = "built in" if info is None else ("installed" if not missing else info.install_hint())
+        rows.append((kind, name, used, status, _shorten(doc, 60)))
+    return table(rows, ("kind", "encoder", "used", "needs", "description"))

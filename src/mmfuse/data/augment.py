@@ -3,7 +3,8 @@
 ``light`` (default): images shift by up to 2 px and jitter brightness; audio shifts in time,
 changes gain and masks one frequency and one time band; text drops 10 % of tokens (to the
 unknown token); tabular adds N(0, 0.05) noise to numeric features; video as images, per clip.
-``strong`` doubles the magnitudes. ``none`` disables augmentation.
+``strong`` doubles the magnitudes. ``none`` disables augmentation. Frozen pretrained features
+and the prepared inputs of pretrained text and audio networks are left as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def augment_batch(
     out = {}
     for m, x in inputs.items():
         kind = specs[m].kind
-        if kind == "image":
+        if specs[m].features or (specs[m].backbone and kind in ("text", "audio")):
+            out[m] = x  # frozen features, or token ids / mel partials of a pretrained network
+        elif kind == "image":
             out[m] = _image(x, scale, generator)
         elif kind == "video":
             b, n = x.shape[:2]

@@ -20,7 +20,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # What Pillow raises on unreadable, truncated or corrupt files (UnidentifiedImageError is an
 # OSError; some plugins raise SyntaxError, EOFError or struct.error on broken headers).
-_PIL_ERRORS = (
+PIL_ERRORS = (
     OSError,
     ValueError,
     SyntaxError,
@@ -77,6 +77,19 @@ def _high_depth_to_array(img: Image.Image, size: int) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB (transparency on white, 16-bit grey scaled to 8 bits)."""
+    if img.mode in _HIGH_DEPTH_MODES:
+        values = np.asarray(img, dtype=np.float32)
+        if img.mode != "F":
+            values = values / 65535.0
+        grey = (np.clip(values, 0.0, 1.0) * 255).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
+        return _flatten_alpha(img)
+    return img.convert("RGB")
+
+
 def image_to_array(img: Image.Image, size: int) -> np.ndarray:
     """Convert a decoded Pillow image to float32 RGB (3, size, size) in [0, 1].
 
@@ -127,7 +140,7 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             return image_to_array(img, size)
-    except _PIL_ERRORS as err:
+    except PIL_ERRORS as err:
         raise DecodeError(f"cannot decode image {path}: {err}") from err
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,10 @@ from mmfuse.data.schema import AUDIO_TRACK_SUFFIX, TABULAR, Schema
 from mmfuse.data.target import TargetEncoder
 from mmfuse.errors import DecodeError, MmfuseError
 from mmfuse.types import InputSpec
+
+if TYPE_CHECKING:
+    from mmfuse.data.cache import FeatureCache
+    from mmfuse.data.frozen import Extractor
 
 BAD_RECORD_POLICIES = ("raise", "skip")
 Corruption = Callable[[str, Any, np.random.Generator], Any]
@@ -58,6 +62,24 @@ class Rejection:
     column: str
     reason: str
     file: str = ""
+
+
+@dataclass(frozen=True)
+class PretrainedInput:
+    """How one modality feeds a pretrained network (stored in preprocess.json).
+
+    Attributes:
+        backbone: Network name (``mmfuse.pretrained.BACKBONES``).
+        preparation: Input preparation name (``mmfuse.data.preparations``).
+        frozen: True: the modality's input is the network's cached output features;
+            False (fine-tuning): the prepared input itself.
+        dim: Feature width of the network.
+    """
+
+    backbone: str
+    preparation: str
+    frozen: bool
+    dim: int
 
 
 @dataclass
@@ -95,13 +117,24 @@ class Encoded:
 class Preprocessor:
     """Fits per-modality preprocessing on training data and applies it to any table.
 
+    Modalities listed in ``pretrained`` are prepared the way their pretrained network expects;
+    frozen ones become the network's features, computed by ``extractors[modality]`` (set by the
+    caller, since networks live above the data layer) and stored in ``cache``.
+
     Args:
         schema: Column kinds.
         config: Sizes and rates.
         task: "classification" or "regression" when the table has a target.
+        pretrained: Modality -> how it feeds a pretrained network.
     """
 
-    def __init__(self, schema: Schema, config: PreprocessConfig, task: str | None = None) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        config: PreprocessConfig,
+        task: str | None = None,
+        pretrained: Mapping[str, PretrainedInput] | None = None,
+    ) -> None:
         self.schema = schema
         self.config = config
         self.modalities = schema.modalities()
@@ -109,6 +142,9 @@ class Preprocessor:
         self.vocabularies: dict[str, Any] = {}
         self.tabular: Any = None
         self.embedding_dims: dict[str, int] = {}
+        self.pretrained = dict(pretrained or {})
+        self.extractors: dict[str, Extractor] = {}
+        self.cache: FeatureCache | None = None
 
     # ----------------------------------------------------------------- fitting
     def fit(self, table: Table) -> Preprocessor:
@@ -118,6 +154,8 @@ class Preprocessor:
 
         df = table.df
         for col in self.schema.columns_of("text"):
+            if col in self.pretrained:  # the network brings its own tokenizer
+                continue
             texts = [_text(v) for v in df[col] if not _is_empty(v)]
             self.vocabularies[col] = Vocabulary.build(texts, max_size=self.config.vocab_size)
         numeric = self.schema.columns_of("numeric")
@@ -151,7 +189,9 @@ class Preprocessor:
         c = self.config
         specs = {}
         for name, kind in self.modalities.items():
-            if kind == "image":
+            if name in self.pretrained:
+                specs[name] = self._pretrained_spec(name, kind)
+            elif kind == "image":
                 specs[name] = InputSpec("image", (3, c.image_size, c.image_size))
             elif kind == "text":
                 specs[name] = InputSpec(
@@ -170,6 +210,16 @@ class Preprocessor:
             else:
                 specs[name] = InputSpec("embedding", (self.embedding_dims[name],))
         return specs
+
+    def _pretrained_spec(self, name: str, kind: str) -> InputSpec:
+        from mmfuse.data.preparations import get_preparation
+
+        p = self.pretrained[name]
+        prep = get_preparation(p.preparation)
+        if not p.frozen:
+            return InputSpec(kind, prep.shape, backbone=p.backbone)
+        shape = (prep.shape[0], p.dim) if kind == "video" else (p.dim,)  # per frame for clips
+        return InputSpec(kind, shape, backbone=p.backbone, features=True)
 
     # ------------------------------------------------------------- transforming
     def transform(
@@ -270,11 +320,16 @@ class Preprocessor:
                 matrix = np.asarray(corrupt(name, matrix, np.random.default_rng(0)), dtype=np.float32)
             return matrix, rows_present, bad
         column = name[: -len(AUDIO_TRACK_SUFFIX)] if name in self._track_modalities() else name
-        x = np.zeros((n,) + spec.shape, dtype=np.int64 if kind == "text" else np.float32)
+        integer = kind == "text" and not spec.features
+        x = np.zeros((n,) + spec.shape, dtype=np.int64 if integer else np.float32)
         present = np.zeros(n, dtype=bool)
         if column not in table.df.columns:
             log(f"{table.name}: column {column!r} is absent; {name} is missing for every record")
             return x, present, []
+        if spec.features:
+            return self._encode_frozen(
+                table, name, column, kind, spec, missing_files, num_threads, verbose, corrupt
+            )
         decode = self._decoder(name, kind, table.base_dir, missing_files, corrupt)
         values = list(table.df[column])
         errs: list[tuple[int, str, str]] = []
@@ -301,6 +356,42 @@ class Preprocessor:
                     present[pos] = True
         return x, present, errs
 
+    def _encode_frozen(
+        self,
+        table: Table,
+        name: str,
+        column: str,
+        kind: str,
+        spec: InputSpec,
+        missing_files: str,
+        num_threads: int,
+        verbose: bool,
+        corrupt: Corruption | None,
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
+        from mmfuse.data.frozen import Column, extract_features
+        from mmfuse.data.preparations import get_preparation
+
+        if name not in self.extractors:
+            raise MmfuseError(f"no feature extractor for the frozen {kind} modality {name!r}")
+        alter = None
+        if corrupt is not None:
+            alter = lambda pos, v: corrupt(name, v, np.random.default_rng(pos))  # noqa: E731
+        values = list(table.df[column])
+        if kind == "text":
+            values = [v if _is_empty(v) else _text(v) for v in values]
+        x, present, errs = extract_features(
+            Column(values, kind != "text", table.base_dir, missing_files),
+            get_preparation(self.pretrained[name].preparation),
+            self.extractors[name],
+            spec.shape,
+            self.cache,
+            alter,
+            num_threads,
+            f"encoding {name} ({self.pretrained[name].backbone})",
+            verbose,
+        )
+        return x, present, [(pos, column, reason) for pos, reason in errs]
+
     def _track_modalities(self) -> set[str]:
         return {c + AUDIO_TRACK_SUFFIX for c in self.schema.audio_tracks}
 
@@ -312,6 +403,8 @@ class Preprocessor:
         def alter(value: Any, rng: Any) -> Any:
             return value if corrupt is None else corrupt(name, value, rng)
 
+        if name in self.pretrained:
+            return self._prepared_decoder(name, base_dir, missing_files, alter)
         if kind == "text":
             vocab = self.vocabularies[name]
             return lambda v, r: vocab.encode(alter(_checked_text(v), r), c.text_max_length)
@@ -329,6 +422,25 @@ class Preprocessor:
                     return None
                 raise DecodeError(f"file not found: {path}")
             return load(path, rng)
+
+        return decode
+
+    def _prepared_decoder(
+        self, name: str, base_dir: Path, missing_files: str, alter: Callable[[Any, Any], Any]
+    ) -> Callable[[Any, Any], np.ndarray | None]:
+        from mmfuse.data.preparations import get_preparation
+
+        prep = get_preparation(self.pretrained[name].preparation)
+        if prep.kind == "text":
+            return lambda v, r: prep.finish(alter(_checked_text(v), r))
+
+        def decode(value: Any, rng: Any) -> np.ndarray | None:
+            path = resolve_path(value, base_dir)
+            if not path.exists():
+                if missing_files == "missing":
+                    return None
+                raise DecodeError(f"file not found: {path}")
+            return prep.finish(alter(prep.decode(value, path), rng))
 
         return decode
 
@@ -400,6 +512,9 @@ class Preprocessor:
         pre = Preprocessor.from_dict({**self.to_dict(), "schema": schema.to_dict()})
         pre.vocabularies = {c: v for c, v in pre.vocabularies.items() if c in kinds}
         pre.embedding_dims = {c: v for c, v in pre.embedding_dims.items() if c in kinds}
+        pre.pretrained = {m: p for m, p in self.pretrained.items() if m in modalities}
+        pre.extractors = {m: e for m, e in self.extractors.items() if m in modalities}
+        pre.cache = self.cache
         if TABULAR not in modalities:
             pre.tabular = None
         return pre
@@ -413,6 +528,7 @@ class Preprocessor:
             "tabular": None if self.tabular is None else self.tabular.to_dict(),
             "embedding_dims": self.embedding_dims,
             "target": None if self.target is None else self.target.to_dict(),
+            "pretrained": {m: asdict(p) for m, p in self.pretrained.items()},
         }
 
     @classmethod
@@ -422,7 +538,9 @@ class Preprocessor:
 
         schema = Schema.from_dict(d["schema"])
         target = d.get("target")
-        pre = cls(schema, PreprocessConfig(**d["config"]), target["task"] if target else None)
+        pretrained = {m: PretrainedInput(**p) for m, p in d.get("pretrained", {}).items()}
+        task = target["task"] if target else None
+        pre = cls(schema, PreprocessConfig(**d["config"]), task, pretrained)
         pre.vocabularies = {c: Vocabulary.from_dict(v) for c, v in d["vocabularies"].items()}
         pre.tabular = TabularProcessor.from_dict(d["tabular"]) if d.get("tabular") else None
         pre.embedding_dims = {c: int(v) for c, v in d["embedding_dims"].items()}

@@ -35,6 +35,8 @@ def register_encoder(kind: str, name: str):  # type: ignore[no-untyped-def]
 
 def create_encoder(kind: str, name: str, spec: InputSpec, **hparams: Any) -> nn.Module:
     """Builds the encoder ``name`` for modality kind ``kind``."""
+    if spec.features and name == "raw":  # frozen pretrained features are already vectors
+        kind = "embedding"
     key = f"{kind}/{name}"
     if key not in ENCODERS:
         valid = [n.split("/", 1)[1] for n in ENCODERS.names() if n.startswith(kind + "/")]
@@ -53,6 +55,7 @@ from mmfuse.encoders import (  # noqa: E402,F401  (registration side effect)
     embedding_mlp,
     raw,
     image_cnn,
+    pretrained,
     tabular_mlp,
     text_gru,
     text_transformer,

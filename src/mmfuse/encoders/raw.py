@@ -6,6 +6,8 @@ none has trainable parameters, so the fusion operator sees (nearly) the raw data
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -128,14 +130,18 @@ class TabularRawEncoder(nn.Module):
 class EmbeddingRawEncoder(nn.Module):
     """The embedding vectors unchanged: ``D`` features.
 
+    Also the raw form of frozen pretrained features (``spec.features``): a clip's per-frame
+    features (N, D) are flattened to ``N * D``.
+
     Args:
-        spec: Input spec; ``spec.shape`` is ``(D,)``.
+        spec: Input spec; ``spec.shape`` is ``(D,)`` (or any shape when ``spec.features``).
     """
 
     def __init__(self, spec: InputSpec) -> None:
         super().__init__()
-        _check_rank(spec, 1, "(D,)")
-        self.output_dim = spec.shape[0]
+        if not spec.features:
+            _check_rank(spec, 1, "(D,)")
+        self.output_dim = math.prod(spec.shape)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x
+        return x.flatten(1)

@@ -30,7 +30,15 @@ class MultimodalEstimator:
         fusion: Fusion operator name (None: the level's default; see ``mmfuse list fusions``).
         level: "early", "feature" or "late" (None: from the fusion, else "feature").
         encoders: Encoder per modality or kind, e.g. ``{"text": "transformer"}`` or
-            ``"text=transformer,audio=gru"``.
+            ``"text=transformer,audio=gru"``; pretrained ones: ``image=efficientnet-lite0``,
+            ``video=efficientnet-lite0``, ``text=minilm``, ``audio=voice``.
+        pretrained: Use the pretrained image and text encoders by default where their
+            packages are installed (else, or when False: from-scratch encoders).
+        finetune: Modalities or kinds whose pretrained network is trained too (at a lower
+            learning rate), e.g. ``"image"``; the others stay frozen.
+        cache_dir: Feature cache of frozen pretrained encoders (None: ``$MMFUSE_CACHE_DIR``
+            or ``~/.cache/mmfuse``).
+        use_cache: Read and write the feature cache.
         epochs: Maximum epochs (early stopping may end sooner).
         batch_size: Records per step.
         lr: Learning rate (AdamW).
@@ -59,6 +67,10 @@ class MultimodalEstimator:
         fusion: str | None = None,
         level: str | None = None,
         encoders: str | dict[str, str] | None = None,
+        pretrained: bool = True,
+        finetune: str | list[str] | None = None,
+        cache_dir: str | None = None,
+        use_cache: bool = True,
         epochs: int = 30,
         batch_size: int = 64,
         lr: float = 2e-3,
@@ -81,6 +93,10 @@ class MultimodalEstimator:
         self.fusion = fusion
         self.level = level
         self.encoders = encoders
+        self.pretrained = pretrained
+        self.finetune = finetune
+        self.cache_dir = cache_dir
+        self.use_cache = use_cache
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -148,7 +164,7 @@ class MultimodalEstimator:
         except MmfuseError as err:
             raise MmfuseError(f"{table.name}: {err}") from None
         train_table, valid_table = self._split(table, valid, schema)
-        pre = Preprocessor(schema, self._preprocess_config(), self._resolve_task(table, target))
+        pre = self._preprocessor(schema, self._resolve_task(table, target))
         pre.fit(train_table)
         if pre.target is not None and pre.target.task == "classification":
             # the class list is not a feature statistic: take it from every record, so a rare
@@ -217,6 +233,15 @@ class MultimodalEstimator:
     def _preprocess_config(self) -> PreprocessConfig:
         return PreprocessConfig(image_size=self.image_size)
 
+    def _preprocessor(self, schema: Schema, task: str | None) -> Preprocessor:
+        """An unfitted Preprocessor for ``schema``, with the pretrained networks attached."""
+        from mmfuse.estimators.pretrained import attach_extractors, plan_pretrained
+
+        plan = plan_pretrained(self, schema.modalities())
+        pre = Preprocessor(schema, self._preprocess_config(), task, plan)
+        attach_extractors(pre, self)
+        return pre
+
     def _encode(self, pre: Preprocessor, table: Table, with_target: bool = True) -> Encoded:
         from mmfuse.training.device import set_threads
 
@@ -232,7 +257,10 @@ class MultimodalEstimator:
     def _log_schema(self, schema: Schema, pre: Preprocessor) -> None:
         if not self.verbose:
             return
-        mods = ", ".join(f"{m} ({k})" for m, k in pre.modalities.items())
+        mods = ", ".join(
+            f"{m} ({k}{', ' + pre.pretrained[m].backbone if m in pre.pretrained else ''})"
+            for m, k in pre.modalities.items()
+        )
         log(f"modalities: {mods}")
         for col, why in schema.ignored.items():
             log(f"ignoring column {col!r}: {why}")

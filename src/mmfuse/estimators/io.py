@@ -15,12 +15,14 @@ from mmfuse import __version__
 from mmfuse._io import atomic_open, read_json, write_json
 from mmfuse.data.preprocess import Preprocessor, Rejection
 from mmfuse.errors import MmfuseError
+from mmfuse.pretrained import BACKBONES
 
 FORMAT_VERSION = 1
 
 
 def save_model(est: Any, path: str | Path) -> None:
     """Writes every file of the model directory (atomically, file by file)."""
+    from mmfuse.estimators.pretrained import pretrained_record
     from mmfuse.training.checkpoint import save_weights
 
     out = Path(path)
@@ -36,6 +38,7 @@ def save_model(est: Any, path: str | Path) -> None:
         "model": est.model_config_.to_dict(),
         "training": vars(est.train_config_),
         "preprocessing": vars(est.preprocessor_.config),
+        "pretrained": pretrained_record(est.preprocessor_),
     }
     write_json(out / "config.json", config)
     save_weights(out / "model.safetensors", est.model_.state_dict())
@@ -84,6 +87,7 @@ def write_rejected(path: Path, rejected: list[Rejection]) -> None:
 def load(path: str | Path) -> Any:
     """Loads a model directory written by ``fit --out`` or ``estimator.save``."""
     from mmfuse.estimators.classifier import MultimodalClassifier
+    from mmfuse.estimators.pretrained import attach_extractors
     from mmfuse.estimators.regressor import MultimodalRegressor
     from mmfuse.models.builder import ModelConfig, build_model
     from mmfuse.training.checkpoint import load_weights
@@ -99,6 +103,9 @@ def load(path: str | Path) -> Any:
         raise MmfuseError(f"{folder}/config.json: unknown estimator {config.get('estimator')!r}")
     est = classes[config["estimator"]](**config["params"])
     pre = Preprocessor.from_dict(read_json(folder / "preprocess.json"))
+    for m, p in pre.pretrained.items():  # fails naming the package to install
+        BACKBONES[p.backbone].require(f"model {folder}, modality {m!r}")
+    attach_extractors(pre, est)
     est.preprocessor_, est.schema_ = pre, pre.schema
     est.model_config_ = ModelConfig.from_dict(config["model"])
     est.train_config_ = TrainConfig(**config["training"])

@@ -28,6 +28,8 @@ def model_config(est: MultimodalEstimator, pre: Preprocessor) -> ModelConfig:
     level, fusion = resolve_fusion(est.level, est.fusion)
     overrides = parse_pairs(est.encoders, "--encoder")
     encoders = resolve_encoders(pre.modalities, level, overrides)
+    if level != "early":  # the preprocessing already decided which networks are pretrained
+        encoders.update({m: p.backbone for m, p in pre.pretrained.items()})
     assert pre.target is not None
     return ModelConfig(
         level=level,

@@ -109,6 +109,12 @@ def _scores(
 def _occlusions(spec: InputSpec, x: Tensor) -> tuple[Tensor, list[Region], tuple[int, ...]]:
     """Occluded copies (K, *x.shape), where each lands in the map, and the map's shape."""
     regions: list[Region]
+    if spec.kind == "embedding" or spec.features:  # vectors (or frozen features): value chunks
+        flat = x.flatten()
+        parts = np.array_split(np.arange(flat.shape[0]), min(EMBEDDING_CHUNKS, flat.shape[0]))
+        spans = [slice(int(p[0]), int(p[-1]) + 1) for p in parts]
+        variants = _hide(flat, [(s,) for s in spans], 0.0).view(len(spans), *x.shape)
+        return variants, [(slice(i, i + 1),) for i in range(len(spans))], (len(spans),)
     if spec.kind in ("image", "audio"):
         rows, cols = x.shape[-2:]
         if spec.kind == "image":
@@ -130,11 +136,6 @@ def _occlusions(spec: InputSpec, x: Tensor) -> tuple[Tensor, list[Region], tuple
         for i in range(k):  # numbers -> 0 (training mean), categories -> unknown
             variants[i, i] = 0.0 if i < spec.num_numeric else float(UNKNOWN_CODE)
         return variants, [(slice(i, i + 1),) for i in range(k)], (k,)
-    if spec.kind == "embedding":
-        parts = np.array_split(np.arange(x.shape[0]), min(EMBEDDING_CHUNKS, x.shape[0]))
-        spans = [slice(int(p[0]), int(p[-1]) + 1) for p in parts]
-        variants = _hide(x, [(s,) for s in spans], 0.0)
-        return variants, [(slice(i, i + 1),) for i in range(len(spans))], (len(spans),)
     raise ValueError(f"unknown input kind {spec.kind!r} for occlusion")
 
 

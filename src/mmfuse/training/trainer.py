@@ -49,6 +49,8 @@ class TrainConfig:
         device: "auto", "cpu" or "cuda".
         augment: "none", "light" or "strong".
         modality_dropout: Probability of hiding each present modality of a training sample.
+        backbone_lr_scale: Learning-rate factor for fine-tuned pretrained networks (parameters
+            under a ``backbone`` submodule), so they move less than the new layers.
     """
 
     epochs: int = 30
@@ -61,6 +63,7 @@ class TrainConfig:
     device: str = "auto"
     augment: str = "light"
     modality_dropout: float = 0.0
+    backbone_lr_scale: float = 0.05
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -120,7 +123,9 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         model = self.model.to(self.device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(
+            parameter_groups(model, cfg.lr, cfg.backbone_lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
         best_state, best, stale, start = self._snapshot(), [-float("inf")] * 2, 0, 1
         if resume and self.checkpoint_dir is not None:
             restored = self._restore(model, optimizer)
@@ -266,3 +271,15 @@ def _better(key: list[float], best: list[float]) -> bool:
     if key[0] > best[0] + 1e-9:
         return True
     return abs(key[0] - best[0]) <= 1e-9 and key[1] > best[1] + 1e-6
+
+
+def parameter_groups(model: nn.Module, lr: float, backbone_scale: float) -> list[dict[str, Any]]:
+    """AdamW groups: pretrained networks (``.backbone.`` parameters) at ``lr * backbone_scale``."""
+    pretrained, fresh = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (pretrained if ".backbone." in f".{name}" else fresh).append(param)
+    groups: list[dict[str, Any]] = [{"params": fresh, "lr": lr}]
+    if pretrained:
+        groups.append({"params": pretrained, "lr": lr * backbone_scale})
+    return groups

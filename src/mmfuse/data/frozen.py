@@ -1,0 +1,157 @@
+"""Frozen pretrained features of one column: cache lookups first, then decode + encode misses.
+
+For every non-empty cell: hash its content (file bytes or text), look the key up in the
+feature cache; decode and prepare only the misses (in threads, one batch ahead of the
+network), run the frozen network on full batches without gradients, and store the results.
+A second ``fit`` on the same files therefore never decodes or re-encodes media.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mmfuse._progress import track
+from mmfuse.data.cache import FeatureCache, content_key
+from mmfuse.data.preparations import Preparation
+from mmfuse.errors import DecodeError
+
+
+class Extractor(Protocol):
+    """A frozen network: prepared inputs (B, *item) -> features (B, ...)."""
+
+    fingerprint: str
+    batch_size: int
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class Column:
+    """One column's cells and how to read them.
+
+    Attributes:
+        values: The cells, in record order.
+        media: True for file paths (image/audio/video), False for inline text.
+        base_dir: Folder that relative paths resolve against.
+        missing_files: "error" or "missing" (see ``Preprocessor.transform``).
+    """
+
+    values: list[Any]
+    media: bool
+    base_dir: Path
+    missing_files: str = "error"
+
+
+def extract_features(
+    column: Column,
+    prep: Preparation,
+    extractor: Extractor,
+    out_shape: tuple[int, ...],
+    cache: FeatureCache | None,
+    alter: Callable[[int, Any], Any] | None = None,
+    num_threads: int = 2,
+    label: str = "",
+    verbose: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Features of every cell.
+
+    Args:
+        column: The cells.
+        prep: The network's input preparation.
+        extractor: The frozen network.
+        out_shape: Feature shape of one item.
+        cache: Feature cache (None: compute everything).
+        alter: Optional ``(position, decoded) -> decoded`` corruption; corrupted inputs are
+            neither read from nor written to the cache.
+        num_threads: Decoding threads.
+        label: Progress description.
+        verbose: Show progress.
+
+    Returns:
+        (features (N, *out_shape), present (N,) bool, [(position, error message)]).
+    """
+    from mmfuse.data.preprocess import _is_empty, resolve_path
+
+    n = len(column.values)
+    x = np.zeros((n, *out_shape), dtype=np.float32)
+    present = np.zeros(n, dtype=bool)
+    errors: list[tuple[int, str]] = []
+    sources: dict[int, Path | str] = {}
+    for pos, value in enumerate(column.values):
+        if _is_empty(value):
+            continue
+        if not column.media:
+            sources[pos] = str(value)
+            continue
+        path = resolve_path(value, column.base_dir)
+        if not path.exists():
+            if column.missing_files == "error":
+                errors.append((pos, f"file not found: {path}"))
+            continue
+        sources[pos] = path
+    use_cache = cache is not None and alter is None
+    fingerprint = f"{extractor.fingerprint}|{prep.fingerprint}"  # network, versions, preprocessing
+    keyed = _keys(sources, num_threads) if use_cache else {}
+    todo = []
+    for pos in sources:
+        hit = cache.get(fingerprint, keyed[pos]) if use_cache and cache is not None else None
+        if hit is not None and hit.shape == out_shape:
+            x[pos], present[pos] = hit, True
+        else:
+            todo.append(pos)
+
+    def prepare(pos: int) -> np.ndarray | str:
+        src = sources[pos]
+        try:
+            decoded = prep.decode(src, src if isinstance(src, Path) else None)
+            if alter is not None:
+                decoded = alter(pos, decoded)
+            return prep.finish(decoded)
+        except DecodeError as err:
+            return str(err)
+
+    batches = [todo[i : i + extractor.batch_size] for i in range(0, len(todo), extractor.batch_size)]
+    with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+        ahead: list[Future[np.ndarray | str]] | None = None
+        done = track(_items(batches), len(todo), label or "encoding", verbose and bool(todo))
+        for i, batch in enumerate(batches):
+            current = ahead or [pool.submit(prepare, pos) for pos in batch]
+            ahead = [pool.submit(prepare, pos) for pos in batches[i + 1]] if i + 1 < len(batches) else None
+            results = [f.result() for f in current]
+            good = [(pos, r) for pos, r in zip(batch, results) if not isinstance(r, str)]
+            errors += [(pos, r) for pos, r in zip(batch, results) if isinstance(r, str)]
+            if good:
+                feats = extractor(np.stack([r for _, r in good]))
+                for (pos, _), f in zip(good, feats):
+                    x[pos], present[pos] = f, True
+                    if use_cache and cache is not None:
+                        cache.put(fingerprint, keyed[pos], f)
+            for _ in batch:
+                next(done, None)
+        for _ in done:  # finishes the progress display
+            pass
+    if use_cache and cache is not None and todo:
+        cache.prune()
+    return x, present, sorted(errors)
+
+
+def _items(batches: list[list[int]]) -> Any:
+    for batch in batches:
+        yield from batch
+
+
+def _keys(sources: dict[int, Path | str], num_threads: int) -> dict[int, str]:
+    def key(src: Path | str) -> str:
+        try:
+            return content_key(path=src) if isinstance(src, Path) else content_key(text=src)
+        except OSError as err:  # unreadable: no key, so the decoder reports the error
+            return f"unreadable:{err}"
+
+    with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+        return dict(zip(sources, pool.map(key, sources.values())))

@@ -1,0 +1,103 @@
+"""Pretrained encoders: a packaged network (frozen or fine-tuned) plus a trainable projection.
+
+Frozen (the default), the network has already run during preprocessing: the input is its
+cached feature vector ``(B, D)`` (``(B, N, D)`` for the frames of a clip; ``spec.features`` is
+True) and this module holds only the projection. Fine-tuned (``--finetune KIND``), the input is
+the network's prepared input (224-px ImageNet crops, WordPiece ids, mel partials) and the
+network is a trainable submodule named ``backbone`` (the trainer gives it a lower learning rate).
+
+Output ``(B, dim)``. Video clips are pooled over frames with ``temporal`` = mean | attention.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mmfuse.encoders import register_encoder
+from mmfuse.encoders.backbones import load_backbone, run_backbone
+from mmfuse.pretrained import BACKBONES
+from mmfuse.types import InputSpec
+
+TEMPORAL_POOLING = ("mean", "attention")
+
+
+class PretrainedEncoder(nn.Module):
+    """Base class; subclasses set ``backbone_name``.
+
+    Args:
+        spec: Input spec (``spec.features``: frozen features; otherwise the prepared input).
+        dim: Output dimension.
+        temporal: Pooling over the frames of a clip ("mean" or "attention").
+        dropout: Dropout on the features before the projection.
+    """
+
+    backbone_name = ""
+
+    def __init__(
+        self, spec: InputSpec, dim: int = 128, temporal: str = "mean", dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        if temporal not in TEMPORAL_POOLING:
+            raise ValueError(
+                f"unknown temporal pooling {temporal!r}; choose one of: {', '.join(TEMPORAL_POOLING)}"
+            )
+        if spec.backbone and spec.backbone != self.backbone_name:
+            raise ValueError(
+                f"input prepared for {spec.backbone!r}, not for {self.backbone_name!r}"
+            )
+        width = BACKBONES[self.backbone_name].dim
+        self.frozen = spec.features
+        self.clips = spec.kind == "video"
+        if self.frozen and spec.shape[-1] != width:
+            raise ValueError(f"{self.backbone_name} features have {width} values, spec says {spec.shape}")
+        self.backbone = None if self.frozen else load_backbone(self.backbone_name, trainable=True)
+        self.temporal = temporal
+        if self.clips and temporal == "attention":
+            self.query = nn.Parameter(torch.randn(width) / math.sqrt(width))
+        self.proj = nn.Sequential(
+            nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, dim), nn.GELU()
+        )
+        self.output_dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.backbone is not None:
+            x = run_backbone(self.backbone, self.backbone_name, x)
+        x = x.float()
+        if self.clips:  # (B, N, D) -> (B, D)
+            if self.temporal == "attention":
+                scores = x @ self.query / math.sqrt(x.shape[-1])  # (B, N)
+                x = (scores.softmax(dim=1).unsqueeze(-1) * x).sum(1)
+            else:
+                x = x.mean(1)
+        return self.proj(x)
+
+
+@register_encoder("image", "efficientnet-lite0")
+class EfficientNetLite0Encoder(PretrainedEncoder):
+    """EfficientNet-Lite0 (ImageNet) image features, 1280-d, projected to ``dim``."""
+
+    backbone_name = "efficientnet-lite0"
+
+
+@register_encoder("video", "efficientnet-lite0")
+class EfficientNetLite0VideoEncoder(PretrainedEncoder):
+    """EfficientNet-Lite0 features of every sampled frame, pooled over time."""
+
+    backbone_name = "efficientnet-lite0"
+
+
+@register_encoder("text", "minilm")
+class MiniLMEncoder(PretrainedEncoder):
+    """all-MiniLM-L6-v2 sentence embeddings, 384-d, projected to ``dim``."""
+
+    backbone_name = "minilm"
+
+
+@register_encoder("audio", "voice")
+class VoiceEncoder(PretrainedEncoder):
+    """Resemblyzer voice embeddings, 256-d, projected to ``dim``."""
+
+    backbone_name = "voice"

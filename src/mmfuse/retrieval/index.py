@@ -1,0 +1,451 @@
+"""A vector index stored as a directory: inner-product search with FAISS, exact or approximate.
+
+Directory layout (every file written atomically, ``index.json`` last as the commit point)::
+
+    INDEX_DIR/
+      vectors.npy       (N, D) float32, the source of truth (the exact index is rebuilt from it)
+      metadata.parquet  a ``row_id`` column (0..N-1) and the caller's columns
+      ann.faiss         approximate indexes only (``faiss.write_index``, a binary format)
+      index.json        dim, count, kind, metric, recall_at_10, parameters and the caller's info
+
+Loading checks that the counts in ``index.json``, ``vectors.npy`` and the metadata agree and
+never unpickles anything. Scores are inner products: L2-normalise vectors (and queries) to
+search by cosine similarity.
+
+Exact search is ``faiss.IndexFlatIP``. ``approximate="hnsw"`` or ``"ivf"`` adds an
+approximate index whose search parameter is tuned at build (and again on every ``add``) to
+reach recall@10 >= ``target_recall`` against exact search, measured on a sample of the stored
+vectors (or on held-out ``eval_queries``); the measured recall is stored in ``index.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmfuse._io import atomic_open, atomic_path, read_json, write_json
+from mmfuse.errors import MmfuseError
+from mmfuse.retrieval import ann
+
+FORMAT = "mmfuse-vector-index"
+VERSION = 1
+KINDS = ("exact", *ann.APPROXIMATE_KINDS)
+INDEX_FILE, VECTORS_FILE = "index.json", "vectors.npy"
+METADATA_FILE, ANN_FILE = "metadata.parquet", "ann.faiss"
+ROW_ID = "row_id"
+NUM_EVAL_QUERIES = 1000
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The top-k hits of each query, best first.
+
+    Attributes:
+        scores: (Q, k) float32 inner products; -inf where a query got fewer than k hits.
+        positions: (Q, k) int64 row positions in the index; -1 where there is no hit.
+        metadata: The index's metadata table (``row_id`` and the caller's columns).
+    """
+
+    scores: np.ndarray
+    positions: np.ndarray
+    metadata: pd.DataFrame = field(repr=False)
+
+    def hits(self, query: int) -> pd.DataFrame:
+        """The metadata rows of one query's hits, best first, with ``rank`` and ``score``."""
+        keep = self.positions[query] >= 0
+        rows = self.metadata.iloc[self.positions[query][keep]].reset_index(drop=True)
+        rows.insert(0, "score", self.scores[query][keep])
+        rows.insert(0, "rank", np.arange(1, int(keep.sum()) + 1))
+        return rows
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every hit of every query as one long table: ``query``, ``rank``, ``score``, metadata."""
+        query, rank = np.nonzero(self.positions >= 0)
+        rows = self.metadata.iloc[self.positions[query, rank]].reset_index(drop=True)
+        rows.insert(0, "score", self.scores[query, rank])
+        rows.insert(0, "rank", rank + 1)
+        rows.insert(0, "query", query)
+        return rows
+
+
+class VectorIndex:
+    """Inner-product search over N vectors of dimension D, with a metadata row per vector.
+
+    Create with ``VectorIndex.build`` or ``VectorIndex.load``; grow with ``add``.
+
+    Attributes:
+        kind: ``"exact"``, ``"hnsw"`` or ``"ivf"``.
+        metadata: ``row_id`` plus the caller's columns, one row per vector.
+        info: The caller's opaque, JSON-serialisable dict (e.g. model fingerprint, modality).
+        parameters: Build and search parameters, and the recall measurements of approximate
+            indexes (``recall_at_10``, ``target_met``, ``recall_curve``).
+        num_threads: FAISS threads for build, add and search (None: FAISS's default).
+    """
+
+    def __init__(
+        self,
+        flat: Any,
+        metadata: pd.DataFrame,
+        info: dict[str, Any],
+        kind: str,
+        approximate_index: Any = None,
+        parameters: dict[str, Any] | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        self._flat = flat
+        self._ann = approximate_index
+        self.metadata = metadata
+        self.info = info
+        self.kind = kind
+        self.parameters = dict(parameters or {})
+        self.num_threads = num_threads
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        metadata: pd.DataFrame | None = None,
+        info: dict[str, Any] | None = None,
+        approximate: str | None = None,
+        *,
+        target_recall: float = ann.DEFAULT_TARGET_RECALL,
+        nlist: int | None = None,
+        hnsw_m: int = ann.HNSW_M,
+        eval_queries: np.ndarray | None = None,
+        num_threads: int | None = None,
+        seed: int = 0,
+    ) -> VectorIndex:
+        """Indexes ``vectors``.
+
+        Args:
+            vectors: (N, D) finite vectors (stored as float32).
+            metadata: N rows describing the vectors (e.g. path, source columns); its index
+                is dropped and it may not have a ``row_id`` column. None: ``row_id`` only.
+            info: JSON-serialisable dict stored as is in ``index.json``.
+            approximate: None (exact), ``"hnsw"`` or ``"ivf"``.
+            target_recall: Recall@10 the approximate search parameter is tuned to reach.
+            nlist: IVF list count; None: about 4 * sqrt(N).
+            hnsw_m: HNSW links per node.
+            eval_queries: (Q, D) held-out queries for the recall measurement; None: up to
+                1000 stored vectors (each excluded from its own results).
+            num_threads: FAISS threads (None: FAISS's default).
+            seed: Seed of the sampling (IVF training, recall queries).
+        """
+        import faiss
+
+        kind = "exact" if approximate is None else approximate
+        if kind not in KINDS:
+            raise MmfuseError(
+                f"unknown approximate index {approximate!r}; choose None (exact) or one of: "
+                f"{', '.join(ann.APPROXIMATE_KINDS)}"
+            )
+        if not 0 < target_recall <= 1:
+            raise MmfuseError(f"target_recall must be in (0, 1]; got {target_recall!r}")
+        x = _as_vectors(vectors, None, "vectors")
+        info = _check_info(info)
+        meta = _metadata_for(metadata, len(x), start=0, columns=None)
+        with ann.faiss_threads(num_threads):
+            flat = faiss.IndexFlatIP(x.shape[1])
+            flat.add(x)
+            index, parameters = None, {"seed": seed}
+            if kind != "exact":
+                index, built = ann.create_ann(kind, x, nlist=nlist, hnsw_m=hnsw_m, seed=seed)
+                parameters.update(built, target_recall=target_recall)
+        out = cls(flat, meta, info, kind, index, parameters, num_threads)
+        out._tune(eval_queries)
+        return out
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension D."""
+        return int(self._flat.d)
+
+    def __len__(self) -> int:
+        return int(self._flat.ntotal)
+
+    def __repr__(self) -> str:
+        recall = self.parameters.get("recall_at_10")
+        extra = "" if recall is None else f", recall_at_10={recall:.3f}"
+        return f"VectorIndex(kind={self.kind!r}, count={len(self)}, dim={self.dim}{extra})"
+
+    def vectors(self) -> np.ndarray:
+        """A copy of the stored (N, D) float32 vectors."""
+        return self._view().copy()
+
+    def add(
+        self,
+        vectors: np.ndarray,
+        metadata: pd.DataFrame | None = None,
+        eval_queries: np.ndarray | None = None,
+    ) -> None:
+        """Appends vectors (and their metadata rows); approximate indexes are re-tuned.
+
+        Args:
+            vectors: (M, D) finite vectors.
+            metadata: M rows with the same columns as the index's metadata.
+            eval_queries: Held-out queries for the new recall measurement (see ``build``).
+        """
+        x = _as_vectors(vectors, self.dim, "vectors")
+        columns = [c for c in self.metadata.columns if c != ROW_ID]
+        meta = _metadata_for(metadata, len(x), start=len(self), columns=columns)
+        with ann.faiss_threads(self.num_threads):
+            self._flat.add(x)
+            if self._ann is not None:
+                self._ann.add(x)
+        self.metadata = pd.concat([self.metadata, meta], ignore_index=True)
+        self._tune(eval_queries)
+
+    def search(self, queries: np.ndarray, k: int = 10, exact: bool = False) -> SearchResult:
+        """The k best vectors by inner product for each query.
+
+        Args:
+            queries: (Q, D) finite vectors.
+            k: Hits per query (at most ``len(self)`` are returned).
+            exact: Search exactly even when the index is approximate.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise MmfuseError(f"k must be a positive integer; got {k!r}")
+        if len(self) == 0:
+            raise MmfuseError("the index is empty; add vectors before searching")
+        q = _as_vectors(queries, self.dim, "queries")
+        index = self._flat if exact or self._ann is None else self._ann
+        with ann.faiss_threads(self.num_threads):
+            scores, positions = index.search(q, min(int(k), len(self)))
+        scores[positions < 0] = -np.inf
+        return SearchResult(scores, positions.astype(np.int64), self.metadata)
+
+    def save(self, directory: str | Path) -> Path:
+        """Writes the index into ``directory`` (created if needed); returns the path."""
+        root = Path(directory)
+        if root.is_dir() and any(root.iterdir()) and not (root / INDEX_FILE).is_file():
+            raise MmfuseError(
+                f"{root} is not empty and not an mmfuse index; refusing to write there"
+            )
+        with atomic_open(root / VECTORS_FILE, "wb") as handle:
+            np.save(handle, self._view(), allow_pickle=False)
+        with atomic_path(root / METADATA_FILE) as tmp:
+            _write_parquet(self.metadata, tmp)
+        if self._ann is not None:
+            import faiss
+
+            with atomic_path(root / ANN_FILE) as tmp:
+                faiss.write_index(self._ann, str(tmp))
+        write_json(root / INDEX_FILE, self._header())
+        if self._ann is None and (root / ANN_FILE).exists():
+            (root / ANN_FILE).unlink()  # left over from an approximate index saved here before
+        return root
+
+    @classmethod
+    def load(cls, directory: str | Path, num_threads: int | None = None) -> VectorIndex:
+        """Reads an index written by ``save``.
+
+        Raises:
+            MmfuseError: When the directory is missing, is not an mmfuse index, or its files
+                disagree (counts, dimension) or cannot be read.
+        """
+        import faiss
+
+        root = Path(directory)
+        header = _read_header(root)
+        count, dim, kind = header["count"], header["dim"], header["kind"]
+        vectors = _read_vectors(root / VECTORS_FILE, count, dim)
+        metadata = _read_metadata(root / METADATA_FILE, count)
+        with ann.faiss_threads(num_threads):
+            flat = faiss.IndexFlatIP(dim)
+            flat.add(np.ascontiguousarray(vectors))
+        del vectors
+        index = None
+        if kind != "exact":
+            index = _read_ann(root / ANN_FILE, count, dim)
+            parameter = ann.SEARCH_PARAMETER[kind]
+            ann.set_search_parameter(index, kind, header["parameters"][parameter])
+        return cls(flat, metadata, header["info"], kind, index, header["parameters"], num_threads)
+
+    def _view(self) -> np.ndarray:
+        """The stored vectors without a copy; valid only until the next ``add``."""
+        import faiss
+
+        n, d = len(self), self.dim
+        if n == 0:
+            return np.zeros((0, d), dtype=np.float32)
+        return faiss.rev_swig_ptr(self._flat.get_xb(), n * d).reshape(n, d)
+
+    def _tune(self, eval_queries: np.ndarray | None) -> None:
+        """Measures recall@10 of the approximate index and tunes its search parameter."""
+        if self._ann is None:
+            return
+        own = None
+        if eval_queries is None:
+            rng = np.random.default_rng(self.parameters.get("seed", 0))
+            own = np.sort(rng.choice(len(self), min(NUM_EVAL_QUERIES, len(self)), replace=False))
+            queries = self._view()[own].copy()
+        else:
+            queries = _as_vectors(eval_queries, self.dim, "eval_queries")
+        depth = min(ann.RECALL_K + (own is not None), len(self))
+        with ann.faiss_threads(self.num_threads):
+            _, truth = self._flat.search(queries, depth)
+            target = self.parameters["target_recall"]
+            tuning = ann.tune(self._ann, self.kind, self.parameters, queries, truth, own, target)
+        self.parameters.update(
+            {
+                ann.SEARCH_PARAMETER[self.kind]: tuning.value,
+                "recall_at_10": tuning.recall,
+                "target_met": tuning.target_met,
+                "recall_queries": len(queries),
+                "recall_query_source": "stored sample" if own is not None else "eval_queries",
+                "recall_curve": {str(v): r for v, r in tuning.curve.items()},
+            }
+        )
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": self.kind,
+            "metric": "inner_product",
+            "dim": self.dim,
+            "count": len(self),
+            "recall_at_10": self.parameters.get(
+                "recall_at_10", 1.0 if self.kind == "exact" else None
+            ),
+            "parameters": self.parameters,
+            "info": self.info,
+        }
+
+
+def _as_vectors(values: np.ndarray, dim: int | None, name: str) -> np.ndarray:
+    """(N, D) float32 C-contiguous finite vectors; D must equal ``dim`` when given."""
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise MmfuseError(f"{name} must be a 2-D (N, D) array; got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise MmfuseError(f"{name} must hold numbers; got dtype {array.dtype}")
+    if dim is not None and array.shape[1] != dim:
+        raise MmfuseError(
+            f"{name} have dimension {array.shape[1]} but the index has dimension {dim}"
+        )
+    if dim is None and array.shape[1] == 0:
+        raise MmfuseError(f"{name} have dimension 0; need at least one column")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    bad = ~np.isfinite(array).all(1)
+    if bad.any():
+        raise MmfuseError(
+            f"{name} hold non-finite values (NaN or inf) in {int(bad.sum())} rows, "
+            f"first row {int(np.flatnonzero(bad)[0])}"
+        )
+    return array
+
+
+def _metadata_for(
+    metadata: pd.DataFrame | None, count: int, start: int, columns: list[str] | None
+) -> pd.DataFrame:
+    """The caller's metadata with a ``row_id`` column (start..start+count-1) in front."""
+    frame = pd.DataFrame(index=range(count)) if metadata is None else metadata
+    if not isinstance(frame, pd.DataFrame):
+        raise MmfuseError(f"metadata must be a pandas DataFrame; got {type(frame).__name__}")
+    if len(frame) != count:
+        raise MmfuseError(f"metadata has {len(frame)} rows but there are {count} vectors")
+    if ROW_ID in frame.columns:
+        raise MmfuseError(f"metadata may not have a {ROW_ID!r} column; the index adds it")
+    names = [c for c in frame.columns if not isinstance(c, str)]
+    if names:
+        raise MmfuseError(f"metadata column names must be strings; got {names[0]!r}")
+    if columns is not None and sorted(frame.columns) != sorted(columns):
+        raise MmfuseError(
+            f"metadata columns {sorted(frame.columns)} differ from the index's {sorted(columns)}"
+        )
+    frame = frame.reset_index(drop=True)
+    frame = frame if columns is None else frame[columns]
+    frame.insert(0, ROW_ID, np.arange(start, start + count, dtype=np.int64))
+    return frame
+
+
+def _check_info(info: dict[str, Any] | None) -> dict[str, Any]:
+    info = {} if info is None else info
+    if not isinstance(info, dict):
+        raise MmfuseError(f"info must be a dict; got {type(info).__name__}")
+    try:
+        return json.loads(json.dumps(info))
+    except (TypeError, ValueError) as err:
+        raise MmfuseError(f"info must be JSON-serialisable: {err}") from err
+
+
+def _write_parquet(metadata: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+
+    try:
+        metadata.to_parquet(path, index=False)
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        raise MmfuseError(f"metadata cannot be stored as Parquet: {err}") from err
+
+
+def _read_header(root: Path) -> dict[str, Any]:
+    if not root.is_dir():
+        raise MmfuseError(f"index directory {root} does not exist")
+    path = root / INDEX_FILE
+    if not path.is_file():
+        raise MmfuseError(f"{root} is not an mmfuse index (no {INDEX_FILE})")
+    try:
+        header = read_json(path)
+    except (OSError, ValueError) as err:
+        raise MmfuseError(f"{path} is not readable JSON: {err}") from err
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise MmfuseError(f"{path} is not an mmfuse index header (format != {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise MmfuseError(f"{path} has index version {header.get('version')!r}; expected {VERSION}")
+    if header.get("kind") not in KINDS:
+        raise MmfuseError(f"{path} has unknown kind {header.get('kind')!r}")
+    missing = [key for key in ("count", "dim", "parameters", "info") if key not in header]
+    if missing:
+        raise MmfuseError(f"{path} lacks {', '.join(missing)}")
+    return header
+
+
+def _read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise MmfuseError(f"cannot read {path}: {err}") from err
+    if vectors.dtype != np.float32 or vectors.shape != (count, dim):
+        raise MmfuseError(
+            f"{path} holds {vectors.dtype} {vectors.shape} but {INDEX_FILE} says "
+            f"float32 ({count}, {dim}); the index is incomplete or corrupted"
+        )
+    return vectors
+
+
+def _read_metadata(path: Path, count: int) -> pd.DataFrame:
+    try:
+        metadata = pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        raise MmfuseError(f"cannot read {path}: {err}") from err
+    if len(metadata) != count:
+        raise MmfuseError(
+            f"{path} has {len(metadata)} rows but {INDEX_FILE} says {count}; "
+            "the index is incomplete or corrupted"
+        )
+    if ROW_ID not in metadata.columns or not np.array_equal(metadata[ROW_ID], np.arange(count)):
+        raise MmfuseError(f"{path} lacks a {ROW_ID!r} column numbering the rows 0..{count - 1}")
+    return metadata
+
+
+def _read_ann(path: Path, count: int, dim: int) -> Any:
+    import faiss
+
+    if not path.is_file():
+        raise MmfuseError(f"{path} is missing; the index is incomplete")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as err:
+        raise MmfuseError(f"cannot read {path}: {err}") from err
+    if index.ntotal != count or index.d != dim:
+        raise MmfuseError(
+            f"{path} holds {index.ntotal} vectors of dimension {index.d} but {INDEX_FILE} says "
+            f"{count} of dimension {dim}; the index is incomplete or corrupted"
+        )
+    return index
