@@ -8,6 +8,7 @@ networks themselves are built in ``mmfuse.encoders.backbones``.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -100,6 +101,19 @@ DEFAULT_PRETRAINED = {"image": "efficientnet-lite0", "text": "minilm"}
 stay opt-in (``--encoder video=efficientnet-lite0``, ``audio=voice``): a clip costs one
 224-px network pass per frame on a CPU, and the voice encoder describes speakers, not sounds
 in general."""
+
+
+PRETRAINED_ENV = "MMFUSE_PRETRAINED"
+"""Set to 0 to make the from-scratch encoders the default (explicit ``--encoder`` still works)."""
+
+
+def default_pretrained(kind: str) -> BackboneInfo | None:
+    """The pretrained network that is the default for ``kind`` (None: none, or disabled by
+    ``MMFUSE_PRETRAINED=0``); it may still lack its packages (see ``missing``)."""
+    if os.environ.get(PRETRAINED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    name = DEFAULT_PRETRAINED.get(kind)
+    return BACKBONES[name] if name else None
 
 
 def backbone_of(kind: str, encoder: str) -> BackboneInfo | None:

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from mmfuse.encoders import create_encoder, list_encoders
+from mmfuse.pretrained import BACKBONES
 from mmfuse.types import InputSpec
 
 B = 3
@@ -35,10 +36,17 @@ def spec_and_input(kind: str, batch: int = B) -> tuple[InputSpec, Tensor]:
     raise AssertionError(f"no test input for kind {kind!r}")
 
 
+def features_and_input(kind: str, name: str, batch: int = B) -> tuple[InputSpec, Tensor]:
+    """Pretrained encoders in their default (frozen) form take the network's features."""
+    g = torch.Generator().manual_seed(0)
+    shape = (4, BACKBONES[name].dim) if kind == "video" else (BACKBONES[name].dim,)
+    return InputSpec(kind, shape, backbone=name, features=True), torch.randn(batch, *shape, generator=g)
+
+
 @pytest.fixture(params=list_encoders())
 def encoder_case(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     kind, name = request.param.split("/", 1)
-    spec, x = spec_and_input(kind)
+    spec, x = features_and_input(kind, name) if name in BACKBONES else spec_and_input(kind)
     torch.manual_seed(0)
     return create_encoder(kind, name, spec), x
 

@@ -229,11 +229,11 @@ def test_interrupted_fit_resumes_to_the_same_model(
         if state["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", crash_after_epoch_2)
     out = tmp_path / "model"
-    with pytest.raises(KeyboardInterrupt):
-        MultimodalClassifier(**settings).fit(demo_csv, target="label", out_dir=out)
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "save_checkpoint", crash_after_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            MultimodalClassifier(**settings).fit(demo_csv, target="label", out_dir=out)
     assert (out / "checkpoint" / "state.json").exists() and not (out / "model.safetensors").exists()
     resumed = MultimodalClassifier(**settings).fit(
         demo_csv, target="label", out_dir=out, resume=True

@@ -103,7 +103,7 @@ def test_resolve_encoders_unknown_key_lists_modalities() -> None:
 def test_unknown_encoder_name_is_an_mmfuse_error() -> None:
     config = ModelConfig("feature", "concat", {"photo": "resnet"}, "classification", 2, dim=8)
     with pytest.raises(
-        MmfuseError, match="unknown image encoder 'resnet'; choose one of: cnn, raw"
+        MmfuseError, match="unknown image encoder 'resnet'; choose one of: cnn, efficientnet-lite0, raw"
     ):
         build_model(config, {"photo": SPECS["photo"]})
 

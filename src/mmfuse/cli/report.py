@@ -118,7 +118,7 @@ def list_fusions_table() -> str:
 def list_encoders_table() -> str:
     """Every encoder: when it is used, whether it is installed, and what it needs."""
     from mmfuse.encoders import DEFAULT_ENCODERS, ENCODERS, list_encoders
-    from mmfuse.pretrained import DEFAULT_PRETRAINED, backbone_of
+    from mmfuse.pretrained import backbone_of, default_pretrained
 
     rows = []
     for key in list_encoders():
@@ -127,12 +127,11 @@ def list_encoders_table() -> str:
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         info = backbone_of(kind, name)
         missing = info.missing() if info else []
-        pretrained_default = DEFAULT_PRETRAINED.get(kind)
-        if name == pretrained_default:
+        preferred = default_pretrained(kind)
+        if preferred is not None and name == preferred.name:
             used = "default" if not missing else "default once installed"
         elif DEFAULT_ENCODERS.get(kind) == name:
-            scratch_fallback = pretrained_default and not backbone_of(kind, pretrained_default).missing()  # type: ignore[union-attr]
-            used = "fallback" if scratch_fallback else "default"
+            used = "fallback" if preferred is not None and not preferred.missing() else "default"
         else:
             used = "early level" if name == "raw" else ""
         status = "built in" if info is None else ("installed" if not missing else info.install_hint())

@@ -9,7 +9,6 @@ installed, and fall back to the from-scratch encoder with a one-line notice wher
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -19,13 +18,10 @@ from mmfuse.data.schema import parse_pairs
 from mmfuse.encoders import DEFAULT_ENCODERS
 from mmfuse.errors import MmfuseError
 from mmfuse.models.builder import resolve_fusion
-from mmfuse.pretrained import BACKBONES, DEFAULT_PRETRAINED, backbone_of
+from mmfuse.pretrained import BACKBONES, backbone_of, default_pretrained
 
 if TYPE_CHECKING:
     from mmfuse.estimators.base import MultimodalEstimator
-
-PRETRAINED_ENV = "MMFUSE_PRETRAINED"
-"""Set to 0 to make the from-scratch encoders the default (explicit ``--encoder`` still works)."""
 
 CLIP_BATCH = 4
 """Clips per forward pass when a frozen image network encodes video frames."""
@@ -44,7 +40,7 @@ def plan_pretrained(est: MultimodalEstimator, modalities: Mapping[str, str]) -> 
     plan = {}
     for m, kind in modalities.items():
         name = overrides.get(m) or overrides.get(kind)
-        if name is None and est.pretrained and kind in DEFAULT_PRETRAINED:
+        if name is None and est.pretrained:
             name = _default(kind, est.verbose)
         info = backbone_of(kind, name) if name else None
         if info is None:
@@ -65,9 +61,9 @@ _NOTIFIED: set[str] = set()
 
 
 def _default(kind: str, verbose: bool) -> str | None:
-    if os.environ.get(PRETRAINED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    info = default_pretrained(kind)
+    if info is None:
         return None
-    info = BACKBONES[DEFAULT_PRETRAINED[kind]]
     missing = info.missing()
     if not missing:
         return info.name

@@ -110,16 +110,17 @@ def plot_sample(
         "image": _image, "video": _video, "audio": _audio, "text": _text,
         "tabular": _bars, "embedding": _bars,
     }  # fmt: skip
-    if spec.kind not in draw:
+    kind = "embedding" if spec.features else spec.kind  # frozen features: a vector
+    if kind not in draw:
         raise ValueError(f"unknown input kind {spec.kind!r}; choose one of: {', '.join(draw)}")
-    if spec.kind == "text":
+    if kind == "text":
         tokens = tokens if tokens is not None else [str(i) for i in range(int(x.max()) + 1)]
         names: Sequence[str] | None = tokens
-    elif spec.kind == "tabular":
+    elif kind == "tabular":
         names = feature_names or [f"feature {i}" for i in range(len(attribution))]
     else:
         names = None
-    fig = draw[spec.kind](np.asarray(x), np.asarray(attribution), score_label, names, spec)
+    fig = draw[kind](np.asarray(x), np.asarray(attribution), score_label, names, spec)
     fig.suptitle(title or f"{modality} ({spec.kind})", fontsize=11.5, y=1.04)
     return _save(fig, path)
 

@@ -3,7 +3,8 @@
 An approximate index trades recall for speed through one search parameter: ``nprobe`` (how
 many IVF lists are scanned) or ``efSearch`` (the HNSW candidate-list size). ``tune`` raises
 that parameter step by step until recall@10 against exact search reaches the target, so the
-cheapest setting that meets it is kept, and records the recall of every step tried.
+cheapest setting that meets it is kept, and records the recall of every step tried. The
+queries must not be in the index (see ``mmfuse.retrieval.index`` for how they are held out).
 
 FAISS is imported inside the functions that need it.
 """
@@ -79,11 +80,14 @@ def create_ann(
     ef_construction: int = HNSW_EF_CONSTRUCTION,
     seed: int = 0,
 ) -> tuple[Any, dict[str, int]]:
-    """Builds an approximate inner-product index over ``vectors`` (trained where needed).
+    """An empty approximate inner-product index, trained on ``vectors`` where needed.
+
+    Rows are added with ``add_with_ids`` (their positions), so they may arrive in any order.
 
     Args:
-        kind: ``"hnsw"`` (IndexHNSWFlat) or ``"ivf"`` (IndexIVFFlat, k-means on a sample).
-        vectors: (N, D) float32, C-contiguous, N >= 1.
+        kind: ``"hnsw"`` (IndexHNSWFlat in an IndexIDMap) or ``"ivf"`` (IndexIVFFlat,
+            k-means on a sample of at most 64 vectors per list).
+        vectors: (N, D) float32, C-contiguous, N >= 1; only IVF reads them (training).
         nlist: IVF list count; None picks ``default_nlist(N)``.
         hnsw_m: HNSW links per node.
         ef_construction: HNSW candidate-list size while inserting.
@@ -98,10 +102,9 @@ def create_ann(
     if count == 0:
         raise MmfuseError(f"an approximate ({kind}) index needs at least one vector to build")
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-        index.add(vectors)
-        return index, {"M": hnsw_m, "efConstruction": ef_construction}
+        graph = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = ef_construction
+        return faiss.IndexIDMap(graph), {"M": hnsw_m, "efConstruction": ef_construction}
     if kind != "ivf":
         raise MmfuseError(f"unknown approximate index {kind!r}; choose one of: hnsw, ivf")
     nlist = default_nlist(count) if nlist is None else nlist
@@ -115,16 +118,29 @@ def create_ann(
     num_train = min(count, TRAIN_POINTS_PER_LIST * nlist)
     rows = np.sort(np.random.default_rng(seed).choice(count, num_train, replace=False))
     index.train(vectors[rows] if num_train < count else vectors)
-    index.add(vectors)
     return index, {"nlist": nlist, "num_train": num_train}
+
+
+def nbytes(index: Any, kind: str) -> int:
+    """Bytes held by an approximate index: vectors, ids, centroids or graph links."""
+    import faiss
+
+    count, dim = index.ntotal, index.d
+    if kind == "ivf":
+        return count * (dim * 4 + 8) + index.nlist * dim * 4
+    graph = faiss.downcast_index(index.index).hnsw
+    links = graph.neighbors.size() * 4 + graph.levels.size() * 4 + graph.offsets.size() * 8
+    return count * (dim * 4 + 8) + links
 
 
 def set_search_parameter(index: Any, kind: str, value: int) -> None:
     """Sets nprobe (IVF) or efSearch (HNSW)."""
+    import faiss
+
     if kind == "ivf":
         index.nprobe = int(value)
     else:
-        index.hnsw.efSearch = int(value)
+        faiss.downcast_index(index.index).hnsw.efSearch = int(value)
 
 
 def search_steps(kind: str, parameters: dict[str, int]) -> list[int]:
@@ -145,7 +161,6 @@ def tune(
     parameters: dict[str, int],
     queries: np.ndarray,
     truth: np.ndarray,
-    own: np.ndarray | None = None,
     target: float = DEFAULT_TARGET_RECALL,
     k: int = RECALL_K,
 ) -> Tuning:
@@ -158,18 +173,16 @@ def tune(
         index: An index from ``create_ann``.
         kind: Its kind.
         parameters: Its build parameters (``nlist`` for IVF).
-        queries: (Q, D) float32.
-        truth: (Q, k') exact neighbour positions, best first (k' = k, or k + 1 with ``own``).
-        own: (Q,) positions of the queries themselves when they are stored vectors: removed
-            from both lists before comparing, so a query finding itself earns nothing.
+        queries: (Q, D) float32 queries that are not in ``index`` (held out).
+        truth: (Q, k) exact neighbour positions among the rows of ``index``, best first.
         target: Recall to reach, in (0, 1].
         k: The k of recall@k.
     """
     curve: dict[int, float] = {}
     for value in search_steps(kind, parameters):
         set_search_parameter(index, kind, value)
-        _, found = index.search(queries, truth.shape[1])
-        curve[value] = recall_at_k(found, truth, k, own)
+        _, found = index.search(queries, k)
+        curve[value] = recall_at_k(found, truth, k)
         if curve[value] >= target:
             return Tuning(value, curve[value], True, curve)
     best = max(curve, key=lambda v: (curve[v], -v))
@@ -177,28 +190,17 @@ def tune(
     return Tuning(best, curve[best], False, curve)
 
 
-def recall_at_k(
-    found: np.ndarray, truth: np.ndarray, k: int = RECALL_K, own: np.ndarray | None = None
-) -> float:
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = RECALL_K) -> float:
     """Share of the true top-k neighbours that appear in the found top-k, over all queries.
 
     Args:
         found: (Q, >=k) positions returned by an approximate search (-1 for no result).
-        truth: (Q, >=k) exact positions, best first.
+        truth: (Q, >=k) exact positions, best first (-1 where there are fewer than k rows).
         k: The k of recall@k.
-        own: (Q,) positions to drop from both lists first (the queries themselves).
     """
-    if own is not None:
-        found, truth = _without(found, own, k), _without(truth, own, k)
     found, truth = found[:, :k], truth[:, :k]
-    if truth.size == 0:
+    valid = truth >= 0
+    if not valid.any():
         return 1.0
-    hit = (found[:, :, None] == truth[:, None, :]).any(1) & (truth >= 0)  # (Q, k)
-    return float(hit.sum() / max(1, (truth >= 0).sum()))
-
-
-def _without(ids: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
-    """The first k entries of each row once the row's own position is removed."""
-    keep = ids != own[:, None]
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept entries first, in order
-    return np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(ids, order, 1), -1)
+    hit = (found[:, :, None] == truth[:, None, :]).any(1) & valid  # (Q, k)
+    return float(hit.sum() / valid.sum())
