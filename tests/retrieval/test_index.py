@@ -203,3 +203,23 @@ def test_save_refuses_foreign_directory(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(MmfuseError, match="not empty and not an mmfuse index"):
         VectorIndex.build(clustered(5)).save(tmp_path)
+
+
+def test_ground_truth_skips_held_out_rows_even_when_most_are_held_out() -> None:
+    x = clustered(200)
+    q = clustered(20, seed=8)
+    excluded = np.sort(np.random.default_rng(0).choice(200, 150, replace=False))
+    truth = VectorIndex.build(x)._exact_without(q, excluded, 10)  # the recall ground truth
+    scores = q @ x.T
+    scores[:, excluded] = -np.inf
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(truth, expected)
+
+
+def test_large_append_to_small_index_is_measured() -> None:
+    index = VectorIndex.build(clustered(600), approximate="hnsw", num_threads=1)
+    assert index.parameters["recall_queries"] == 60
+    index.add(clustered(1500, seed=2))
+    params = index.parameters
+    assert params["recall_queries"] == 1000 and params["recall_measured_at_count"] == 1100
+    assert params["recall_at_10"] >= 0.95

@@ -128,7 +128,8 @@ def nbytes(index: Any, kind: str) -> int:
     count, dim = index.ntotal, index.d
     if kind == "ivf":
         return count * (dim * 4 + 8) + index.nlist * dim * 4
-    graph = faiss.downcast_index(index.index).hnsw
+    inner: Any = faiss.downcast_index(index.index)
+    graph = inner.hnsw
     links = graph.neighbors.size() * 4 + graph.levels.size() * 4 + graph.offsets.size() * 8
     return count * (dim * 4 + 8) + links
 
@@ -140,14 +141,16 @@ def set_search_parameter(index: Any, kind: str, value: int) -> None:
     if kind == "ivf":
         index.nprobe = int(value)
     else:
-        faiss.downcast_index(index.index).hnsw.efSearch = int(value)
+        inner: Any = faiss.downcast_index(index.index)
+        inner.hnsw.efSearch = int(value)
 
 
 def search_steps(kind: str, parameters: dict[str, int]) -> list[int]:
     """The increasing values ``tune`` tries: efSearch steps, or nprobe 1, 2, 3, ... nlist (x1.5)."""
     if kind == "hnsw":
         return list(EF_SEARCH_STEPS)
-    nlist, steps, value = parameters["nlist"], [], 1.0
+    nlist, value = parameters["nlist"], 1.0
+    steps: list[int] = []
     while round(value) < nlist:
         if not steps or round(value) > steps[-1]:
             steps.append(round(value))

@@ -159,18 +159,20 @@ class VectorIndex:
         if not 0 < target_recall <= 1:
             raise MmfuseError(f"target_recall must be in (0, 1]; got {target_recall!r}")
         x = _as_vectors(vectors, None, "vectors")
+        held_out = _optional_vectors(eval_queries, x.shape[1], "eval_queries")
         info = _check_info(info)
         meta = _metadata_for(metadata, len(x), start=0, columns=None)
         with ann.faiss_threads(num_threads):
             flat = faiss.IndexFlatIP(x.shape[1])
             flat.add(x)
-            index, parameters = None, {"seed": seed}
+            index: Any = None
+            parameters: dict[str, Any] = {"seed": seed}
             if kind != "exact":
                 index, built = ann.create_ann(kind, x, nlist=nlist, hnsw_m=hnsw_m, seed=seed)
                 parameters.update(built, target_recall=target_recall)
         out = cls(flat, meta, info, kind, index, parameters, num_threads)
         if index is not None:
-            out._insert(x, 0, eval_queries, building=True)
+            out._insert(x, 0, held_out, building=True)
         return out
 
     @property
@@ -207,6 +209,7 @@ class VectorIndex:
             eval_queries: Held-out queries for the new recall measurement (see ``build``).
         """
         x = _as_vectors(vectors, self.dim, "vectors")
+        held_out = _optional_vectors(eval_queries, self.dim, "eval_queries")
         columns = [c for c in self.metadata.columns if c != ROW_ID]
         start = len(self)
         meta = _metadata_for(metadata, len(x), start=start, columns=columns)
@@ -214,7 +217,7 @@ class VectorIndex:
             self._flat.add(x)
         self.metadata = pd.concat([self.metadata, meta], ignore_index=True)
         if self._ann is not None:
-            self._insert(x, start, eval_queries, building=False)
+            self._insert(x, start, held_out, building=False)
 
     def search(self, queries: np.ndarray, k: int = 10, exact: bool = False) -> SearchResult:
         """The k best vectors by inner product for each query.
@@ -277,7 +280,7 @@ class VectorIndex:
         del vectors
         index = None
         if kind != "exact":
-            index = _read_ann(root / ANN_FILE, count, dim)
+            index = _read_ann(root / ANN_FILE, kind, count, dim)
             parameter = ann.SEARCH_PARAMETER[kind]
             ann.set_search_parameter(index, kind, header["parameters"][parameter])
         return cls(flat, metadata, header["info"], kind, index, header["parameters"], num_threads)
@@ -305,8 +308,7 @@ class VectorIndex:
                 rows = np.setdiff1d(np.arange(begin, stop), held, assume_unique=True)
                 self._ann.add_with_ids(x[rows], (start + rows).astype(np.int64))
             if eval_queries is not None:
-                queries = _as_vectors(eval_queries, self.dim, "eval_queries")
-                self._measure(queries, np.zeros(0, np.int64), "eval_queries")
+                self._measure(eval_queries, np.zeros(0, np.int64), "eval_queries")
             elif len(held):
                 self._measure(x[held], (start + held).astype(np.int64), "held-out rows")
                 self._ann.add_with_ids(x[held], (start + held).astype(np.int64))
@@ -364,7 +366,9 @@ class VectorIndex:
         short = np.flatnonzero(keep.sum(1) < needed)
         if short.size:  # many excluded rows among the nearest: search those queries again
             batch = faiss.IDSelectorBatch(excluded)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorNot(batch))
+            selector = faiss.IDSelectorNot(batch)  # both kept alive until the search is done
+            params = faiss.SearchParameters()
+            params.sel = selector
             _, redo = self._flat.search(queries[short], truth.shape[1], params=params)
             truth[short] = redo
         return truth
@@ -405,6 +409,15 @@ def _as_vectors(values: np.ndarray, dim: int | None, name: str) -> np.ndarray:
             f"{name} hold non-finite values (NaN or inf) in {int(bad.sum())} rows, "
             f"first row {int(np.flatnonzero(bad)[0])}"
         )
+    return array
+
+
+def _optional_vectors(values: np.ndarray | None, dim: int, name: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    array = _as_vectors(values, dim, name)
+    if len(array) == 0:
+        raise MmfuseError(f"{name} is empty; pass at least one query or None")
     return array
 
 
@@ -468,8 +481,14 @@ def _read_header(root: Path) -> dict[str, Any]:
     if header.get("kind") not in KINDS:
         raise MmfuseError(f"{path} has unknown kind {header.get('kind')!r}")
     missing = [key for key in ("count", "dim", "parameters", "info") if key not in header]
+    parameter = ann.SEARCH_PARAMETER.get(header["kind"])
+    if parameter is not None and parameter not in (header.get("parameters") or {}):
+        missing.append(f"parameters.{parameter}")
     if missing:
         raise MmfuseError(f"{path} lacks {', '.join(missing)}")
+    for key in ("count", "dim"):
+        if isinstance(header[key], bool) or not isinstance(header[key], int) or header[key] < 0:
+            raise MmfuseError(f"{path} has an invalid {key}: {header[key]!r}")
     return header
 
 
@@ -501,7 +520,7 @@ def _read_metadata(path: Path, count: int) -> pd.DataFrame:
     return metadata
 
 
-def _read_ann(path: Path, count: int, dim: int) -> Any:
+def _read_ann(path: Path, kind: str, count: int, dim: int) -> Any:
     import faiss
 
     if not path.is_file():
@@ -510,6 +529,11 @@ def _read_ann(path: Path, count: int, dim: int) -> Any:
         index = faiss.read_index(str(path))
     except RuntimeError as err:
         raise MmfuseError(f"cannot read {path}: {err}") from err
+    expected = faiss.IndexIVFFlat if kind == "ivf" else faiss.IndexIDMap
+    if not isinstance(index, expected):
+        raise MmfuseError(
+            f"{path} holds a {type(index).__name__}, not the {expected.__name__} of a {kind} index"
+        )
     if index.ntotal != count or index.d != dim:
         raise MmfuseError(
             f"{path} holds {index.ntotal} vectors of dimension {index.d} but {INDEX_FILE} says "
