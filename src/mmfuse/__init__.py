@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MultimodalClassifier": "mmfuse.estimators.classifier",
     "MultimodalRegressor": "mmfuse.estimators.regressor",
+    "MultimodalRetriever": "mmfuse.estimators.retriever",
     "load": "mmfuse.estimators.io",
     "compare": "mmfuse.estimators.compare",
     "list_fusions": "mmfuse.fusion",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +60,12 @@ def _info(a: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------- fit
 def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="training data: CSV, Parquet or JSONL file, or a folder with data.csv")
-    p.add_argument("--target", required=True, help="column to predict")
+    p.add_argument("--target", help="column to predict (not with --task retrieval)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--valid", help="validation data (default: hold out 20%% of DATA)")
-    p.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
+    p.add_argument("--task", default="auto", choices=("auto", "classification", "regression", "retrieval"))
+    p.add_argument("--pair", metavar="COL_A,COL_B",
+                   help="retrieval: the two columns to map into one space, e.g. image,caption")
     p.add_argument("--level", choices=("early", "feature", "late"), help="fusion level (default: from --fusion, else feature)")
     p.add_argument("--fusion", help="fusion operator (see `mmfuse list fusions`)")
     p.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
@@ -113,6 +116,14 @@ def _fit(a: argparse.Namespace) -> int:
     from mmfuse.estimators import MultimodalClassifier, MultimodalRegressor
 
     task = a.task
+    if task == "retrieval" or (a.pair and task == "auto"):
+        from mmfuse.cli.retrieval import fit_retrieval
+
+        return fit_retrieval(a, _pretrained_params(a))
+    if not a.target:
+        raise MmfuseError("--target is required (or --task retrieval --pair COL_A,COL_B)")
+    if a.pair:
+        raise MmfuseError("--pair belongs to --task retrieval")
     if task == "auto":
         table = read_table(a.data)
         if a.target not in table.df.columns:
@@ -166,6 +177,10 @@ def _evaluate(a: argparse.Namespace) -> int:
     from mmfuse.data.readers import read_table
 
     est = _load(a, load)
+    if type(est).__name__ == "MultimodalRetriever":
+        from mmfuse.cli.retrieval import evaluate_retrieval
+
+        return evaluate_retrieval(est, a)
     table = read_table(a.data)
     enc = est._encode(est.preprocessor_, table, with_target=True)  # decoded once for every section
     metrics = est._evaluate_encoded(enc)
@@ -232,6 +247,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model directory written by `mmfuse fit`")
     p.add_argument("data", help="records to predict (the target column is not needed)")
     p.add_argument("--out", required=True, help="CSV to write: one row per input row, same order")
+    p.add_argument("--labels", help="retrieval models: zero-shot labels, e.g. cat,dog,car")
+    p.add_argument("--prompt", default="{}", help="retrieval models: label prompt, e.g. 'a photo of a {}'")
     _bad_record_args(p)
 
 
@@ -241,6 +258,12 @@ def _predict(a: argparse.Namespace) -> int:
     from mmfuse.estimators.io import load
 
     est = _load(a, load)
+    if type(est).__name__ == "MultimodalRetriever":
+        from mmfuse.cli.retrieval import predict_labels
+
+        return predict_labels(est, a)
+    if a.labels:
+        raise MmfuseError("--labels is for retrieval models (zero-shot); this is a classifier or regressor")
     table = read_table(a.data)
     frame, rejected = est.predict_frame(table)
     ids = [c for c, why in est.schema_.ignored.items()
@@ -313,6 +336,17 @@ def _list(a: argparse.Namespace) -> int:
     return 0
 
 
+def _retrieval(name: str) -> Callable[..., int]:
+    """A function of ``mmfuse.cli.retrieval``, imported when the command runs."""
+
+    def call(arg: Any) -> Any:
+        from mmfuse.cli import retrieval
+
+        return getattr(retrieval, name)(arg)
+
+    return call
+
+
 # ------------------------------------------------------------------------ cache
 def _cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("info", "clear", "prune"), help="show, empty, or shrink to --max-gb")
@@ -361,7 +395,8 @@ COMMANDS = (
              "mmfuse fit data.csv --target label --out model --level late --on-bad-record skip",
              "mmfuse fit data.csv --target label --out model --resume",
              "mmfuse fit data.csv --target label --out model --encoder image=cnn,text=gru",
-             "mmfuse fit data.csv --target label --out model --finetune image --device cuda"),
+             "mmfuse fit data.csv --target label --out model --finetune image --device cuda",
+             "mmfuse fit pairs.csv --task retrieval --pair image,caption --out retriever"),
             _fit_args, _fit),
     Command("evaluate", "compute metrics of a trained model on labelled data",
             ("mmfuse evaluate model test.csv", "mmfuse evaluate model test.csv --json metrics.json",
@@ -377,6 +412,15 @@ COMMANDS = (
             ("mmfuse compare data.csv --target label --out cmp",
              "mmfuse compare data.csv --target label --out cmp --fusions concat,attention,mean --folds 5"),
             _compare_args, _compare),
+    Command("index", "embed a collection with a retrieval model and store a vector index",
+            ("mmfuse index model photos.csv --column image --out photo_index",
+             "mmfuse index model photos.csv --column image --out photo_index --approximate",
+             "mmfuse index model more.csv --column image --out photo_index --append"),
+            _retrieval("index_args"), _retrieval("index_command")),
+    Command("search", "rank an index against a text or an image / audio file",
+            ("mmfuse search photo_index 'a red circle on a dark background'",
+             "mmfuse search photo_index query.jpg -k 5 --json"),
+            _retrieval("search_args"), _retrieval("search_command")),
     Command("cache", "show, empty or shrink the feature cache of frozen pretrained encoders",
             ("mmfuse cache info", "mmfuse cache clear --cache-dir /data/mmfuse-cache",
              "mmfuse cache prune --max-gb 5"), _cache_args, _cache),

@@ -97,10 +97,19 @@ def extract_features(
         sources[pos] = path
     use_cache = cache is not None and alter is None
     fingerprint = f"{extractor.fingerprint}|{prep.fingerprint}"  # network, versions, preprocessing
-    keyed = _keys(sources, num_threads) if use_cache else {}
+    keyed = _keys(sources, num_threads) if alter is None else {}
+    copies: dict[int, list[int]] = {}  # first position of a content -> later positions with it
+    first_of: dict[str, int] = {}
     todo = []
     for pos in sources:
-        hit = cache.get(fingerprint, keyed[pos]) if use_cache and cache is not None else None
+        key = keyed.get(pos)
+        if key is not None and key in first_of:  # the same file or text again: encode once
+            copies[first_of[key]].append(pos)
+            continue
+        if key is not None:
+            first_of[key] = pos
+            copies[pos] = []
+        hit = cache.get(fingerprint, key) if use_cache and cache is not None and key else None
         if hit is not None and hit.shape == out_shape:
             x[pos], present[pos] = hit, True
         else:
@@ -136,6 +145,10 @@ def extract_features(
                 next(done, None)
         for _ in done:  # finishes the progress display
             pass
+    for first, later in copies.items():
+        for pos in later:
+            x[pos], present[pos] = x[first], present[first]
+            errors += [(pos, reason) for p, reason in errors if p == first]
     if use_cache and cache is not None and todo:
         cache.prune()
     return x, present, sorted(errors)

@@ -191,9 +191,12 @@ class VoiceMel(Preparation):
     def finish(self, decoded: np.ndarray) -> np.ndarray:
         audio = _resemblyzer_audio()
         wave = np.asarray(decoded, dtype=np.float32)
-        trimmed = audio.preprocess_wav(wave)  # volume + silence trimming (already 16 kHz)
-        if len(trimmed) < self.sample_rate // 10:  # VAD found (almost) no voice: keep the clip
-            trimmed = audio.normalize_volume(wave, -30, increase_only=True)
+        if not np.any(wave):  # pure silence: no volume to normalise (it would give NaN)
+            trimmed = wave
+        else:
+            trimmed = audio.preprocess_wav(wave)  # volume + silence trimming (already 16 kHz)
+            if len(trimmed) < self.sample_rate // 10:  # VAD found (almost) no voice: keep the clip
+                trimmed = audio.normalize_volume(wave, -30, increase_only=True)
         mel = audio.wav_to_mel_spectrogram(trimmed)  # (T, 40)
         frames = 160
         if len(mel) < frames:

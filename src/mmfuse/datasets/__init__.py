@@ -2,7 +2,8 @@
 
 ``make_demo_dataset`` writes real media files (PNG/JPEG images, WAV/FLAC audio, MP4 video),
 inline review text and tabular columns, whose binary target needs every modality; see
-:mod:`mmfuse.datasets.demo` for the generative story.
+:mod:`mmfuse.datasets.demo` for the generative story. ``make_paired_dataset`` writes
+image-caption pairs (several captions per image) for retrieval.
 """
 
 from __future__ import annotations
@@ -13,5 +14,6 @@ from mmfuse.datasets.demo import (
     demo_votes,
     make_demo_dataset,
 )
+from mmfuse.datasets.pairs import make_paired_dataset
 
-__all__ = ["DEMO_MODALITY_COLUMNS", "DEMO_TARGET", "demo_votes", "make_demo_dataset"]
+__all__ = ["DEMO_MODALITY_COLUMNS", "DEMO_TARGET", "demo_votes", "make_demo_dataset", "make_paired_dataset"]

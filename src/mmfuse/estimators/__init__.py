@@ -3,5 +3,6 @@
 from mmfuse.estimators.classifier import MultimodalClassifier
 from mmfuse.estimators.io import load
 from mmfuse.estimators.regressor import MultimodalRegressor
+from mmfuse.estimators.retriever import MultimodalRetriever
 
-__all__ = ["MultimodalClassifier", "MultimodalRegressor", "load"]
+__all__ = ["MultimodalClassifier", "MultimodalRegressor", "MultimodalRetriever", "load"]

@@ -98,6 +98,10 @@ def load(path: str | Path) -> Any:
         if not (folder / name).exists():
             raise MmfuseError(f"{folder} is not an mmfuse model directory: {name} is missing")
     config = read_json(folder / "config.json")
+    if config.get("estimator") == "MultimodalRetriever":
+        from mmfuse.estimators.retrieval_io import load_retriever
+
+        return load_retriever(folder, config)
     classes = {"MultimodalClassifier": MultimodalClassifier, "MultimodalRegressor": MultimodalRegressor}
     if config.get("estimator") not in classes:
         raise MmfuseError(f"{folder}/config.json: unknown estimator {config.get('estimator')!r}")

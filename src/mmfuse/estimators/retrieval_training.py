@@ -1,0 +1,83 @@
+"""Glue between MultimodalRetriever and the core: dual-encoder builder, trainer, embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mmfuse._progress import log
+from mmfuse.data.preprocess import Encoded, Preprocessor
+from mmfuse.data.schema import parse_pairs
+from mmfuse.data.tensors import TensorData
+from mmfuse.models.builder import resolve_encoders
+from mmfuse.models.retrieval import RetrievalConfig, RetrievalModel, build_retrieval_model
+from mmfuse.tasks.retrieval import RetrievalTask, split_output
+from mmfuse.training.trainer import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from mmfuse.estimators.retriever import MultimodalRetriever
+
+METRIC = "R@1"
+
+
+def retrieval_config(est: MultimodalRetriever, pre: Preprocessor) -> RetrievalConfig:
+    pair = est.pair_columns()
+    kinds = {m: pre.modalities[m] for m in pair}
+    encoders = resolve_encoders(kinds, "feature", parse_pairs(est.encoders, "--encoder"))
+    encoders.update({m: p.backbone for m, p in pre.pretrained.items() if m in kinds})
+    return RetrievalConfig(pair, encoders, est.dim, est.embed_dim, est.temperature)
+
+
+def mean_recall_at_1(pair: tuple[str, str]):  # type: ignore[no-untyped-def]
+    """Validation metric: R@1 averaged over both directions."""
+    from mmfuse.retrieval.metrics import bidirectional_metrics
+
+    def metric(y: np.ndarray, packed: np.ndarray) -> float:
+        za, zb, _ = split_output(torch.from_numpy(packed))
+        both = bidirectional_metrics(za.numpy(), zb.numpy(), y[:, 0], y[:, 1], pair)
+        return float(np.mean([d[METRIC] for d in both.values()]))
+
+    return metric
+
+
+def train_retrieval(
+    est: MultimodalRetriever,
+    pre: Preprocessor,
+    train: Encoded,
+    valid: Encoded,
+    out_dir: str | Path | None,
+    resume: bool,
+) -> tuple[RetrievalModel, RetrievalConfig, TrainConfig, list[dict[str, float]]]:
+    """Builds the dual encoder and trains it with symmetric InfoNCE."""
+    cfg = retrieval_config(est, pre)
+    tcfg = TrainConfig(
+        epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, weight_decay=est.weight_decay,
+        patience=est.patience, seed=est.seed, device=est.device, augment=est.augment,
+    )  # fmt: skip
+    torch.manual_seed(tcfg.seed)
+    specs = {m: s for m, s in pre.input_specs().items() if m in cfg.pair}
+    model = build_retrieval_model(cfg, specs)
+    if est.verbose:
+        log(f"training a {cfg.pair[0]} <-> {cfg.pair[1]} dual encoder ({model.num_parameters():,} "
+            f"parameters) on {len(train)} pairs, validating on {len(valid)}")
+    checkpoint = Path(out_dir) / "checkpoint" if out_dir is not None else None
+    trainer = Trainer(
+        model, RetrievalTask(), specs, tcfg, (METRIC, mean_recall_at_1(cfg.pair)), checkpoint, est.verbose
+    )
+    data = [TensorData.from_encoded(e.select(list(cfg.pair))) for e in (train, valid)]
+    history = trainer.fit(data[0], data[1], resume)
+    return model.cpu().eval(), cfg, tcfg, history
+
+
+@torch.no_grad()
+def embed_encoded(model: RetrievalModel, tower: str, enc: Encoded, batch_size: int = 512) -> np.ndarray:
+    """(N, embed_dim) unit vectors of one tower's preprocessed inputs, in record order."""
+    model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(enc.inputs[tower]))
+    chunks = [model.embed(tower, part) for part in x.split(batch_size)]
+    if not chunks:
+        return np.zeros((0, model.output_dim), dtype=np.float32)
+    return torch.cat(chunks).float().numpy()

@@ -1,0 +1,288 @@
+"""MultimodalRetriever: two columns (image-text, audio-text, image-image ...) in one space.
+
+``fit`` trains a dual encoder with symmetric InfoNCE (pretrained encoders frozen by default,
+their features cached); ``encode`` embeds a column; ``index`` builds a FAISS index of a
+collection; ``search`` embeds a text or a media file and ranks the collection;
+``zero_shot`` scores records against label prompts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmfuse._progress import log
+from mmfuse.data.preprocess import Encoded, Preprocessor
+from mmfuse.data.readers import Table, read_table
+from mmfuse.data.schema import infer_schema
+from mmfuse.errors import MmfuseError
+from mmfuse.estimators.base import DataLike, MultimodalEstimator, take_records
+from mmfuse.estimators.retrieval_query import QueryTower, choose_tower, query_kind
+
+PAIR_KINDS = ("image", "text", "audio", "video", "embedding")
+
+
+class MultimodalRetriever(MultimodalEstimator):
+    """Dual encoder for cross-modal search (SPEC §5).
+
+    Args:
+        pair: The two columns, e.g. ``("image", "caption")`` or ``"image,caption"``.
+        embed_dim: Width of the shared space.
+        temperature: Initial InfoNCE temperature (learned).
+        The others as for ``MultimodalClassifier`` (``encoders``, ``pretrained``, ``finetune``,
+        ``cache_dir``, ``epochs`` ...).
+    """
+
+    _task = "retrieval"
+
+    def __init__(
+        self,
+        pair: str | tuple[str, str] | None = None,
+        encoders: str | dict[str, str] | None = None,
+        pretrained: bool = True,
+        finetune: str | list[str] | None = None,
+        cache_dir: str | None = None,
+        use_cache: bool = True,
+        epochs: int = 40,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 8,
+        dim: int = 256,
+        embed_dim: int = 256,
+        temperature: float = 0.07,
+        seed: int = 0,
+        device: str = "auto",
+        augment: str = "light",
+        on_bad_record: str = "raise",
+        missing_files: str = "error",
+        kinds: str | dict[str, str] | None = None,
+        image_size: int = 32,
+        valid_fraction: float = 0.2,
+        num_threads: int | None = None,
+        verbose: bool = True,
+    ) -> None:
+        params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        for name, value in params.items():
+            setattr(self, name, value)
+        self.fusion, self.level, self.features, self.modality_dropout = None, "feature", None, 0.0
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        names = inspect.signature(MultimodalRetriever.__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    def __repr__(self) -> str:
+        defaults = MultimodalRetriever().get_params()
+        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
+        return f"MultimodalRetriever({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # ---------------------------------------------------------------- fitting
+    def fit(  # type: ignore[override]
+        self,
+        data: DataLike,
+        pair: str | tuple[str, str] | None = None,
+        valid: DataLike | None = None,
+        out_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> MultimodalRetriever:
+        """Trains the two towers on the pairs in ``data`` (rows sharing an item are positives)."""
+        from mmfuse.estimators.retrieval_training import train_retrieval
+        from mmfuse.training.device import set_threads
+
+        set_threads(self.num_threads)
+        if pair is not None:
+            self.pair = pair
+        a, b = self.pair_columns()
+        table = read_table(data)
+        try:
+            schema = infer_schema(table.df, None, self.kinds, [a, b], table.base_dir, use_audio_tracks=False)
+        except MmfuseError as err:
+            raise MmfuseError(f"{table.name}: {err}") from None
+        for col in (a, b):
+            if schema.kinds[col] not in PAIR_KINDS:
+                raise MmfuseError(
+                    f"--pair column {col!r} is {schema.kinds[col]}; a retrieval side must be one of: "
+                    f"{', '.join(PAIR_KINDS)}"
+                )
+        table = self._paired_rows(table, a, b)
+        train_table, valid_table = self._split(table, valid, schema)
+        pre = self._preprocessor(schema, None)
+        pre.fit(train_table)
+        self._log_schema(schema, pre)
+        if valid is None:
+            encoded = self._encode(pre, table, with_target=False)
+            in_train = np.isin(encoded.rows, train_table.df.index.to_numpy())
+            train, valid_enc = take_records(encoded, in_train), take_records(encoded, ~in_train)
+            valid_enc.rejected = []
+            codes = _item_codes(table, a, b)
+            train, valid_enc = _with_items(train, codes), _with_items(valid_enc, codes)
+        else:
+            valid_table = self._paired_rows(valid_table, a, b)
+            train = _with_items(self._encode(pre, train_table, with_target=False), _item_codes(train_table, a, b))
+            valid_enc = _with_items(
+                self._encode(pre, valid_table, with_target=False), _item_codes(valid_table, a, b)
+            )
+        started = time.perf_counter()
+        self.preprocessor_, self.schema_ = pre, schema
+        self.rejected_ = train.rejected + valid_enc.rejected
+        if len(train) < 2 or len(valid_enc) < 2:
+            raise MmfuseError("retrieval needs at least 2 training and 2 validation pairs")
+        self.model_, self.model_config_, self.train_config_, self.history_ = train_retrieval(
+            self, pre, train, valid_enc, out_dir, resume
+        )
+        self.train_seconds_ = time.perf_counter() - started
+        self.n_train_, self.n_valid_ = len(train), len(valid_enc)
+        self.metrics_ = self._pair_metrics(valid_enc)
+        if out_dir is not None:
+            self.save(out_dir)
+        return self
+
+    def pair_columns(self) -> tuple[str, str]:
+        """(side A, side B) column names from ``pair``."""
+        pair = self.pair.split(",") if isinstance(self.pair, str) else list(self.pair or [])
+        pair = [p.strip() for p in pair]
+        if len(pair) != 2 or not all(pair) or pair[0] == pair[1]:
+            raise MmfuseError(
+                f"--pair needs two different columns, e.g. --pair image,caption; got {self.pair!r}"
+            )
+        return pair[0], pair[1]
+
+    def _paired_rows(self, table: Table, a: str, b: str) -> Table:
+        from mmfuse.data.preprocess import _is_empty
+
+        for col in (a, b):
+            if col not in table.df.columns:
+                raise MmfuseError(f"{table.name}: --pair column {col!r} is missing; columns: {', '.join(table.df.columns)}")
+        empty = table.df[[a, b]].map(_is_empty).any(axis=1)
+        if empty.any() and self.verbose:
+            log(f"{table.name}: {int(empty.sum())} row(s) lack {a!r} or {b!r} and form no pair; left out")
+        kept = Table(table.df[~empty], table.base_dir, table.name)
+        kept.bad_lines = table.bad_lines
+        return kept
+
+    def _split(self, table: Table, valid: DataLike | None, schema: Any) -> tuple[Table, Table]:
+        """Splits by item of side A, so one image's captions never straddle the split."""
+        if valid is not None:
+            return table, read_table(valid)
+        from sklearn.model_selection import GroupShuffleSplit
+
+        a = self.pair_columns()[0]
+        groups = table.df[a].astype(str).to_numpy()
+        if len(np.unique(groups)) < 4:
+            raise MmfuseError(f"{table.name}: retrieval needs at least 4 distinct {a!r} items")
+        split = GroupShuffleSplit(1, test_size=self.valid_fraction, random_state=self.seed)
+        train_idx, valid_idx = next(split.split(groups, groups=groups))
+        sub = lambda idx: Table(table.df.iloc[np.sort(idx)], table.base_dir, table.name)  # noqa: E731
+        first = sub(train_idx)
+        first.bad_lines = table.bad_lines
+        return first, sub(valid_idx)
+
+    # ---------------------------------------------------------------- using
+    @torch.no_grad()
+    def encode(self, data: DataLike, column: str | None = None) -> np.ndarray:
+        """(N, embed_dim) unit vectors of one column (default: side A), for the kept rows."""
+        vectors, _ = self.encode_table(read_table(data), column or self.pair_columns()[0])
+        return vectors
+
+    def encode_table(self, table: Table, column: str, tower: str | None = None) -> tuple[np.ndarray, Encoded]:
+        """Embeddings of ``column`` through ``tower`` (default: the tower of that name)."""
+        from mmfuse.estimators.retrieval_training import embed_encoded
+
+        self._check_fitted()
+        tower = tower or column
+        if tower not in self.model_config_.pair:
+            raise MmfuseError(f"this model embeds {' and '.join(self.model_config_.pair)}, not {tower!r}")
+        if column not in table.df.columns:
+            raise MmfuseError(f"{table.name}: column {column!r} is missing; columns: {', '.join(table.df.columns)}")
+        df = table.df[[column]].rename(columns={column: tower})
+        sub = Table(df, table.base_dir, table.name)
+        sub.bad_lines = table.bad_lines
+        enc = self._encode(self.preprocessor_.restrict([tower]), sub, with_target=False)
+        keep = enc.mask[tower]
+        enc = take_records(enc, keep)
+        return embed_encoded(self.model_, tower, enc), enc
+
+    def index(
+        self,
+        data: DataLike,
+        column: str,
+        out_dir: str | Path | None = None,
+        approximate: str | None = None,
+        append: bool = False,
+    ) -> Any:
+        """A VectorIndex of ``column`` (with row ids, the value and every original column)."""
+        from mmfuse.estimators.retrieval_index import build_index
+
+        return build_index(self, read_table(data), column, out_dir, approximate, append)
+
+    def search(self, index: Any, query: str, k: int = 10, modality: str | None = None) -> pd.DataFrame:
+        """The ``k`` best matches of a text or a media file in ``index`` (a VectorIndex or dir)."""
+        from mmfuse.estimators.retrieval_index import search_index
+
+        return search_index(self, index, query, k, modality)
+
+    def embed_query(self, query: str, collection_tower: str, modality: str | None = None) -> np.ndarray:
+        """(1, embed_dim) embedding of one query through the tower that matches its modality."""
+        kinds = {m: self.preprocessor_.modalities[m] for m in self.model_config_.pair}
+        kind = query_kind(query, modality)
+        target: QueryTower = choose_tower(kinds, kind, collection_tower)
+        df = pd.DataFrame({target.tower: [query]})
+        vectors, _ = self.encode_table(Table(df, Path.cwd(), "query"), target.tower)
+        if len(vectors) == 0:
+            raise MmfuseError(f"the query {query!r} could not be read as {kind}")
+        return vectors
+
+    def zero_shot(self, data: DataLike, labels: list[str], prompt: str = "{}") -> pd.DataFrame:
+        """Scores every record against ``labels`` (through the text tower); one row per record."""
+        from mmfuse.estimators.retrieval_index import zero_shot
+
+        return zero_shot(self, read_table(data), labels, prompt)
+
+    def evaluate(self, data: DataLike) -> dict[str, Any]:  # type: ignore[override]
+        """R@1/5/10, MedR and mAP in both directions on the pairs in ``data``."""
+        self._check_fitted()
+        a, b = self.model_config_.pair
+        table = self._paired_rows(read_table(data), a, b)
+        enc = self._encode(self.preprocessor_, table, with_target=False)
+        return self._pair_metrics(_with_items(enc, _item_codes(table, a, b)))
+
+    def _pair_metrics(self, enc: Encoded) -> dict[str, Any]:
+        from mmfuse.estimators.retrieval_training import embed_encoded
+        from mmfuse.retrieval.metrics import bidirectional_metrics
+
+        if len(enc) == 0:
+            raise MmfuseError("no pairs to evaluate")
+        a, b = self.model_config_.pair
+        za, zb = embed_encoded(self.model_, a, enc), embed_encoded(self.model_, b, enc)
+        assert enc.targets is not None
+        return bidirectional_metrics(za, zb, enc.targets[:, 0], enc.targets[:, 1], (a, b))
+
+    def predict(self, data: DataLike) -> np.ndarray:
+        raise MmfuseError("a retrieval model ranks rather than predicts; use search, index or "
+                          "zero_shot (mmfuse predict DIR DATA --labels a,b,c)")
+
+    def save(self, path: str | Path) -> None:
+        from mmfuse.estimators.retrieval_io import save_retriever
+
+        self._check_fitted()
+        save_retriever(self, path)
+
+
+def _item_codes(table: Table, a: str, b: str) -> pd.DataFrame:
+    """Per data row: integer ids of its A value and B value (equal values = same item)."""
+    codes = {col: pd.factorize(table.df[col].astype(str))[0] for col in (a, b)}
+    return pd.DataFrame(codes, index=table.df.index)[[a, b]]
+
+
+def _with_items(enc: Encoded, codes: pd.DataFrame) -> Encoded:
+    """Keeps records where both sides decoded; targets = (N, 2) item ids from ``codes``."""
+    a, b = codes.columns
+    kept = take_records(enc, enc.mask[a] & enc.mask[b])
+    kept.targets = codes.loc[kept.rows].to_numpy(dtype=np.float32)
+    return kept
