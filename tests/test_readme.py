@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def _mmfuse_commands() -> list[list[str]]:
     commands = []
     for block in _blocks("bash"):
         for line in block.splitlines():
-            words = line.split("#", 1)[0].split()
+            words = shlex.split(line, comments=True)
             if words[:1] == ["mmfuse"]:
                 commands.append(words[1:])
     return commands
