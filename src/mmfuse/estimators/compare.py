@@ -23,7 +23,7 @@ import pandas as pd
 
 from mmfuse._memory import PeakMemory
 from mmfuse._progress import log
-from mmfuse.data.preprocess import Encoded, PreprocessConfig, Preprocessor
+from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.readers import Table, read_table
 from mmfuse.data.schema import infer_schema
 from mmfuse.data.target import infer_task
@@ -113,7 +113,7 @@ def compare(
     kept: dict[str, MultimodalEstimator] = {}
     splits = _folds(table, target, task, folds, proto.seed)
     for fold, (train_rows, test_rows) in enumerate(splits):
-        pre = Preprocessor(schema, PreprocessConfig(image_size=proto.image_size), task)
+        pre = proto._preprocessor(schema, task)  # pretrained encoders and their cache, as in fit
         pre.fit(Table(table.df.loc[train_rows], table.base_dir, table.name))
         if task == "classification":  # every class, even one absent from this fold's training part
             pre.fitted_target.fit(table.df[target], target)
