@@ -12,7 +12,7 @@ from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.schema import parse_pairs
 from mmfuse.data.tensors import TensorData
-from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, task_metrics
+from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, primary_metric
 from mmfuse.models.builder import ModelConfig, build_model, resolve_encoders, resolve_fusion
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.tasks import create_task
@@ -76,7 +76,7 @@ def train_model(
             weights = balanced_class_weights(train.targets, mcfg.num_outputs)
     task = create_task(mcfg.task, mcfg.num_outputs, weights)
     name = PRIMARY_METRIC[mcfg.task]
-    metric = (name, lambda y, p: task_metrics(mcfg.task, _decode(pre, y), _decode(pre, p))[name])
+    metric = (name, lambda y, p: primary_metric(mcfg.task, _decode(pre, y), _decode(pre, p)))
     checkpoint = Path(out_dir) / "checkpoint" if out_dir is not None else None
     if est.verbose:
         log(
