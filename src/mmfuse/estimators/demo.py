@@ -56,17 +56,11 @@ def run_demo(
     results = []
     for name, level, fusion, mods in runs:
         clf = MultimodalClassifier(fusion=fusion, level=level, epochs=epochs, seed=seed, verbose=False)
-        sub = pre.restrict(mods)
-        clf.fit_encoded(sub, encoded[0].select(mods), encoded[1].select(mods))
-        test = encoded[2].select(mods)
-        metrics = clf._evaluate_encoded(test)
-        results.append({
-            "name": name, "level": level, "fusion": fusion, "modalities": mods,
-            "accuracy": round(metrics["accuracy"], 4), "f1_macro": round(metrics["f1_macro"], 4),
-            "epochs": len(clf.history_), "train_seconds": round(clf.train_seconds_, 2),
-            "parameters": clf.model_.num_parameters(),
-        })
-        log(f"{name:<24} accuracy {metrics['accuracy']:.3f}  ({clf.train_seconds_:.1f}s)")
+        clf.fit_encoded(pre.restrict(mods), encoded[0].select(mods), encoded[1].select(mods))
+        results.append(_result(name, clf, encoded[2].select(mods), mods))
+    pretrained = _pretrained_run(schema, parts, epochs, seed, threads)
+    if pretrained is not None:
+        results.append(pretrained)
     summary = {
         "dataset": str(data_dir / "data.csv"), "rows": rows, "seed": seed,
         "n_train": len(encoded[0]), "n_valid": len(encoded[1]), "n_test": len(encoded[2]),
@@ -84,6 +78,38 @@ def _split(table: Table, seed: int) -> list[Table]:
     train, rest = train_test_split(index, test_size=0.4, random_state=seed, stratify=labels)
     valid, test = train_test_split(rest, test_size=0.5, random_state=seed, stratify=labels[rest])
     return [Table(table.df.iloc[np.sort(i)], table.base_dir, table.name) for i in (train, valid, test)]
+
+
+def _result(name: str, clf: Any, test: Any, mods: list[str]) -> dict[str, Any]:
+    metrics = clf._evaluate_encoded(test)
+    cfg = clf.model_config_
+    log(f"{name:<24} accuracy {metrics['accuracy']:.3f}  ({clf.train_seconds_:.1f}s)")
+    return {
+        "name": name, "level": cfg.level, "fusion": cfg.fusion, "modalities": mods,
+        "encoders": dict(cfg.encoders),
+        "accuracy": round(metrics["accuracy"], 4), "f1_macro": round(metrics["f1_macro"], 4),
+        "epochs": len(clf.history_), "train_seconds": round(clf.train_seconds_, 2),
+        "parameters": clf.model_.num_parameters(),
+    }  # fmt: skip
+
+
+def _pretrained_run(schema: Any, parts: list[Table], epochs: int, seed: int, threads: int) -> dict[str, Any] | None:
+    """The attention model once more with the pretrained image and text encoders (frozen,
+    features cached), where their packages are installed and MMFUSE_PRETRAINED is not 0."""
+    from mmfuse.estimators.classifier import MultimodalClassifier
+    from mmfuse.estimators.pretrained import attach_extractors, plan_pretrained
+
+    clf = MultimodalClassifier(fusion="attention", epochs=epochs, seed=seed, verbose=False)
+    plan = plan_pretrained(clf, schema.modalities())
+    if not plan:
+        return None
+    pre = Preprocessor(schema, PreprocessConfig(), "classification", plan)
+    attach_extractors(pre, clf)
+    pre.fit(parts[0])
+    encoded = [pre.transform(p, num_threads=threads) for p in parts]
+    clf.fit_encoded(pre, encoded[0], encoded[1])
+    names = ", ".join(sorted({p.backbone for p in plan.values()}))
+    return _result(f"feature/attention + {names}", clf, encoded[2], list(pre.modalities))
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
