@@ -73,6 +73,11 @@ def build_index(
             raise MmfuseError(f"--append needs an existing index in {out_dir}")
         index = VectorIndex.load(out_dir)
         check_compatible(est, index)
+        if index.info.get("tower") != tower:
+            raise MmfuseError(
+                f"the index in {out_dir} holds {index.info.get('tower')!r} vectors; column "
+                f"{column!r} is embedded by the {tower!r} tower: write it to another index"
+            )
         index.add(vectors, meta)
     else:
         index = VectorIndex.build(vectors, meta, info, approximate)
@@ -113,7 +118,7 @@ def check_compatible(est: MultimodalRetriever, index: VectorIndex) -> None:
     """Refuses an index built by another model or of another width."""
     fingerprint = index.info.get("model_fingerprint")
     mine = getattr(est, "fingerprint_", None)
-    if fingerprint and mine and fingerprint != mine:
+    if fingerprint and fingerprint != mine:  # an unsaved model (no fingerprint) is another model
         raise MmfuseError(
             f"the index was built by another model ({index.info.get('model')}); "
             "rebuild it with `mmfuse index` for this model"

@@ -136,6 +136,7 @@ class MultimodalRetriever(MultimodalEstimator):
         self.model_, self.model_config_, self.train_config_, self.history_ = train_retrieval(
             self, pre, train, valid_enc, out_dir, resume
         )
+        self.fingerprint_ = self.model_dir_ = None  # new weights: not those of any saved model
         self.train_seconds_ = time.perf_counter() - started
         self.n_train_, self.n_valid_ = len(train), len(valid_enc)
         self.metrics_ = self._pair_metrics(valid_enc)
@@ -167,15 +168,19 @@ class MultimodalRetriever(MultimodalEstimator):
         return kept
 
     def _split(self, table: Table, valid: DataLike | None, schema: Any) -> tuple[Table, Table]:
-        """Splits by item of side A, so one image's captions never straddle the split."""
+        """Splits by groups of rows linked through a shared A or B value, so one image's
+        captions never straddle the split, whichever side of the pair the image is on."""
         if valid is not None:
             return table, read_table(valid)
         from sklearn.model_selection import GroupShuffleSplit
 
-        a = self.pair_columns()[0]
-        groups = table.df[a].astype(str).to_numpy()
+        a, b = self.pair_columns()
+        groups = _linked_groups(table.df, a, b)
         if len(np.unique(groups)) < 4:
-            raise MmfuseError(f"{table.name}: retrieval needs at least 4 distinct {a!r} items")
+            raise MmfuseError(
+                f"{table.name}: retrieval needs at least 4 groups of pairs that share no {a!r} "
+                f"or {b!r} value (or pass validation data)"
+            )
         split = GroupShuffleSplit(1, test_size=self.valid_fraction, random_state=self.seed)
         train_idx, valid_idx = next(split.split(groups, groups=groups))
         sub = lambda idx: Table(table.df.iloc[np.sort(idx)], table.base_dir, table.name)  # noqa: E731
@@ -272,6 +277,18 @@ class MultimodalRetriever(MultimodalEstimator):
 
         self._check_fitted()
         save_retriever(self, path)
+
+
+def _linked_groups(df: pd.DataFrame, a: str, b: str) -> np.ndarray:
+    """Per row: the id of its connected component, rows being linked by an equal A or B value."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ia = pd.factorize(df[a].astype(str))[0]
+    ib = pd.factorize(df[b].astype(str))[0] + len(ia)  # B values numbered after every A value
+    n = 2 * len(ia)
+    graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n))
+    return connected_components(graph, directed=False)[1][ia]
 
 
 def _item_codes(table: Table, a: str, b: str) -> pd.DataFrame:
