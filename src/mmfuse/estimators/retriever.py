@@ -238,7 +238,14 @@ class MultimodalRetriever(MultimodalEstimator):
         kind = query_kind(query, modality)
         target: QueryTower = choose_tower(kinds, kind, collection_tower)
         df = pd.DataFrame({target.tower: [query]})
-        vectors, _ = self.encode_table(Table(df, Path.cwd(), "query"), target.tower)
+        policy, self.on_bad_record = self.on_bad_record, "skip"
+        try:
+            vectors, enc = self.encode_table(Table(df, Path.cwd(), "query"), target.tower)
+        except MmfuseError as err:  # "every record is bad": say why, without advice about rows
+            reasons = [line.split(": ", 1)[-1] for line in str(err).splitlines() if "row 0" in line]
+            raise MmfuseError(f"the query could not be read as {kind}: {reasons[0] if reasons else err}") from None
+        finally:
+            self.on_bad_record = policy
         if len(vectors) == 0:
             raise MmfuseError(f"the query {query!r} could not be read as {kind}")
         return vectors
