@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmfuse.cli.commands import _bad_record_args
 from mmfuse.errors import MmfuseError
 
 
@@ -76,8 +77,7 @@ def index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approximate", nargs="?", const="hnsw", choices=("hnsw", "ivf"),
                    help="approximate index (default hnsw); recall@10 vs exact search is measured")
     p.add_argument("--append", action="store_true", help="add the rows to the index in --out")
-    p.add_argument("--on-bad-record", default="raise", choices=("raise", "skip"))
-    p.add_argument("--missing-files", default="error", choices=("error", "missing"))
+    _bad_record_args(p)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true")
 

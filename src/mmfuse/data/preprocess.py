@@ -403,17 +403,23 @@ class Preprocessor:
         def alter(value: Any, rng: Any) -> Any:
             return value if corrupt is None else corrupt(name, value, rng)
 
-        if name in self.pretrained:
-            return self._prepared_decoder(name, base_dir, missing_files, alter)
-        if kind == "text":
+        if name in self.pretrained:  # the network's own preprocessing
+            from mmfuse.data.preparations import get_preparation
+
+            prep = get_preparation(self.pretrained[name].preparation)
+            if prep.kind == "text":
+                return lambda v, r: prep.finish(alter(_checked_text(v), r))
+            load = lambda p, r: prep.finish(alter(prep.decode(None, p), r))  # noqa: E731
+        elif kind == "text":
             vocab = self.vocabularies[name]
             return lambda v, r: vocab.encode(alter(_checked_text(v), r), c.text_max_length)
-        if kind == "embedding":
+        elif kind == "embedding":
             from mmfuse.data.embedding import parse_embedding
 
             dim = self.embedding_dims[name]
             return lambda v, r: alter(_checked_dim(parse_embedding(v, base_dir), dim), r)
-        load = self._media_loader(name, kind, alter)
+        else:
+            load = self._media_loader(name, kind, alter)
 
         def decode(value: Any, rng: Any) -> np.ndarray | None:
             path = resolve_path(value, base_dir)
@@ -422,25 +428,6 @@ class Preprocessor:
                     return None
                 raise DecodeError(f"file not found: {path}")
             return load(path, rng)
-
-        return decode
-
-    def _prepared_decoder(
-        self, name: str, base_dir: Path, missing_files: str, alter: Callable[[Any, Any], Any]
-    ) -> Callable[[Any, Any], np.ndarray | None]:
-        from mmfuse.data.preparations import get_preparation
-
-        prep = get_preparation(self.pretrained[name].preparation)
-        if prep.kind == "text":
-            return lambda v, r: prep.finish(alter(_checked_text(v), r))
-
-        def decode(value: Any, rng: Any) -> np.ndarray | None:
-            path = resolve_path(value, base_dir)
-            if not path.exists():
-                if missing_files == "missing":
-                    return None
-                raise DecodeError(f"file not found: {path}")
-            return prep.finish(alter(prep.decode(value, path), rng))
 
         return decode
 

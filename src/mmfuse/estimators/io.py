@@ -119,6 +119,12 @@ def load(path: str | Path) -> Any:
     except RuntimeError as err:
         raise MmfuseError(f"{folder}/model.safetensors does not match config.json: {err}") from None
     est.model_ = model.eval()
+    restore_results(est, folder)
+    return est
+
+
+def restore_results(est: Any, folder: Path) -> None:
+    """Validation metrics, sizes, train time and history from metrics.json and history.csv."""
     metrics_path = folder / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.exists() else {}
     est.metrics_ = metrics.get("metrics", {})
@@ -127,4 +133,3 @@ def load(path: str | Path) -> Any:
     history = folder / "history.csv"
     est.history_ = pd.read_csv(history).to_dict("records") if history.exists() else []
     est.rejected_ = []
-    return est

@@ -72,6 +72,7 @@ def save_retriever(est: MultimodalRetriever, path: str | Path) -> None:
 
 def load_retriever(folder: Path, config: dict[str, Any]) -> MultimodalRetriever:
     """Rebuilds a MultimodalRetriever from its directory (packages of pretrained towers needed)."""
+    from mmfuse.estimators.io import restore_results
     from mmfuse.estimators.pretrained import attach_extractors
     from mmfuse.estimators.retriever import MultimodalRetriever
     from mmfuse.models.retrieval import RetrievalConfig, build_retrieval_model
@@ -95,11 +96,5 @@ def load_retriever(folder: Path, config: dict[str, Any]) -> MultimodalRetriever:
     est.model_ = model.eval()
     est.fingerprint_ = weights_fingerprint(folder / "model.safetensors")
     est.model_dir_ = str(folder.resolve())
-    metrics = read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
-    est.metrics_ = metrics.get("metrics", {})
-    est.n_train_, est.n_valid_ = metrics.get("n_train", 0), metrics.get("n_valid", 0)
-    est.train_seconds_ = metrics.get("train_seconds", 0.0)
-    history = folder / "history.csv"
-    est.history_ = pd.read_csv(history).to_dict("records") if history.exists() else []
-    est.rejected_ = []
+    restore_results(est, folder)
     return est
