@@ -14,7 +14,7 @@ Datasets (generated in a temp dir at run time, never part of mmfuse's training d
 Sides, on the same train rows and the same test rows:
 
 * ``mmfuse``: ``MultimodalRetriever(pair=...).fit(train)`` (it holds out its own validation
-  split and keeps the epoch with the best mean R@1), then ``evaluate(test)``. Pretrained
+  split and keeps the epoch with the best ``recall_mean``), then ``evaluate(test)``. Pretrained
   encoders are on (``MMFUSE_PRETRAINED=1``): frozen EfficientNet-Lite0 for images, frozen
   all-MiniLM-L6-v2 for text; audio uses mmfuse's default from-scratch log-mel CNN and, for
   reference, ``encoders="audio=voice"`` (the frozen Resemblyzer voice encoder).
@@ -23,9 +23,9 @@ Sides, on the same train rows and the same test rows:
   time of mmfuse's 40-band log-mel of the whole clip), then one ``nn.Linear`` per side to 256-d,
   L2-normalised, symmetric InfoNCE with a learnable temperature (init 0.07), AdamW (lr 1e-3,
   weight decay 1e-4), batch 128, the same epoch budget (all epochs run, no early stopping),
-  the epoch with the best validation mean R@1 kept (ties: lower validation loss), on exactly
-  the validation split mmfuse makes (GroupShuffleSplit, 20 %, over groups of rows linked by a
-  shared A or B value). Two losses: ``clip`` (the diagonal is the only positive) and
+  the epoch with the best validation ``recall_mean`` (mean of R@1, R@5, R@10 over both
+  directions) kept (ties: lower validation loss), on exactly the validation split mmfuse makes
+  (20 %, whole items of the side whose values repeat held out). Two losses: ``clip`` (the diagonal is the only positive) and
   ``multi_positive`` (rows sharing an item are positives with uniform soft targets; the same
   as ``clip`` when every row of a batch is its own item).
 * ``chance``: the metrics of random Gaussian embeddings, averaged over 20 draws.
@@ -185,36 +185,26 @@ def clip_loss(
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def linked_groups(items_a: Sequence[str], items_b: Sequence[str]) -> np.ndarray:
-    """Per row: its connected component (numbered in order of first row), rows being linked
-    by an equal A or B value; the groups MultimodalRetriever splits by."""
-    parent = list(range(len(items_a)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for items in (items_a, items_b):
-        first: dict[str, int] = {}
-        for row, value in enumerate(items):
-            parent[root(row)] = root(first.setdefault(value, row))
-    return pd.factorize(np.asarray([root(i) for i in range(len(items_a))]))[0]
-
-
 def valid_split(items_a: list[str], items_b: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, valid rows), the split MultimodalRetriever(seed=0) makes."""
-    from sklearn.model_selection import GroupShuffleSplit
+    """(train rows, valid rows): exactly the split MultimodalRetriever(seed=0) makes (whole items
+    of the side whose values repeat are held out)."""
+    from mmfuse.data.readers import Table
+    from mmfuse.estimators.retriever import MultimodalRetriever
 
-    groups = linked_groups(items_a, items_b)
-    split = GroupShuffleSplit(1, test_size=VALID_FRACTION, random_state=0)
-    train, valid = next(split.split(groups, groups=groups))
-    return np.sort(train), np.sort(valid)
+    df = pd.DataFrame({"a": list(items_a), "b": list(items_b)})
+    train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION)._split(
+        Table(df, Path("."), "pairs"), None, None
+    )
+    return train.df.index.to_numpy(), valid.df.index.to_numpy()
+
+
+def recall_mean(metrics: dict[str, dict[str, float]]) -> float:
+    """mmfuse's validation metric: mean of R@1, R@5 and R@10 over both directions."""
+    return float(np.mean([d[k] for d in metrics.values() for k in ("R@1", "R@5", "R@10")]))
 
 
 def _better(key: tuple[float, float], best: tuple[float, float]) -> bool:
-    """(valid mean R@1, -valid loss), compared as mmfuse's trainer does."""
+    """(valid recall_mean, -valid loss), compared as mmfuse's trainer does."""
     return key[0] > best[0] + 1e-9 or (abs(key[0] - best[0]) <= 1e-9 and key[1] > best[1] + 1e-6)
 
 
@@ -222,7 +212,7 @@ def fit_baseline(
     fa: np.ndarray, fb: np.ndarray, items: tuple[list[str], list[str]], epochs: int,
     multi_positive: bool,
 ) -> tuple[LinearDualEncoder, dict[str, Any]]:  # fmt: skip
-    """Trains on the train part of the rows; keeps the epoch with the best valid mean R@1."""
+    """Trains on the train part of the rows; keeps the epoch with the best valid recall_mean."""
     from mmfuse.retrieval.metrics import bidirectional_metrics
 
     torch.manual_seed(0)
@@ -248,12 +238,12 @@ def fit_baseline(
             za, zb = model(xa[va], xb[va])
             valid_loss = float(clip_loss(za, zb, model.scale(), ia[va], ib[va], multi_positive))
         m = bidirectional_metrics(za.numpy(), zb.numpy(), *valid_items)
-        key = (float(np.mean([d["R@1"] for d in m.values()])), -valid_loss)
+        key = (recall_mean(m), -valid_loss)
         if _better(key, best):
             best, best_state, best_epoch = key, copy.deepcopy(model.state_dict()), epoch
     model.load_state_dict(best_state)
     info = {
-        "epochs_run": epochs, "best_epoch": best_epoch, "valid_mean_R@1": round(best[0], 4),
+        "epochs_run": epochs, "best_epoch": best_epoch, "valid_recall_mean": round(best[0], 4),
         "train_seconds": round(time.perf_counter() - started, 2), "n_train": len(tr),
         "n_valid": len(va), "final_temperature": round(float(1 / model.scale().detach()), 4),
     }  # fmt: skip
@@ -307,14 +297,14 @@ def run_mmfuse(train_csv: Path, test_csv: Path, pair: tuple[str, str], args: arg
     metrics = est.evaluate(str(test_csv))
     best_epoch, best = 0, (-math.inf, -math.inf)
     for h in est.history_:
-        key = (h.get("valid_R@1", 0.0), -h["valid_loss"])
+        key = (h.get("valid_recall_mean", 0.0), -h["valid_loss"])
         if _better(key, best):
             best_epoch, best = int(h["epoch"]), key
     scale = est.model_.log_scale.detach().exp().clamp(max=100.0)
     return {
         "params": params, "encoders": est.model_config_.encoders,
         "epochs_run": len(est.history_), "best_epoch": best_epoch,
-        "valid_mean_R@1": round(best[0], 4), "n_train": est.n_train_, "n_valid": est.n_valid_,
+        "valid_recall_mean": round(best[0], 4), "n_train": est.n_train_, "n_valid": est.n_valid_,
         "fit_seconds": round(fit_seconds, 2), "train_seconds": round(est.train_seconds_, 2),
         "final_temperature": round(float(1 / scale), 4), "test": _rounded(metrics),
     }  # fmt: skip

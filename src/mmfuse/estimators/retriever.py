@@ -53,7 +53,7 @@ class MultimodalRetriever(MultimodalEstimator):
         batch_size: int = 128,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
-        patience: int = 8,
+        patience: int = 15,
         dim: int = 256,
         embed_dim: int = 256,
         temperature: float = 0.07,
@@ -106,9 +106,10 @@ class MultimodalRetriever(MultimodalEstimator):
             raise MmfuseError(f"{table.name}: {err}") from None
         for col in (a, b):
             if schema.kinds[col] not in PAIR_KINDS:
+                hint = f" (for short texts that repeat, say so: --kinds {col}=text)" if schema.kinds[col] == "categorical" else ""
                 raise MmfuseError(
                     f"--pair column {col!r} is {schema.kinds[col]}; a retrieval side must be one of: "
-                    f"{', '.join(PAIR_KINDS)}"
+                    f"{', '.join(PAIR_KINDS)}{hint}"
                 )
         table = self._paired_rows(table, a, b)
         train_table, valid_table = self._split(table, valid, schema)
@@ -175,11 +176,12 @@ class MultimodalRetriever(MultimodalEstimator):
         from sklearn.model_selection import GroupShuffleSplit
 
         a, b = self.pair_columns()
-        groups = _linked_groups(table.df, a, b)
+        items = _item_side(table.df, a, b)
+        groups = pd.factorize(table.df[items].astype(str))[0]
         if len(np.unique(groups)) < 4:
             raise MmfuseError(
-                f"{table.name}: retrieval needs at least 4 groups of pairs that share no {a!r} "
-                f"or {b!r} value (or pass validation data)"
+                f"{table.name}: retrieval needs at least 4 distinct {items!r} values to hold some "
+                "out for validation (or pass validation data)"
             )
         split = GroupShuffleSplit(1, test_size=self.valid_fraction, random_state=self.seed)
         train_idx, valid_idx = next(split.split(groups, groups=groups))
@@ -286,16 +288,12 @@ class MultimodalRetriever(MultimodalEstimator):
         save_retriever(self, path)
 
 
-def _linked_groups(df: pd.DataFrame, a: str, b: str) -> np.ndarray:
-    """Per row: the id of its connected component, rows being linked by an equal A or B value."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    ia = pd.factorize(df[a].astype(str))[0]
-    ib = pd.factorize(df[b].astype(str))[0] + len(ia)  # B values numbered after every A value
-    n = 2 * len(ia)
-    graph = coo_matrix((np.ones(len(ia)), (ia, ib)), shape=(n, n))
-    return connected_components(graph, directed=False)[1][ia]
+def _item_side(df: pd.DataFrame, a: str, b: str) -> str:
+    """The side whose values repeat most (the image of five captions, the transcript of many
+    recordings): the validation split holds out whole items of that side, so no item is
+    trained on and validated on at once. Values repeated on the other side (two images with
+    the same caption text) may fall on both sides: they are different pairs."""
+    return b if df[b].astype(str).nunique() < df[a].astype(str).nunique() else a
 
 
 def _item_codes(table: Table, a: str, b: str) -> pd.DataFrame:

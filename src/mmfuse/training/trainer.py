@@ -43,7 +43,8 @@ class TrainConfig:
         batch_size: Records per step.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
-        patience: Stop after this many epochs without a lower validation loss (0: never).
+        patience: Stop after this many epochs without a better validation score (the metric,
+            ties broken by the loss; the loss alone without a metric); 0: never stop early.
         grad_clip: Gradient norm clip (0: off).
         seed: Seed for initialisation, shuffling, dropout and augmentation.
         device: "auto", "cpu" or "cuda".
