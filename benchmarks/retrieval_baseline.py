@@ -39,6 +39,8 @@ better, or both at the metric's best value (1.0). Usage::
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import argparse
 import copy
 import json
@@ -185,15 +187,18 @@ def clip_loss(
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def valid_split(items_a: list[str], items_b: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def valid_split(
+    items_a: list[str], items_b: list[str], kinds: tuple[str, str] = ("image", "text")
+) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, valid rows): exactly the split MultimodalRetriever(seed=0) makes (whole items
     of the side whose values repeat are held out)."""
     from mmfuse.data.readers import Table
     from mmfuse.estimators.retriever import MultimodalRetriever
 
     df = pd.DataFrame({"a": list(items_a), "b": list(items_b)})
+    schema = SimpleNamespace(kinds={"a": kinds[0], "b": kinds[1]})
     train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION)._split(
-        Table(df, Path("."), "pairs"), None, None
+        Table(df, Path("."), "pairs"), None, schema
     )
     return train.df.index.to_numpy(), valid.df.index.to_numpy()
 

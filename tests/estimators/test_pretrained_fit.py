@@ -257,7 +257,7 @@ def test_cli_no_pretrained_and_explicit_encoders(
     capsys.readouterr()
 
 
-def test_only_image_and_text_default_to_pretrained(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_image_text_and_audio_default_to_pretrained(monkeypatch: pytest.MonkeyPatch) -> None:
     modalities = {
         "photo": "image",
         "notes": "text",
@@ -269,10 +269,10 @@ def test_only_image_and_text_default_to_pretrained(monkeypatch: pytest.MonkeyPat
     assert {m: (p.backbone, p.preparation, p.frozen) for m, p in plan.items()} == {
         "photo": ("efficientnet-lite0", "imagenet-224", True),
         "notes": ("minilm", "minilm-wordpiece-128", True),
+        "voice": ("voice", "voice-mel-4x160", True),
     }
-    opted = MultimodalClassifier(
-        encoders="video=efficientnet-lite0,voice=voice", finetune="clip", verbose=False
-    )
+    assert "voice" not in planning.plan_pretrained(MultimodalClassifier(encoders="audio=cnn", verbose=False), modalities)
+    opted = MultimodalClassifier(encoders="video=efficientnet-lite0", finetune="clip", verbose=False)
     plan = planning.plan_pretrained(opted, modalities)
     assert plan["clip"].preparation == "imagenet-frames-224" and plan["clip"].frozen is False
     assert plan["voice"].backbone == "voice" and plan["voice"].frozen is True
@@ -415,7 +415,7 @@ def test_finetune_image_trains_the_network_and_saves_it(
     ("extra", "message"),
     [
         (
-            ["--features", "image,review,audio,income", "--finetune", "audio"],
+            ["--features", "image,review,audio,income", "--finetune", "audio", "--encoder", "audio=cnn"],
             "--finetune audio: fine-tuning applies to modalities with a pretrained encoder",
         ),
         (

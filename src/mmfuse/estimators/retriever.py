@@ -9,6 +9,7 @@ collection; ``search`` embeds a text or a media file and ranks the collection;
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 import time
 from pathlib import Path
 from typing import Any
@@ -169,14 +170,13 @@ class MultimodalRetriever(MultimodalEstimator):
         return kept
 
     def _split(self, table: Table, valid: DataLike | None, schema: Any) -> tuple[Table, Table]:
-        """Splits by groups of rows linked through a shared A or B value, so one image's
-        captions never straddle the split, whichever side of the pair the image is on."""
+        """Holds out whole items of one side (see ``_item_side``) for validation."""
         if valid is not None:
             return table, read_table(valid)
         from sklearn.model_selection import GroupShuffleSplit
 
         a, b = self.pair_columns()
-        items = _item_side(table.df, a, b)
+        items = _item_side(table.df, a, b, getattr(schema, "kinds", None))
         groups = pd.factorize(table.df[items].astype(str))[0]
         if len(np.unique(groups)) < 4:
             raise MmfuseError(
@@ -288,11 +288,18 @@ class MultimodalRetriever(MultimodalEstimator):
         save_retriever(self, path)
 
 
-def _item_side(df: pd.DataFrame, a: str, b: str) -> str:
-    """The side whose values repeat most (the image of five captions, the transcript of many
-    recordings): the validation split holds out whole items of that side, so no item is
-    trained on and validated on at once. Values repeated on the other side (two images with
-    the same caption text) may fall on both sides: they are different pairs."""
+def _item_side(df: pd.DataFrame, a: str, b: str, kinds: Mapping[str, str] | None = None) -> str:
+    """The side whose items the validation split holds out whole.
+
+    With one text side, the other: the image of five captions, the clip of a transcript that
+    several clips repeat (the captions or transcripts are its descriptions; a transcript shared
+    by two clips may fall on both sides, as a test set of new recordings would have it).
+    Otherwise the side whose values repeat most. No item is trained on and validated on at once.
+    """
+    if kinds is not None:
+        text = [c for c in (a, b) if kinds.get(c) == "text"]
+        if len(text) == 1:
+            return b if text[0] == a else a
     return b if df[b].astype(str).nunique() < df[a].astype(str).nunique() else a
 
 

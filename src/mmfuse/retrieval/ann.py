@@ -169,8 +169,9 @@ def tune(
 ) -> Tuning:
     """Raises the search parameter until recall@k against ``truth`` reaches ``target``.
 
-    Leaves ``index`` set to the chosen value: the first that meets the target, else the one
-    with the best recall.
+    Steps up (see ``search_steps``), then bisects between the last value that missed and the
+    first that met the target, so the fastest setting that meets it is kept rather than an
+    overshoot. Leaves ``index`` set to the chosen value, else to the one with the best recall.
 
     Args:
         index: An index from ``create_ann``.
@@ -182,12 +183,25 @@ def tune(
         k: The k of recall@k.
     """
     curve: dict[int, float] = {}
-    for value in search_steps(kind, parameters):
+
+    def measure(value: int) -> float:
         set_search_parameter(index, kind, value)
         _, found = index.search(queries, k)
         curve[value] = recall_at_k(found, truth, k)
-        if curve[value] >= target:
-            return Tuning(value, curve[value], True, curve)
+        return curve[value]
+
+    below = 0  # the last value that missed the target
+    for value in search_steps(kind, parameters):
+        if measure(value) >= target:
+            while value - below > 1 and below > 0:  # the smallest value between that meets it
+                middle = (below + value) // 2
+                if measure(middle) >= target:
+                    value = middle
+                else:
+                    below = middle
+            set_search_parameter(index, kind, value)
+            return Tuning(value, curve[value], True, dict(sorted(curve.items())))
+        below = value
     best = max(curve, key=lambda v: (curve[v], -v))
     set_search_parameter(index, kind, best)
     return Tuning(best, curve[best], False, curve)
