@@ -71,6 +71,7 @@ VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m7", "+f1", "+f2", "+f3", "
 HIGHER_IS_BETTER = {"R@1": True, "R@5": True, "R@10": True, "MedR": False, "mAP": True}
 BATCH, EMBED_DIM, LR, WEIGHT_DECAY, TEMPERATURE = 128, 256, 1e-3, 1e-4, 0.07
 VALID_FRACTION, CHANCE_DRAWS = 0.2, 20
+SEEDS = 3  # set from --seeds: each side runs this many seeds (init + validation split), metrics averaged
 
 Features = Callable[[list[str], Path], np.ndarray]
 """(cell values, folder they resolve against) -> (N, D) frozen features."""
@@ -188,16 +189,15 @@ def clip_loss(
 
 
 def valid_split(
-    items_a: list[str], items_b: list[str], kinds: tuple[str, str] = ("image", "text")
+    items_a: list[str], items_b: list[str], kinds: tuple[str, str] = ("image", "text"), seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, valid rows): exactly the split MultimodalRetriever(seed=0) makes (whole items
-    of the side whose values repeat are held out)."""
+    """(train rows, valid rows): exactly the split MultimodalRetriever(seed=seed) makes."""
     from mmfuse.data.readers import Table
     from mmfuse.estimators.retriever import MultimodalRetriever
 
     df = pd.DataFrame({"a": list(items_a), "b": list(items_b)})
     schema = SimpleNamespace(kinds={"a": kinds[0], "b": kinds[1]})
-    train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION)._split(
+    train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION, seed=seed)._split(
         Table(df, Path("."), "pairs"), None, schema
     )
     return train.df.index.to_numpy(), valid.df.index.to_numpy()
@@ -215,19 +215,19 @@ def _better(key: tuple[float, float], best: tuple[float, float]) -> bool:
 
 def fit_baseline(
     fa: np.ndarray, fb: np.ndarray, items: tuple[list[str], list[str]], epochs: int,
-    multi_positive: bool,
+    multi_positive: bool, seed: int = 0,
 ) -> tuple[LinearDualEncoder, dict[str, Any]]:  # fmt: skip
     """Trains on the train part of the rows; keeps the epoch with the best valid recall_mean."""
     from mmfuse.retrieval.metrics import bidirectional_metrics
 
-    torch.manual_seed(0)
-    tr, va = valid_split(*items)
+    torch.manual_seed(seed)
+    tr, va = valid_split(*items, seed=seed)
     xa, xb = torch.from_numpy(fa), torch.from_numpy(fb)
     ia, ib = (torch.from_numpy(pd.factorize(pd.Series(v))[0]) for v in items)
     valid_items = [[v[i] for i in va] for v in items]
     model = LinearDualEncoder(xa.shape[1], xb.shape[1])
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     best, best_state, best_epoch = (-math.inf, -math.inf), copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -273,15 +273,21 @@ def run_baselines(
         for loss in ("multi_positive", "clip"):
             log(f"baseline {name} / {loss}")
             items = (train.items(0), train.items(1))
-            model, info = fit_baseline(fa_tr, fb_tr, items, epochs, loss == "multi_positive")
-            with torch.no_grad():
-                za, zb = model(torch.from_numpy(fa_te), torch.from_numpy(fb_te))
-            metrics = bidirectional_metrics(za.numpy(), zb.numpy(), test.items(0), test.items(1),
-                                            test.pair)  # fmt: skip
+            per_seed, infos = [], []
+            for seed in range(SEEDS):
+                model, info = fit_baseline(fa_tr, fb_tr, items, epochs, loss == "multi_positive", seed)
+                with torch.no_grad():
+                    za, zb = model(torch.from_numpy(fa_te), torch.from_numpy(fb_te))
+                per_seed.append(bidirectional_metrics(za.numpy(), zb.numpy(), test.items(0),
+                                                      test.items(1), test.pair))  # fmt: skip
+                infos.append(info)
             out[f"{name}/{loss}"] = {
                 "features": {train.pair[0]: f"{name} {fa_tr.shape[1]}-d",
                              train.pair[1]: f"minilm {fb_tr.shape[1]}-d"},
-                "feature_seconds": round(seconds, 2), **info, "test": _rounded(metrics),
+                "feature_seconds": round(seconds, 2), **infos[0],
+                "best_epochs": [i["best_epoch"] for i in infos],
+                "test": _rounded(_mean_metrics(per_seed)),
+                "test_per_seed": [_rounded(m) for m in per_seed],
             }  # fmt: skip
     return out
 
@@ -292,27 +298,35 @@ def run_mmfuse(train_csv: Path, test_csv: Path, pair: tuple[str, str], args: arg
     """MultimodalRetriever fit on the train pairs, evaluated on the test pairs."""
     import mmfuse
 
-    est = mmfuse.MultimodalRetriever(
-        pair=pair, epochs=args.epochs, cache_dir=str(cache_dir), num_threads=args.threads,
-        seed=0, verbose=False, **params,
-    )  # fmt: skip
-    started = time.perf_counter()
-    est.fit(str(train_csv))
-    fit_seconds = time.perf_counter() - started
-    metrics = est.evaluate(str(test_csv))
-    best_epoch, best = 0, (-math.inf, -math.inf)
-    for h in est.history_:
-        key = (h.get("valid_recall_mean", 0.0), -h["valid_loss"])
-        if _better(key, best):
-            best_epoch, best = int(h["epoch"]), key
-    scale = est.model_.log_scale.detach().exp().clamp(max=100.0)
+    runs, per_seed = [], []
+    for seed in range(SEEDS):
+        est = mmfuse.MultimodalRetriever(
+            pair=pair, epochs=args.epochs, cache_dir=str(cache_dir), num_threads=args.threads,
+            seed=seed, verbose=False, **params,
+        )  # fmt: skip
+        started = time.perf_counter()
+        est.fit(str(train_csv))
+        fit_seconds = time.perf_counter() - started
+        per_seed.append(est.evaluate(str(test_csv)))
+        best_epoch, best = 0, (-math.inf, -math.inf)
+        for h in est.history_:
+            key = (h.get("valid_recall_mean", 0.0), -h["valid_loss"])
+            if _better(key, best):
+                best_epoch, best = int(h["epoch"]), key
+        runs.append({"epochs_run": len(est.history_), "best_epoch": best_epoch,
+                     "valid_recall_mean": round(best[0], 4), "fit_seconds": round(fit_seconds, 2)})  # fmt: skip
     return {
-        "params": params, "encoders": est.model_config_.encoders,
-        "epochs_run": len(est.history_), "best_epoch": best_epoch,
-        "valid_recall_mean": round(best[0], 4), "n_train": est.n_train_, "n_valid": est.n_valid_,
-        "fit_seconds": round(fit_seconds, 2), "train_seconds": round(est.train_seconds_, 2),
-        "final_temperature": round(float(1 / scale), 4), "test": _rounded(metrics),
+        "params": params, "encoders": est.model_config_.encoders, "seeds": SEEDS,
+        "n_train": est.n_train_, "n_valid": est.n_valid_, "runs": runs,
+        "test": _rounded(_mean_metrics(per_seed)),
+        "test_per_seed": [_rounded(m) for m in per_seed],
     }  # fmt: skip
+
+
+def _mean_metrics(per_seed: list[Metrics]) -> Metrics:
+    """Metric by metric, the mean over seeds."""
+    return {d: {k: float(np.mean([m[d][k] for m in per_seed])) for k in per_seed[0][d]}
+            for d in per_seed[0]}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------- compare
@@ -425,8 +439,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds per side (init and validation split); metrics are means")
     parser.add_argument("--datasets", default="image,audio", help="comma-separated: image,audio")
     args = parser.parse_args()
+    global SEEDS
+    SEEDS = args.seeds
     wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
     unknown = sorted(set(wanted) - {"image", "audio"})
     if unknown:
