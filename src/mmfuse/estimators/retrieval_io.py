@@ -62,6 +62,9 @@ def save_retriever(est: MultimodalRetriever, path: str | Path) -> None:
         "n_train": est.n_train_, "n_valid": est.n_valid_, "train_seconds": round(est.train_seconds_, 3),
         "epochs_run": len(est.history_), "parameters": est.model_.num_parameters(),
         "metrics": est.metrics_,
+        **({"note": f"metrics are those of the held-out validation pairs; the saved model was then "
+                    f"refit on all {est.n_train_ + est.n_valid_} pairs for {est.refit_epochs_} epochs"}
+           if getattr(est, "refit_epochs_", 0) else {}),
     })  # fmt: skip
     with atomic_open(out / "history.csv") as handle:
         pd.DataFrame(est.history_).to_csv(handle, index=False)

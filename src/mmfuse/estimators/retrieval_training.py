@@ -52,17 +52,25 @@ def train_retrieval(
     valid: Encoded,
     out_dir: str | Path | None,
     resume: bool,
+    refit_epochs: int | None = None,
 ) -> tuple[RetrievalModel, RetrievalConfig, TrainConfig, list[dict[str, float]]]:
-    """Builds the dual encoder and trains it with symmetric InfoNCE."""
+    """Builds the dual encoder and trains it with symmetric InfoNCE.
+
+    ``refit_epochs``: train exactly that many epochs and keep the last weights (a refit on all
+    pairs once validation chose the epoch count); ``valid`` then only reports progress.
+    """
     cfg = retrieval_config(est, pre)
     tcfg = TrainConfig(
-        epochs=est.epochs, batch_size=est.batch_size, lr=est.lr, weight_decay=est.weight_decay,
-        patience=est.patience, seed=est.seed, device=est.device, augment=est.augment,
+        epochs=refit_epochs or est.epochs, batch_size=est.batch_size, lr=est.lr,
+        weight_decay=est.weight_decay, patience=0 if refit_epochs else est.patience, seed=est.seed,
+        device=est.device, augment=est.augment, keep_last=bool(refit_epochs),
     )  # fmt: skip
     torch.manual_seed(tcfg.seed)
     specs = {m: s for m, s in pre.input_specs().items() if m in cfg.pair}
     model = build_retrieval_model(cfg, specs)
-    if est.verbose:
+    if est.verbose and refit_epochs:
+        log(f"refitting on all {len(train)} pairs for {refit_epochs} epochs (the count chosen on validation)")
+    elif est.verbose:
         log(f"training a {cfg.pair[0]} <-> {cfg.pair[1]} dual encoder ({model.num_parameters():,} "
             f"parameters) on {len(train)} pairs, validating on {len(valid)}")
     checkpoint = Path(out_dir) / "checkpoint" if out_dir is not None else None
@@ -72,6 +80,12 @@ def train_retrieval(
     data = [TensorData.from_encoded(e.select(list(cfg.pair))) for e in (train, valid)]
     history = trainer.fit(data[0], data[1], resume)
     return model.cpu().eval(), cfg, tcfg, history
+
+
+def best_epoch(history: list[dict[str, float]]) -> int:
+    """The epoch the trainer kept: best ``METRIC``, ties broken by the lower validation loss."""
+    best = max(history, key=lambda h: (round(h[f"valid_{METRIC}"], 9), -h["valid_loss"]))
+    return int(best["epoch"])
 
 
 @torch.no_grad()

@@ -36,6 +36,8 @@ class MultimodalRetriever(MultimodalEstimator):
         pair: The two columns, e.g. ``("image", "caption")`` or ``"image,caption"``.
         embed_dim: Width of the shared space.
         temperature: Initial InfoNCE temperature (learned).
+        refit: Once validation has chosen the number of epochs, train again on all pairs for
+            that many epochs (``metrics_`` stay those of the held-out validation pairs).
         The others as for ``MultimodalClassifier`` (``encoders``, ``pretrained``, ``finetune``,
         ``cache_dir``, ``epochs`` ...).
     """
@@ -58,6 +60,7 @@ class MultimodalRetriever(MultimodalEstimator):
         dim: int = 256,
         embed_dim: int = 256,
         temperature: float = 0.07,
+        refit: bool = True,
         seed: int = 0,
         device: str = "auto",
         augment: str = "light",
@@ -93,7 +96,7 @@ class MultimodalRetriever(MultimodalEstimator):
         resume: bool = False,
     ) -> MultimodalRetriever:
         """Trains the two towers on the pairs in ``data`` (rows sharing an item are positives)."""
-        from mmfuse.estimators.retrieval_training import train_retrieval
+        from mmfuse.estimators.retrieval_training import best_epoch, train_retrieval
         from mmfuse.training.device import set_threads
 
         set_threads(self.num_threads)
@@ -139,9 +142,14 @@ class MultimodalRetriever(MultimodalEstimator):
             self, pre, train, valid_enc, out_dir, resume
         )
         self.fingerprint_ = self.model_dir_ = None  # new weights: not those of any saved model
-        self.train_seconds_ = time.perf_counter() - started
         self.n_train_, self.n_valid_ = len(train), len(valid_enc)
-        self.metrics_ = self._pair_metrics(valid_enc)
+        self.metrics_ = self._pair_metrics(valid_enc)  # held-out pairs, before any refit
+        self.refit_epochs_ = 0
+        if self.refit:
+            self.refit_epochs_ = best_epoch(self.history_)
+            everything = _concat_pairs(train, valid_enc, same_items=valid is None)
+            self.model_ = train_retrieval(self, pre, everything, valid_enc, None, False, self.refit_epochs_)[0]
+        self.train_seconds_ = time.perf_counter() - started
         if out_dir is not None:
             self.save(out_dir)
         return self
@@ -307,6 +315,19 @@ def _item_codes(table: Table, a: str, b: str) -> pd.DataFrame:
     """Per data row: integer ids of its A value and B value (equal values = same item)."""
     codes = {col: pd.factorize(table.df[col].astype(str))[0] for col in (a, b)}
     return pd.DataFrame(codes, index=table.df.index)[[a, b]]
+
+
+def _concat_pairs(train: Encoded, valid: Encoded, same_items: bool) -> Encoded:
+    """Both sets as one; item ids of a separate validation table are shifted past the training
+    ones (its own numbering would otherwise collide with them)."""
+    assert train.targets is not None and valid.targets is not None
+    shift = 0.0 if same_items else float(train.targets.max()) + 1.0
+    return Encoded(
+        {m: np.concatenate([train.inputs[m], valid.inputs[m]]) for m in train.inputs},
+        {m: np.concatenate([train.mask[m], valid.mask[m]]) for m in train.mask},
+        np.concatenate([train.rows, valid.rows]),
+        np.concatenate([train.targets, valid.targets + shift]),
+    )
 
 
 def _with_items(enc: Encoded, codes: pd.DataFrame) -> Encoded:

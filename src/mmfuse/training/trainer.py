@@ -52,6 +52,8 @@ class TrainConfig:
         modality_dropout: Probability of hiding each present modality of a training sample.
         backbone_lr_scale: Learning-rate factor for fine-tuned pretrained networks (parameters
             under a ``backbone`` submodule), so they move less than the new layers.
+        keep_last: Keep the last epoch's weights rather than the best validation epoch's (to
+            refit on all data once the number of epochs was chosen).
     """
 
     epochs: int = 30
@@ -65,6 +67,7 @@ class TrainConfig:
     augment: str = "light"
     modality_dropout: float = 0.0
     backbone_lr_scale: float = 0.05
+    keep_last: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -157,7 +160,8 @@ class Trainer:
                 state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
                          "config": self._resumable_settings()}
                 save_checkpoint(self.checkpoint_dir, model, best_state, optimizer, state)
-        model.load_state_dict(best_state)
+        if not cfg.keep_last:
+            model.load_state_dict(best_state)
         return self.history
 
     def _resumable_settings(self) -> dict[str, Any]:
