@@ -107,9 +107,12 @@ def test_metrics_are_measured_on_the_held_out_rows(
     assert fitted.n_valid_ == len(pd.read_csv(valid_csv))
     assert fitted.n_train_ + fitted.n_valid_ == 2 * N_ITEMS
     # the default refits on every pair for the chosen number of epochs; metrics_ stay held out
-    history = fitted.history_
-    kept = max(history, key=lambda h: (round(h["valid_recall_mean"], 9), -h["valid_loss"]))
-    assert fitted.refit_epochs_ == kept["epoch"] >= 1
+    # refit length: the longest training within one standard error of the best validation score
+    scores = {int(h["epoch"]): h["valid_recall_mean"] for h in fitted.history_}
+    top = max(scores.values())
+    margin = (top * (1 - top) / fitted.n_valid_) ** 0.5
+    assert fitted.refit_epochs_ == max(e for e, v in scores.items() if v >= top - margin)
+    assert fitted.refit_epochs_ >= max(scores, key=lambda e: scores[e])
     assert "refit on all" in json.loads((model_dir / "metrics.json").read_text())["note"]
     unrefit = MultimodalRetriever(pair="image,caption", refit=False, **FAST).fit(pairs)
     assert unrefit.refit_epochs_ == 0
@@ -382,3 +385,12 @@ def test_pretrained_towers_fit_save_and_search(
     hits = again.search(index, str(csv.parent / "images/0004.png"), k=2)
     assert hits["value"].iloc[0] == "images/0004.png"
     assert len(again.search(index, "a small blue square on a light background", k=3)) == 3
+
+
+def test_refit_length_is_the_longest_training_within_one_standard_error() -> None:
+    from mmfuse.estimators.retrieval_training import refit_epochs
+
+    history = [{"epoch": e, "valid_recall_mean": v} for e, v in enumerate([0.5, 0.9, 0.88, 0.7, 0.86], 1)]
+    # best 0.9, standard error sqrt(0.9 * 0.1 / 100) = 0.03: epochs 2 and 3 qualify, 5 does not
+    assert refit_epochs(history, 100) == 3
+    assert refit_epochs(history, 10_000) == 2  # a large validation set: only the best

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,10 +83,18 @@ def train_retrieval(
     return model.cpu().eval(), cfg, tcfg, history
 
 
-def best_epoch(history: list[dict[str, float]]) -> int:
-    """The epoch the trainer kept: best ``METRIC``, ties broken by the lower validation loss."""
-    best = max(history, key=lambda h: (round(h[f"valid_{METRIC}"], 9), -h["valid_loss"]))
-    return int(best["epoch"])
+def refit_epochs(history: list[dict[str, float]], n_valid: int) -> int:
+    """Epochs for the refit on all pairs: the longest training whose validation ``METRIC`` is
+    within one standard error of the best (sqrt(p (1 - p) / n) for a share p of n pairs).
+
+    On small validation sets the best epoch is mostly noise and tends to be early, while more
+    training on every pair keeps helping new data; any epoch statistically as good as the best
+    is a fair choice, and the last one uses the data most.
+    """
+    scores = [h[f"valid_{METRIC}"] for h in history]
+    top = max(scores)
+    margin = math.sqrt(max(top * (1 - top), 0.0) / max(n_valid, 1))
+    return max(int(h["epoch"]) for h, score in zip(history, scores) if score >= top - margin)
 
 
 @torch.no_grad()

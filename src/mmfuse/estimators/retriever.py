@@ -36,8 +36,9 @@ class MultimodalRetriever(MultimodalEstimator):
         pair: The two columns, e.g. ``("image", "caption")`` or ``"image,caption"``.
         embed_dim: Width of the shared space.
         temperature: Initial InfoNCE temperature (learned).
-        refit: Once validation has chosen the number of epochs, train again on all pairs for
-            that many epochs (``metrics_`` stay those of the held-out validation pairs).
+        refit: Once validation has chosen the number of epochs (the longest training within one
+            standard error of the best validation score), train again on all pairs for that
+            many epochs (``metrics_`` stay those of the held-out validation pairs).
         The others as for ``MultimodalClassifier`` (``encoders``, ``pretrained``, ``finetune``,
         ``cache_dir``, ``epochs`` ...).
     """
@@ -96,7 +97,7 @@ class MultimodalRetriever(MultimodalEstimator):
         resume: bool = False,
     ) -> MultimodalRetriever:
         """Trains the two towers on the pairs in ``data`` (rows sharing an item are positives)."""
-        from mmfuse.estimators.retrieval_training import best_epoch, train_retrieval
+        from mmfuse.estimators.retrieval_training import refit_epochs, train_retrieval
         from mmfuse.training.device import set_threads
 
         set_threads(self.num_threads)
@@ -146,7 +147,7 @@ class MultimodalRetriever(MultimodalEstimator):
         self.metrics_ = self._pair_metrics(valid_enc)  # held-out pairs, before any refit
         self.refit_epochs_ = 0
         if self.refit:
-            self.refit_epochs_ = best_epoch(self.history_)
+            self.refit_epochs_ = refit_epochs(self.history_, len(valid_enc))
             everything = _concat_pairs(train, valid_enc, same_items=valid is None)
             self.model_ = train_retrieval(self, pre, everything, valid_enc, None, False, self.refit_epochs_)[0]
         self.train_seconds_ = time.perf_counter() - started
