@@ -463,3 +463,12 @@ def test_fit_without_the_cache_writes_nothing(small: Path, tmp_path: Path) -> No
         small, target="label"
     )
     assert est.preprocessor_.cache is None and not cache.exists()
+
+
+def test_explain_a_sample_with_frozen_pretrained_features(fitted: Fitted, demo: Path, tmp_path: Path) -> None:
+    """Occlusion of frozen features hides chunks of the feature vector (no word vocabulary)."""
+    df = _frame(demo)
+    row = int(df.index[df[["image", "review"]].notna().all(axis=1)][0])
+    fitted.est.explain(demo, out_dir=tmp_path, sample=row)
+    for m in ("image", "review"):
+        assert (tmp_path / "samples" / f"row_{row}_{m}.png").stat().st_size > 1000

@@ -201,7 +201,7 @@ def _write_sample(
     specs = pre.input_specs()
     files = {}
     for m, attribution in detail["occlusion"].items():
-        tokens = pre.vocabularies[m].tokens if specs[m].kind == "text" else None
+        tokens = pre.vocabularies[m].tokens if m in pre.vocabularies else None  # word vocabularies only
         names = None
         if specs[m].kind == "tabular":
             names = list(pre.tabular.numeric) + list(pre.tabular.categorical)
