@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from mmfuse.cli.commands import _bad_record_args
+from mmfuse.cli.commands import _bad_record_args, _out
 from mmfuse.errors import MmfuseError
-
-
-def _out(text: str = "") -> None:
-    print(text, flush=True)
 
 
 def fit_retrieval(a: argparse.Namespace, common: dict[str, Any]) -> int:
@@ -134,16 +129,3 @@ def _retriever(model_dir: str) -> Any:
         raise MmfuseError(f"{model_dir} is a {type(est).__name__}, not a retrieval model "
                           "(train one with `mmfuse fit DATA --task retrieval --pair A,B`)")
     return est
-
-
-def is_retriever(model_dir: str) -> bool:
-    """Whether a model directory holds a retrieval model (without loading its weights)."""
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(config.get("estimator") == "MultimodalRetriever")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use the mmfuse command")

@@ -60,12 +60,14 @@ def _hash_file(h: hashlib._Hash, path: Path) -> None:
 
 @dataclass
 class CacheStats:
-    """What one ``FeatureCache`` saw: hits, misses, writes and rejected (corrupt) entries."""
+    """What one ``FeatureCache`` saw: hits, misses, writes, rejected (corrupt) entries, and hits
+    whose recency could not be recorded (a read-only cache folder)."""
 
     hits: int = 0
     misses: int = 0
     writes: int = 0
     corrupt: int = 0
+    stale_recency: int = 0
 
 
 class FeatureCache:
@@ -103,8 +105,8 @@ class FeatureCache:
         self.stats.hits += 1
         try:
             os.utime(path)  # recency for least-recently-used eviction
-        except OSError:
-            pass
+        except OSError:  # a read-only cache still serves hits; only its eviction order ages
+            self.stats.stale_recency += 1
         return value
 
     def put(self, fingerprint: str, key: str, value: np.ndarray) -> None:

@@ -139,7 +139,7 @@ def extract_features(
                 feats = extractor(np.stack([r for _, r in good]))
                 for (pos, _), f in zip(good, feats):
                     x[pos], present[pos] = f, True
-                    if use_cache and cache is not None:
+                    if use_cache and cache is not None and pos in keyed:
                         cache.put(fingerprint, keyed[pos], f)
             for _ in batch:
                 next(done, None)
@@ -160,11 +160,14 @@ def _items(batches: list[list[int]]) -> Any:
 
 
 def _keys(sources: dict[int, Path | str], num_threads: int) -> dict[int, str]:
-    def key(src: Path | str) -> str:
+    """Content key per position; an unreadable file gets none (its decoder reports why)."""
+
+    def key(src: Path | str) -> str | None:
         try:
             return content_key(path=src) if isinstance(src, Path) else content_key(text=src)
-        except OSError as err:  # unreadable: no key, so the decoder reports the error
-            return f"unreadable:{err}"
+        except OSError:
+            return None
 
     with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-        return dict(zip(sources, pool.map(key, sources.values())))
+        keys = dict(zip(sources, pool.map(key, sources.values())))
+    return {pos: k for pos, k in keys.items() if k is not None}

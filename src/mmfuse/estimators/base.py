@@ -242,13 +242,15 @@ class MultimodalEstimator:
         attach_extractors(pre, self)
         return pre
 
-    def _encode(self, pre: Preprocessor, table: Table, with_target: bool = True) -> Encoded:
+    def _encode(
+        self, pre: Preprocessor, table: Table, with_target: bool = True, on_bad_record: str | None = None
+    ) -> Encoded:
         from mmfuse.training.device import set_threads
 
         return pre.transform(
             table,
             with_target=with_target,
-            on_bad_record=self.on_bad_record,
+            on_bad_record=on_bad_record or self.on_bad_record,
             missing_files=self.missing_files,
             num_threads=set_threads(self.num_threads),
             verbose=self.verbose,

@@ -5,6 +5,7 @@ loading a model never unpickles or runs code from the directory.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,35 +21,53 @@ from mmfuse.pretrained import BACKBONES
 FORMAT_VERSION = 1
 
 
-def save_model(est: Any, path: str | Path) -> None:
-    """Writes every file of the model directory (atomically, file by file)."""
+def save_model(est: Any, path: str | Path, metrics: dict[str, Any] | None = None) -> str:
+    """Writes every file of the model directory (atomically, file by file); returns the
+    weights' fingerprint (recorded in config.json; an index names the model it was built with).
+
+    Args:
+        est: A fitted estimator (classifier, regressor or retriever).
+        path: The model directory.
+        metrics: The metrics.json content (default: ``metrics_document(est)``).
+    """
     from mmfuse.estimators.pretrained import pretrained_record
     from mmfuse.training.checkpoint import save_weights
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    params = {k: v for k, v in est.get_params().items()}
+    save_weights(out / "model.safetensors", est.model_.state_dict())
+    fingerprint = weights_fingerprint(out / "model.safetensors")
     config = {
         "format_version": FORMAT_VERSION,
         "mmfuse_version": __version__,
         "estimator": type(est).__name__,
-        "params": params,
+        "params": est.get_params(),
         "schema": est.schema_.to_dict(),
         "modalities": est.preprocessor_.modalities,
         "model": est.model_config_.to_dict(),
         "training": vars(est.train_config_),
         "preprocessing": vars(est.preprocessor_.config),
         "pretrained": pretrained_record(est.preprocessor_),
+        "fingerprint": fingerprint,
     }
     write_json(out / "config.json", config)
-    save_weights(out / "model.safetensors", est.model_.state_dict())
     write_json(out / "preprocess.json", est.preprocessor_.to_dict())
-    write_json(out / "metrics.json", metrics_document(est))
+    write_json(out / "metrics.json", metrics if metrics is not None else metrics_document(est))
     with atomic_open(out / "history.csv") as handle:
         pd.DataFrame(est.history_).to_csv(handle, index=False)
     if est.on_bad_record == "skip":
         write_rejected(out / "rejected.csv", est.rejected_)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    return fingerprint
+
+
+def weights_fingerprint(path: Path) -> str:
+    """SHA-256 of model.safetensors: identifies the exact weights."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def metrics_document(est: Any) -> dict[str, Any]:
@@ -89,7 +108,9 @@ def load(path: str | Path) -> Any:
     from mmfuse.estimators.classifier import MultimodalClassifier
     from mmfuse.estimators.pretrained import attach_extractors
     from mmfuse.estimators.regressor import MultimodalRegressor
+    from mmfuse.estimators.retriever import MultimodalRetriever
     from mmfuse.models.builder import ModelConfig, build_model
+    from mmfuse.models.retrieval import RetrievalConfig, build_retrieval_model
     from mmfuse.training.checkpoint import load_weights
     from mmfuse.training.trainer import TrainConfig
 
@@ -98,27 +119,30 @@ def load(path: str | Path) -> Any:
         if not (folder / name).exists():
             raise MmfuseError(f"{folder} is not an mmfuse model directory: {name} is missing")
     config = read_json(folder / "config.json")
-    if config.get("estimator") == "MultimodalRetriever":
-        from mmfuse.estimators.retrieval_io import load_retriever
-
-        return load_retriever(folder, config)
-    classes = {"MultimodalClassifier": MultimodalClassifier, "MultimodalRegressor": MultimodalRegressor}
-    if config.get("estimator") not in classes:
+    kinds = {
+        "MultimodalClassifier": (MultimodalClassifier, ModelConfig, build_model),
+        "MultimodalRegressor": (MultimodalRegressor, ModelConfig, build_model),
+        "MultimodalRetriever": (MultimodalRetriever, RetrievalConfig, build_retrieval_model),
+    }
+    if config.get("estimator") not in kinds:
         raise MmfuseError(f"{folder}/config.json: unknown estimator {config.get('estimator')!r}")
-    est = classes[config["estimator"]](**config["params"])
+    cls, config_cls, build = kinds[config["estimator"]]
+    est = cls(**config["params"])
     pre = Preprocessor.from_dict(read_json(folder / "preprocess.json"))
     for m, p in pre.pretrained.items():  # fails naming the package to install
         BACKBONES[p.backbone].require(f"model {folder}, modality {m!r}")
     attach_extractors(pre, est)
     est.preprocessor_, est.schema_ = pre, pre.schema
-    est.model_config_ = ModelConfig.from_dict(config["model"])
+    est.model_config_ = config_cls.from_dict(config["model"])
     est.train_config_ = TrainConfig(**config["training"])
-    model = build_model(est.model_config_, pre.input_specs())
+    model = build(est.model_config_, pre.input_specs())
     try:
         model.load_state_dict(load_weights(folder / "model.safetensors"))
     except RuntimeError as err:
         raise MmfuseError(f"{folder}/model.safetensors does not match config.json: {err}") from None
     est.model_ = model.eval()
+    est.fingerprint_ = config.get("fingerprint") or weights_fingerprint(folder / "model.safetensors")
+    est.model_dir_ = str(folder.resolve())
     restore_results(est, folder)
     return est
 

@@ -206,7 +206,9 @@ class MultimodalRetriever(MultimodalEstimator):
         vectors, _ = self.encode_table(read_table(data), column or self.pair_columns()[0])
         return vectors
 
-    def encode_table(self, table: Table, column: str, tower: str | None = None) -> tuple[np.ndarray, Encoded]:
+    def encode_table(
+        self, table: Table, column: str, tower: str | None = None, on_bad_record: str | None = None
+    ) -> tuple[np.ndarray, Encoded]:
         """Embeddings of ``column`` through ``tower`` (default: the tower of that name)."""
         from mmfuse.estimators.retrieval_training import embed_encoded
 
@@ -219,9 +221,8 @@ class MultimodalRetriever(MultimodalEstimator):
         df = table.df[[column]].rename(columns={column: tower})
         sub = Table(df, table.base_dir, table.name)
         sub.bad_lines = table.bad_lines
-        enc = self._encode(self.preprocessor_.restrict([tower]), sub, with_target=False)
-        keep = enc.mask[tower]
-        enc = take_records(enc, keep)
+        enc = self._encode(self.preprocessor_.restrict([tower]), sub, False, on_bad_record)
+        enc = take_records(enc, enc.mask[tower])
         return embed_encoded(self.model_, tower, enc), enc
 
     def index(
@@ -249,14 +250,11 @@ class MultimodalRetriever(MultimodalEstimator):
         kind = query_kind(query, modality)
         target: QueryTower = choose_tower(kinds, kind, collection_tower)
         df = pd.DataFrame({target.tower: [query]})
-        policy, self.on_bad_record = self.on_bad_record, "skip"
         try:
-            vectors, enc = self.encode_table(Table(df, Path.cwd(), "query"), target.tower)
+            vectors, _ = self.encode_table(Table(df, Path.cwd(), "query"), target.tower, None, "skip")
         except MmfuseError as err:  # "every record is bad": say why, without advice about rows
             reasons = [line.split(": ", 1)[-1] for line in str(err).splitlines() if "row 0" in line]
             raise MmfuseError(f"the query could not be read as {kind}: {reasons[0] if reasons else err}") from None
-        finally:
-            self.on_bad_record = policy
         if len(vectors) == 0:
             raise MmfuseError(f"the query {query!r} could not be read as {kind}")
         return vectors
@@ -291,10 +289,24 @@ class MultimodalRetriever(MultimodalEstimator):
                           "zero_shot (mmfuse predict DIR DATA --labels a,b,c)")
 
     def save(self, path: str | Path) -> None:
-        from mmfuse.estimators.retrieval_io import save_retriever
+        """Writes the model directory (SPEC §4), with retrieval metrics in metrics.json."""
+        from mmfuse.estimators.io import save_model
 
         self._check_fitted()
-        save_retriever(self, path)
+        a, b = self.model_config_.pair
+        metrics: dict[str, Any] = {
+            "task": "retrieval", "pair": [a, b], "modalities": self.preprocessor_.modalities,
+            "n_train": self.n_train_, "n_valid": self.n_valid_,
+            "train_seconds": round(self.train_seconds_, 3), "epochs_run": len(self.history_),
+            "parameters": self.model_.num_parameters(), "metrics": self.metrics_,
+        }  # fmt: skip
+        if getattr(self, "refit_epochs_", 0):
+            metrics["note"] = (
+                "metrics are those of the held-out validation pairs; the saved model was then "
+                f"refit on all {self.n_train_ + self.n_valid_} pairs for {self.refit_epochs_} epochs"
+            )
+        self.fingerprint_ = save_model(self, path, metrics)
+        self.model_dir_ = str(Path(path).resolve())
 
 
 def _item_side(df: pd.DataFrame, a: str, b: str, kinds: Mapping[str, str] | None = None) -> str:
