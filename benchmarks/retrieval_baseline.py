@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Cross-modal retrieval on unseen pairs: mmfuse's MultimodalRetriever against a hand-written
-plain-PyTorch linear-projection baseline on the same frozen features, and chance, in one run.
+plain-PyTorch linear-projection baseline on frozen features, and chance, in one run.
 
 Datasets (generated in a temp dir at run time, never part of mmfuse's training data):
 
@@ -9,35 +9,45 @@ Datasets (generated in a temp dir at run time, never part of mmfuse's training d
 * ``audio``: short phrases "<colour> <shape>" spoken by ``espeak-ng`` with several accents,
   voice variants, speeds and pitches. One clip is one item; clips sharing a transcript are
   positives of that transcript. Train and test use disjoint speakers (accent + variant), so
-  no clip (and no speaker) is in both. Skipped when ``espeak-ng`` is not on PATH.
+  no clip (and no speaker) is in both; the 40 transcripts are the same.
+* ``sentences``: "the tired sailor sings on the bridge" (10 x 10 x 8 x 8 combinations), 600
+  train sentences x 2 clips and 150 *other* test sentences x 1 clip, by disjoint speakers: the
+  test transcripts were never heard in training.
+
+The audio sets are skipped when ``espeak-ng`` is not on PATH.
 
 Sides, on the same train rows and the same test rows:
 
-* ``mmfuse``: ``MultimodalRetriever(pair=...).fit(train)`` (it holds out its own validation
-  split and keeps the epoch with the best ``recall_mean``), then ``evaluate(test)``. Pretrained
-  encoders are on (``MMFUSE_PRETRAINED=1``): frozen EfficientNet-Lite0 for images, frozen
-  all-MiniLM-L6-v2 for text; audio uses mmfuse's default from-scratch log-mel CNN and, for
-  reference, ``encoders="audio=voice"`` (the frozen Resemblyzer voice encoder).
-* ``baseline``: the same frozen features, computed here with ``load_backbone`` on inputs from
-  ``get_preparation`` (audio: the voice encoder, and separately the per-band mean + std over
-  time of mmfuse's 40-band log-mel of the whole clip), then one ``nn.Linear`` per side to 256-d,
-  L2-normalised, symmetric InfoNCE with a learnable temperature (init 0.07), AdamW (lr 1e-3,
-  weight decay 1e-4), batch 128, the same epoch budget (all epochs run, no early stopping),
-  the epoch with the best validation ``recall_mean`` (mean of R@1, R@5, R@10 over both
-  directions) kept (ties: lower validation loss), on exactly the validation split mmfuse makes
-  (20 %, whole items held out). Two losses: ``clip`` (the diagonal is the only positive) and
-  ``multi_positive`` (rows sharing an item are positives with uniform soft targets; the same
-  as ``clip`` when every row of a batch is its own item). A third variant,
-  ``clip/all_pairs_last_epoch``, is what a plain script usually does: every training pair, all
-  epochs, the last weights. (mmfuse refits on every training pair too, for the epoch count its
-  validation chose.)
+* ``mmfuse``: ``MultimodalRetriever(pair=...).fit(train)`` (defaults: frozen pretrained
+  encoders, ``projection="auto"``, its own validation split, refit on every pair), then
+  ``evaluate(test)``.
+* ``baseline``: frozen features computed here with ``load_backbone`` on inputs from
+  ``get_preparation``, then one ``nn.Linear`` per side to 256-d, L2-normalised, symmetric
+  InfoNCE with a learnable temperature (init 0.07), AdamW (lr 1e-3, weight decay 1e-4), batch
+  128, the same epoch budget, the epoch with the best validation ``recall_mean`` (mean of R@1,
+  R@5, R@10 over both directions) kept (ties: lower validation loss), on exactly the
+  validation split mmfuse makes (20 %, whole items held out). Losses ``clip`` (the diagonal is
+  the only positive) and ``multi_positive`` (rows sharing an item are soft positives); a third
+  variant, ``clip/all_pairs_last_epoch``, is what a plain script usually does: every training
+  pair, all epochs, the last weights. Two groups of features:
+
+  - ``standard_features``: what the packages' own APIs give, the usual choice for such a
+    baseline: EfficientNet-Lite0's pooled 1280-d ImageNet feature; Resemblyzer's 256-d
+    utterance embedding (``VoiceEncoder.embed_utterance``), and separately the per-band mean +
+    std over time of a 40-band log-mel (80-d).
+  - ``same_features``: exactly mmfuse's frozen features (EfficientNet-Lite0 1440-d with the
+    middle block's colour and texture statistics; voice 768-d with the middle LSTM layer's
+    statistics).
+
+  The text side is always MiniLM's 384-d sentence embedding.
 * ``chance``: the metrics of random Gaussian embeddings, averaged over 20 draws.
 
-``beats_baseline`` compares mmfuse with the best baseline variant, metric by metric: strictly
-better, or both at the metric's best value (1.0). Usage::
+``comparison`` and ``all_beat_baseline`` compare mmfuse with the best baseline variant of
+each group, metric by metric: strictly better, or both at the metric's best value (1.0).
+Usage::
 
-    .venv/bin/python benchmarks/retrieval_baseline.py [--threads 2] [--epochs 30] [--quick] \\
-        [--datasets image,audio]
+    .venv/bin/python benchmarks/retrieval_baseline.py [--threads 2] [--epochs 30] [--seeds 3] \\
+        [--quick] [--datasets image,audio,sentences]
 """
 
 from __future__ import annotations
@@ -70,6 +80,11 @@ COLOURS = ("red", "green", "blue", "yellow", "black", "white", "pink", "brown")
 SHAPES = ("circle", "square", "triangle", "star", "heart")
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan",
            "en-gb-x-gbcwmd", "en-us-nyc")  # fmt: skip
+ADJECTIVES = ("small", "large", "old", "young", "happy", "angry", "quiet", "noisy", "tired", "clever")
+NOUNS = ("dog", "cat", "horse", "farmer", "teacher", "child", "bird", "doctor", "sailor", "robot")
+VERBS = ("walks", "sleeps", "sings", "runs", "waits", "dances", "reads", "eats")
+PLACES = ("in the garden", "near the river", "on the bridge", "at the station", "under the tree",
+          "in the kitchen", "behind the house", "on the beach")  # fmt: skip
 VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5")
 HIGHER_IS_BETTER = {"R@1": True, "R@5": True, "R@10": True, "MedR": False, "mAP": True}
 BATCH, EMBED_DIM, LR, WEIGHT_DECAY, TEMPERATURE = 128, 256, 1e-3, 1e-4, 0.07
@@ -104,20 +119,27 @@ def log(message: str) -> None:
 
 # ------------------------------------------------------------------------------ audio data
 def make_audio_dataset(
-    root: Path, transcripts: Sequence[str], speakers: Sequence[str], seed: int
+    root: Path, transcripts: Sequence[str], speakers: Sequence[str], seed: int, clips_per_text: int = 1
 ) -> Path:
-    """One espeak-ng clip per (speaker, transcript), random speed and pitch; writes data.csv."""
+    """espeak-ng clips with random speed and pitch; writes data.csv. One clip per (speaker,
+    transcript) when ``clips_per_text`` is 1 and speakers are few, else ``clips_per_text`` clips
+    of each transcript by randomly drawn speakers."""
     rng = np.random.default_rng(seed)
     (root / "clips").mkdir(parents=True, exist_ok=True)
+    every_speaker = clips_per_text == 1 and len(speakers) * len(transcripts) <= 2000
+    jobs = (
+        [(s, t) for s in range(len(speakers)) for t in range(len(transcripts))]
+        if every_speaker
+        else [(int(rng.integers(len(speakers))), t) for t in range(len(transcripts)) for _ in range(clips_per_text)]
+    )
     rows = []
-    for s, voice in enumerate(speakers):
-        for t, text in enumerate(transcripts):
-            speed, pitch = int(rng.integers(150, 201)), int(rng.integers(30, 71))
-            name = f"clips/{s:02d}_{t:03d}.wav"
-            command = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
-                       "-w", str(root / name), text]  # fmt: skip
-            subprocess.run(command, check=True, capture_output=True)
-            rows.append({"audio": name, "transcript": text, "speaker": voice})
+    for n, (s, t) in enumerate(jobs):
+        speed, pitch = int(rng.integers(150, 201)), int(rng.integers(30, 71))
+        name = f"clips/{n:05d}.wav"
+        command = ["espeak-ng", "-v", speakers[s], "-s", str(speed), "-p", str(pitch),
+                   "-w", str(root / name), transcripts[t]]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True)
+        rows.append({"audio": name, "transcript": transcripts[t], "speaker": speakers[s]})
     pd.DataFrame(rows).to_csv(root / "data.csv", index=False)
     return root / "data.csv"
 
@@ -372,25 +394,35 @@ def compare(mm: Metrics, baselines: list[Metrics], chance: Metrics) -> dict[str,
 
 
 def summarise(name: str, sizes: dict[str, Any], test: Pairs, mm: dict[str, dict[str, Any]],
-              baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+              baselines: dict[str, dict[str, Any]], groups: dict[str, list[str]]) -> dict[str, Any]:  # fmt: skip
+    """``groups``: comparison name -> the side-A feature names of the baselines it compares with
+    (e.g. the packages' standard features, or exactly mmfuse's frozen features)."""
     a, b = test.pair
     sizes["test_gallery"] = {f"{a}->{b}": int(test.df[b].astype(str).nunique()),
                              f"{b}->{a}": int(test.df[a].astype(str).nunique())}  # fmt: skip
     chance = chance_metrics(test)
-    tests = [r["test"] for r in baselines.values()]
-    comparison = {run: compare(r["test"], tests, chance) for run, r in mm.items()}
+    comparison: dict[str, Any] = {}
+    for group, names in groups.items():
+        tests = [r["test"] for key, r in baselines.items() if key.split("/")[0] in names]
+        comparison[group] = {run: compare(r["test"], tests, chance) for run, r in mm.items()}
     return {
         "dataset": name, "sizes": sizes, "chance": chance, "mmfuse": mm, "baseline": baselines,
         "comparison": comparison,
         "all_beat_baseline": {
-            run: all(c["beats_baseline"] for d in cmp.values() for c in d.values())
-            for run, cmp in comparison.items()
+            group: {run: all(c["beats_baseline"] for d in cmp.values() for c in d.values())
+                    for run, cmp in runs.items()}
+            for group, runs in comparison.items()
         },
     }  # fmt: skip
 
 
 # -------------------------------------------------------------------------------- datasets
 MINILM = backbone_features("minilm-wordpiece-128", "minilm", media=False)
+
+
+def first(features: Features, width: int) -> Features:
+    """The first ``width`` values of ``features`` (the part a package's own API returns)."""
+    return lambda values, base_dir: features(values, base_dir)[:, :width]
 
 
 def image_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -404,43 +436,68 @@ def image_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     mm = {"mmfuse": run_mmfuse(train_csv, test_csv, pair, args, tmp / "cache")}
     train, test = Pairs.read(train_csv, pair), Pairs.read(test_csv, pair)
     image = backbone_features("imagenet-224", "efficientnet-lite0", media=True)
-    base = run_baselines(train, test, {"efficientnet-lite0": image}, MINILM, args.epochs)
+    side_a = {"efficientnet-lite0-pooled": first(image, 1280), "efficientnet-lite0": image}
+    base = run_baselines(train, test, side_a, MINILM, args.epochs)
     sizes = {"train_items": n_train, "test_items": n_test, "captions_per_item": per,
              "train_pairs": len(train.df), "test_pairs": len(test.df)}  # fmt: skip
+    groups = {"standard_features": ["efficientnet-lite0-pooled"], "same_features": ["efficientnet-lite0"]}
     return summarise("image-caption (make_paired_dataset, seed 101 train / 202 test)", sizes,
-                     test, mm, base)  # fmt: skip
+                     test, mm, base, groups)  # fmt: skip
 
 
-def audio_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+def speech_benchmark(
+    tmp: Path, args: argparse.Namespace, name: str, train_texts: list[str], test_texts: list[str],
+    speakers: tuple[int, int], clips_per_text: tuple[int, int],
+) -> dict[str, Any]:  # fmt: skip
+    """Spoken transcripts: train and test clips by disjoint speakers; mmfuse vs the baselines."""
     import soundfile
 
     if shutil.which("espeak-ng") is None:
-        return {"dataset": "audio-transcript", "skipped": "espeak-ng is not on PATH"}
-    colours, shapes = (COLOURS[:4], SHAPES[:3]) if args.quick else (COLOURS, SHAPES)
-    train_voices, test_voices = audio_speakers(*((6, 3) if args.quick else (16, 6)))
-    transcripts = [f"{c} {s}" for c in colours for s in shapes]
-    log(f"audio: {len(transcripts)} transcripts x {len(train_voices) + len(test_voices)} speakers")
-    train_csv = make_audio_dataset(tmp / "aud_train", transcripts, train_voices, seed=1)
-    test_csv = make_audio_dataset(tmp / "aud_test", transcripts, test_voices, seed=2)
+        return {"dataset": name, "skipped": "espeak-ng is not on PATH"}
+    train_voices, test_voices = audio_speakers(*speakers)
+    log(f"{name}: {len(train_texts)} + {len(test_texts)} transcripts, {sum(speakers)} speakers")
+    train_csv = make_audio_dataset(tmp / f"{name}_train", train_texts, train_voices, 1, clips_per_text[0])
+    test_csv = make_audio_dataset(tmp / f"{name}_test", test_texts, test_voices, 2, clips_per_text[1])
     pair = ("audio", "transcript")
     kinds = {"transcript": "text"}  # few distinct 2-word values are inferred as categorical
-    mm = {}
-    for run, encoders in (("mmfuse", None), ("mmfuse_voice_reference", "audio=voice")):
-        log(f"audio: {run}")
-        mm[run] = run_mmfuse(train_csv, test_csv, pair, args, tmp / "cache", kinds=kinds,
-                             encoders=encoders)  # fmt: skip
+    mm = {"mmfuse": run_mmfuse(train_csv, test_csv, pair, args, tmp / "cache", kinds=kinds)}
     train, test = Pairs.read(train_csv, pair), Pairs.read(test_csv, pair)
     voice = backbone_features("voice-mel-4x160", "voice", media=True)
-    side_a = {"voice": voice, "logmel-mean-std": mel_stat_features}
+    side_a = {"voice-speaker": first(voice, 256), "logmel-mean-std": mel_stat_features, "voice": voice}
     base = run_baselines(train, test, side_a, MINILM, args.epochs)
     seconds = [soundfile.info(str(test.base_dir / p)).duration for p in test.items(0)]
-    sizes = {"transcripts": len(transcripts), "train_speakers": train_voices,
-             "test_speakers": test_voices, "train_clips": len(train.df),
-             "test_clips": len(test.df),
-             "median_clip_seconds": round(float(np.median(seconds)), 2),
-             "clips_over_1s": round(float(np.mean(np.asarray(seconds) > 1.0)), 2)}  # fmt: skip
-    return summarise("audio-transcript (espeak-ng '<colour> <shape>', split by speaker)", sizes,
-                     test, mm, base)  # fmt: skip
+    sizes = {"train_transcripts": len(train_texts), "test_transcripts": len(test_texts),
+             "transcripts_shared_by_train_and_test": len(set(train_texts) & set(test_texts)),
+             "train_speakers": train_voices, "test_speakers": test_voices,
+             "train_clips": len(train.df), "test_clips": len(test.df),
+             "median_clip_seconds": round(float(np.median(seconds)), 2)}  # fmt: skip
+    groups = {"standard_features": ["voice-speaker", "logmel-mean-std"], "same_features": ["voice"]}
+    return summarise(name, sizes, test, mm, base, groups)
+
+
+def audio_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """"<colour> <shape>": every transcript in train and test, spoken by other speakers."""
+    colours, shapes = (COLOURS[:4], SHAPES[:3]) if args.quick else (COLOURS, SHAPES)
+    texts = [f"{c} {s}" for c in colours for s in shapes]
+    speakers = (6, 3) if args.quick else (16, 6)
+    return speech_benchmark(tmp, args, "audio-transcript (espeak-ng '<colour> <shape>', split by "
+                            "speaker)", texts, texts, speakers, (1, 1))  # fmt: skip
+
+
+def sentences_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Sentences never heard in training ("the tired sailor sings on the bridge"), by unseen
+    speakers: train 600 sentences x 2 clips, test 150 other sentences x 1 clip."""
+    import itertools
+
+    words = itertools.product(ADJECTIVES, NOUNS, VERBS, PLACES)
+    every = [f"the {a} {n} {v} {p}" for a, n, v, p in words]
+    order = np.random.default_rng(0).permutation(len(every))
+    n_train, n_test = (120, 40) if args.quick else (600, 150)
+    train = [every[i] for i in order[:n_train]]
+    test = [every[i] for i in order[n_train : n_train + n_test]]
+    speakers = (6, 3) if args.quick else (16, 6)
+    return speech_benchmark(tmp, args, "audio-sentences (espeak-ng, unseen sentences and speakers)",
+                            train, test, speakers, (2, 1))  # fmt: skip
 
 
 def main() -> None:
@@ -450,21 +507,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds per side (init and validation split); metrics are means")
-    parser.add_argument("--datasets", default="image,audio", help="comma-separated: image,audio")
+    parser.add_argument("--datasets", default="image,audio,sentences",
+                        help="comma-separated: image,audio,sentences")
     args = parser.parse_args()
     global SEEDS
     SEEDS = args.seeds
     wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    unknown = sorted(set(wanted) - {"image", "audio"})
+    runs = {"image": image_benchmark, "audio": audio_benchmark, "sentences": sentences_benchmark}
+    unknown = sorted(set(wanted) - set(runs))
     if unknown:
-        parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from: image, audio")
+        parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from: {', '.join(runs)}")
     os.environ["MMFUSE_PRETRAINED"] = "1"
     torch.set_num_threads(args.threads)
     started, results = time.perf_counter(), {}
     with tempfile.TemporaryDirectory(prefix="mmfuse_retrieval_") as tmp:
         for name in wanted:
-            run = image_benchmark if name == "image" else audio_benchmark
-            results[name] = run(Path(tmp), args)
+            results[name] = runs[name](Path(tmp), args)
     setup = {
         "epochs": args.epochs, "threads": args.threads, "quick": args.quick,
         "torch": torch.__version__, "python": platform.python_version(),

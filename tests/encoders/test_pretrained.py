@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmfuse.data.preparations import get_preparation
@@ -105,15 +106,30 @@ def test_efficientnet_loads_the_packaged_weights(offline: None) -> None:
         torch.testing.assert_close(net.net.state_dict()[name], state[name], rtol=0, atol=0)
 
 
+def test_efficientnet_features_are_the_imagenet_feature_plus_style_statistics() -> None:
+    _needs("efficientnet-lite0")
+    net = backbones.load_backbone("efficientnet-lite0")
+    x = torch.from_numpy(np.stack([_photo("china.jpg"), _photo("flower.jpg")]))
+    with torch.no_grad():
+        f = net(x)
+        semantic = F.adaptive_avg_pool2d(net.net.extract_features(x), 1).flatten(1)
+    assert f.shape == (2, 1440)
+    torch.testing.assert_close(f[:, :1280], semantic, atol=1e-5, rtol=1e-4)
+    style = f[:, 1280:]  # per-channel mean and std of the 80-channel block
+    assert (style[:, 80:] > 0).all() and not torch.allclose(style[0], style[1], atol=1e-2)
+
+
 def test_efficientnet_features_tell_photos_apart() -> None:
     _needs("efficientnet-lite0")
     china, flower = _photo("china.jpg"), _photo("flower.jpg")
     mirrored = np.ascontiguousarray(china[:, :, ::-1])
     f = backbones.FrozenExtractor("efficientnet-lite0")(np.stack([china, flower, mirrored]))
-    assert f.shape == (3, 1280) and f.dtype == np.float32
+    assert f.shape == (3, 1440) and f.dtype == np.float32
     assert np.isfinite(f).all()
     assert _cos(f[0], f[2]) > 0.9  # the same scene mirrored
-    assert _cos(f[0], f[1]) < 0.6  # a palace is not a flower
+    semantic = f[:, :1280]  # the ImageNet part; the rest is colour and texture statistics
+    assert _cos(semantic[0], semantic[2]) > 0.9
+    assert _cos(semantic[0], semantic[1]) < 0.6  # a palace is not a flower
     np.testing.assert_allclose(  # one image alone = the same image in a batch
         backbones.FrozenExtractor("efficientnet-lite0")(china[None])[0], f[0], atol=1e-4
     )
@@ -128,8 +144,8 @@ def test_run_backbone_on_clips_runs_every_frame() -> None:
     with torch.no_grad():
         out = backbones.run_backbone(net, "efficientnet-lite0", clips)
         frames = net(clips.flatten(0, 1))
-    assert out.shape == (2, 3, 1280)
-    torch.testing.assert_close(out, frames.view(2, 3, 1280))
+    assert out.shape == (2, 3, 1440)
+    torch.testing.assert_close(out, frames.view(2, 3, 1440))
     assert not torch.allclose(out[0, 0], out[0, 1])
 
 
@@ -150,11 +166,19 @@ def test_voice_backbone_matches_resemblyzer(offline: None) -> None:
     with torch.no_grad():
         z = net(mels)
         reference = VoiceEncoder("cpu", verbose=False)(mels[0])  # (4, 256) partial embeddings
-    assert z.shape == (2, 256)
-    torch.testing.assert_close(z.norm(dim=1), torch.ones(2))
+    assert z.shape == (2, 768)
+    speaker, content = z[:, :256], z[:, 256:]
+    torch.testing.assert_close(speaker.norm(dim=1), torch.ones(2))
     expected = nn.functional.normalize(reference.mean(0), dim=0)
-    torch.testing.assert_close(z[0], expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(speaker[0], expected, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(z[0], z[1], atol=1e-3)
+    # content: mean and std over time of the second LSTM layer, averaged over the partials
+    with torch.no_grad():
+        first, _ = net.layers[0](mels[0])
+        second, _ = net.layers[1](first)  # (4, 160, 256)
+    torch.testing.assert_close(content[0, :256], second.mean((0, 1)), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(content[0, 256:], second.std(1).mean(0), atol=1e-5, rtol=1e-4)
+    assert (content[0, 256:] > 0).all()  # a standard deviation over time, not a constant
 
 
 # -------------------------------------------------------------- loading rules
@@ -183,7 +207,7 @@ def test_load_backbone_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> N
 
 # ------------------------------------------------------- frozen vs fine-tuned
 def _frozen_spec() -> InputSpec:
-    return InputSpec("image", (1280,), backbone="efficientnet-lite0", features=True)
+    return InputSpec("image", (1440,), backbone="efficientnet-lite0", features=True)
 
 
 def _finetune_spec(size: int = 64) -> InputSpec:
@@ -195,8 +219,8 @@ def test_frozen_encoder_holds_only_the_projection() -> None:
     assert encoder.backbone is None
     names = [n for n, _ in encoder.named_parameters()]
     assert names and not any("backbone" in n for n in names)
-    assert sum(p.numel() for p in encoder.parameters()) < 50_000  # LayerNorm + 1280x32 linear
-    out = encoder(torch.randn(4, 1280))
+    assert sum(p.numel() for p in encoder.parameters()) < 50_000  # LayerNorm + 1440x32 linear
+    out = encoder(torch.randn(4, 1440))
     assert out.shape == (4, 32)
     groups = parameter_groups(encoder, 1e-3, 0.05)
     assert len(groups) == 1 and groups[0]["lr"] == 1e-3
@@ -209,13 +233,13 @@ def test_encoder_rejects_features_of_another_network() -> None:
             "efficientnet-lite0",
             InputSpec("image", (384,), backbone="minilm", features=True),
         )
-    with pytest.raises(ValueError, match="1280"):
+    with pytest.raises(ValueError, match="1440"):
         create_encoder("image", "efficientnet-lite0", InputSpec("image", (512,), features=True))
     with pytest.raises(ValueError, match="temporal"):
         create_encoder(
             "video",
             "efficientnet-lite0",
-            InputSpec("video", (4, 1280), features=True),
+            InputSpec("video", (4, 1440), features=True),
             temporal="max",
         )
 
@@ -289,10 +313,10 @@ def test_finetune_video_encoder_pools_over_frames() -> None:
 
 
 def test_frozen_video_encoder_mean_pools_features() -> None:
-    spec = InputSpec("video", (4, 1280), backbone="efficientnet-lite0", features=True)
+    spec = InputSpec("video", (4, 1440), backbone="efficientnet-lite0", features=True)
     torch.manual_seed(0)
     encoder = create_encoder("video", "efficientnet-lite0", spec, dim=8).eval()
-    feats = torch.randn(2, 4, 1280, generator=torch.Generator().manual_seed(0))
+    feats = torch.randn(2, 4, 1440, generator=torch.Generator().manual_seed(0))
     same_mean = feats.mean(1, keepdim=True).expand(-1, 4, -1)
     with torch.no_grad():
         torch.testing.assert_close(encoder(feats), encoder(same_mean), atol=1e-5, rtol=1e-4)

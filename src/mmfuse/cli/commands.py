@@ -66,6 +66,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="auto", choices=("auto", "classification", "regression", "retrieval"))
     p.add_argument("--pair", metavar="COL_A,COL_B",
                    help="retrieval: the two columns to map into one space, e.g. image,caption")
+    p.add_argument("--projection", default="auto", choices=("auto", "linear", "mlp"),
+                   help="retrieval: how pretrained towers reach the shared space (default auto: "
+                        "with frozen networks both are trained and validation keeps the better)")
     p.add_argument("--level", choices=("early", "feature", "late"), help="fusion level (default: from --fusion, else feature)")
     p.add_argument("--fusion", help="fusion operator (see `mmfuse list fusions`)")
     p.add_argument("--features", help="comma-separated columns to use (default: all but the target)")

@@ -21,7 +21,8 @@ def fit_retrieval(a: argparse.Namespace, common: dict[str, Any]) -> int:
         raise MmfuseError("--task retrieval learns from --pair and takes no --target")
     est = MultimodalRetriever(
         pair=a.pair, encoders=a.encoder, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-        patience=a.patience, dim=a.dim, seed=a.seed, device=a.device, augment=a.augment,
+        patience=a.patience, dim=a.dim, projection=a.projection, seed=a.seed, device=a.device,
+        augment=a.augment,
         on_bad_record=a.on_bad_record, missing_files=a.missing_files, kinds=a.kinds,
         image_size=a.image_size, num_threads=a.threads, verbose=not a.quiet, **common,
     )  # fmt: skip

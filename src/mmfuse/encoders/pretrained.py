@@ -6,7 +6,10 @@ True) and this module holds only the projection. Fine-tuned (``--finetune KIND``
 the network's prepared input (224-px ImageNet crops, WordPiece ids, mel partials) and the
 network is a trainable submodule named ``backbone`` (the trainer gives it a lower learning rate).
 
-Output ``(B, dim)``. Video clips are pooled over frames with ``temporal`` = mean | attention.
+Output ``(B, dim)``, through the ``adapter``: "mlp" (LayerNorm, dropout, linear, GELU; the
+default) or "none" (the network's features themselves, ``(B, width)``: a retrieval model then
+learns a linear projection of them, which generalises better from few pairs). Video clips are
+pooled over frames with ``temporal`` = mean | attention.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from mmfuse.pretrained import BACKBONES
 from mmfuse.types import InputSpec
 
 TEMPORAL_POOLING = ("mean", "attention")
+ADAPTERS = ("mlp", "none")
 
 
 class PretrainedEncoder(nn.Module):
@@ -32,14 +36,22 @@ class PretrainedEncoder(nn.Module):
         dim: Output dimension.
         temporal: Pooling over the frames of a clip ("mean" or "attention").
         dropout: Dropout on the features before the projection.
+        adapter: "mlp" (project to ``dim``) or "none" (output the features; ``dim`` unused).
     """
 
     backbone_name = ""
 
     def __init__(
-        self, spec: InputSpec, dim: int = 128, temporal: str = "mean", dropout: float = 0.1
+        self,
+        spec: InputSpec,
+        dim: int = 128,
+        temporal: str = "mean",
+        dropout: float = 0.1,
+        adapter: str = "mlp",
     ) -> None:
         super().__init__()
+        if adapter not in ADAPTERS:
+            raise ValueError(f"unknown adapter {adapter!r}; choose one of: {', '.join(ADAPTERS)}")
         if temporal not in TEMPORAL_POOLING:
             raise ValueError(
                 f"unknown temporal pooling {temporal!r}; choose one of: {', '.join(TEMPORAL_POOLING)}"
@@ -57,10 +69,13 @@ class PretrainedEncoder(nn.Module):
         self.temporal = temporal
         if self.clips and temporal == "attention":
             self.query = nn.Parameter(torch.randn(width) / math.sqrt(width))
-        self.proj = nn.Sequential(
-            nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, dim), nn.GELU()
-        )
-        self.output_dim = dim
+        if adapter == "none":
+            self.proj, self.output_dim = nn.Identity(), width
+        else:
+            self.proj = nn.Sequential(
+                nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, dim), nn.GELU()
+            )
+            self.output_dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
         if self.backbone is not None:
@@ -77,7 +92,7 @@ class PretrainedEncoder(nn.Module):
 
 @register_encoder("image", "efficientnet-lite0")
 class EfficientNetLite0Encoder(PretrainedEncoder):
-    """EfficientNet-Lite0 (ImageNet) image features, 1280-d, projected to ``dim``."""
+    """EfficientNet-Lite0 (ImageNet) image features, 1440-d, projected to ``dim``."""
 
     backbone_name = "efficientnet-lite0"
 
@@ -98,6 +113,6 @@ class MiniLMEncoder(PretrainedEncoder):
 
 @register_encoder("audio", "voice")
 class VoiceEncoder(PretrainedEncoder):
-    """Resemblyzer voice embeddings, 256-d, projected to ``dim``."""
+    """Resemblyzer voice encoder features (speaker + content), 768-d, projected to ``dim``."""
 
     backbone_name = "voice"

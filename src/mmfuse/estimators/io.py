@@ -57,7 +57,8 @@ def save_model(est: Any, path: str | Path, metrics: dict[str, Any] | None = None
         pd.DataFrame(est.history_).to_csv(handle, index=False)
     if est.on_bad_record == "skip":
         write_rejected(out / "rejected.csv", est.rejected_)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    for checkpoint in out.glob("checkpoint*"):  # "checkpoint-<projection>" for each candidate
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return fingerprint
 
 
@@ -129,8 +130,7 @@ def load(path: str | Path) -> Any:
     cls, config_cls, build = kinds[config["estimator"]]
     est = cls(**config["params"])
     pre = Preprocessor.from_dict(read_json(folder / "preprocess.json"))
-    for m, p in pre.pretrained.items():  # fails naming the package to install
-        BACKBONES[p.backbone].require(f"model {folder}, modality {m!r}")
+    _check_pretrained(folder, pre, config.get("pretrained", {}))
     attach_extractors(pre, est)
     est.preprocessor_, est.schema_ = pre, pre.schema
     est.model_config_ = config_cls.from_dict(config["model"])
@@ -147,6 +147,20 @@ def load(path: str | Path) -> Any:
     return est
 
 
+def _check_pretrained(folder: Path, pre: Preprocessor, recorded: dict[str, Any]) -> None:
+    """Each pretrained network is installed and gives the features the model was trained on."""
+    for m, p in pre.pretrained.items():
+        info = BACKBONES[p.backbone]
+        info.require(f"model {folder}, modality {m!r}")  # names the package to install
+        revision = recorded.get(m, {}).get("revision", 1)
+        if revision != info.revision or p.dim != info.dim:
+            raise MmfuseError(
+                f"model {folder}, modality {m!r}: it was trained on {p.dim}-d {p.backbone} "
+                f"features (revision {revision}); this mmfuse computes {info.dim}-d ones "
+                f"(revision {info.revision}: {info.summary}). Fit the model again."
+            )
+
+
 def restore_results(est: Any, folder: Path) -> None:
     """Validation metrics, sizes, train time and history from metrics.json and history.csv."""
     metrics_path = folder / "metrics.json"
@@ -154,6 +168,9 @@ def restore_results(est: Any, folder: Path) -> None:
     est.metrics_ = metrics.get("metrics", {})
     est.n_train_, est.n_valid_ = metrics.get("n_train", 0), metrics.get("n_valid", 0)
     est.train_seconds_ = metrics.get("train_seconds", 0.0)
+    if "projection" in metrics:  # retrieval: which projection validation chose
+        est.projection_ = metrics["projection"]["chosen"]
+        est.projection_scores_ = metrics["projection"]["valid_recall_mean"]
     history = folder / "history.csv"
     est.history_ = pd.read_csv(history).to_dict("records") if history.exists() else []
     est.rejected_ = []

@@ -99,8 +99,10 @@ def attach_extractors(pre: Preprocessor, est: MultimodalEstimator) -> None:
 
 
 def pretrained_record(pre: Preprocessor) -> dict[str, dict[str, object]]:
-    """What config.json records per pretrained modality: network, mode and package versions."""
+    """What config.json records per pretrained modality: network, its revision, mode and package
+    versions."""
     return {
-        m: {"encoder": p.backbone, "frozen": p.frozen, "packages": BACKBONES[p.backbone].versions()}
+        m: {"encoder": p.backbone, "revision": BACKBONES[p.backbone].revision, "frozen": p.frozen,
+            "packages": BACKBONES[p.backbone].versions()}
         for m, p in pre.pretrained.items()
     }

@@ -39,6 +39,9 @@ class MultimodalRetriever(MultimodalEstimator):
         refit: Once validation has chosen the number of epochs (the longest training within one
             standard error of the best validation score), train again on all pairs for that
             many epochs (``metrics_`` stay those of the held-out validation pairs).
+        projection: How a pretrained tower reaches the shared space: "linear", "mlp" or "auto"
+            (with frozen networks both are trained and validation keeps the better; the choice
+            is ``projection_``, the scores ``projection_scores_``).
         The others as for ``MultimodalClassifier`` (``encoders``, ``pretrained``, ``finetune``,
         ``cache_dir``, ``epochs`` ...).
     """
@@ -62,6 +65,7 @@ class MultimodalRetriever(MultimodalEstimator):
         embed_dim: int = 256,
         temperature: float = 0.07,
         refit: bool = True,
+        projection: str = "auto",
         seed: int = 0,
         device: str = "auto",
         augment: str = "light",
@@ -97,7 +101,9 @@ class MultimodalRetriever(MultimodalEstimator):
         resume: bool = False,
     ) -> MultimodalRetriever:
         """Trains the two towers on the pairs in ``data`` (rows sharing an item are positives)."""
-        from mmfuse.estimators.retrieval_training import refit_epochs, train_retrieval
+        from mmfuse.estimators.retrieval_training import (
+            METRIC, best_projection, projection_candidates, refit_epochs, train_retrieval,
+        )  # fmt: skip
         from mmfuse.training.device import set_threads
 
         set_threads(self.num_threads)
@@ -139,9 +145,18 @@ class MultimodalRetriever(MultimodalEstimator):
         self.rejected_ = train.rejected + valid_enc.rejected
         if len(train) < 2 or len(valid_enc) < 2:
             raise MmfuseError("retrieval needs at least 2 training and 2 validation pairs")
-        self.model_, self.model_config_, self.train_config_, self.history_ = train_retrieval(
-            self, pre, train, valid_enc, out_dir, resume
-        )
+        candidates = projection_candidates(self, pre)
+        runs = {
+            p: train_retrieval(self, pre, train, valid_enc, out_dir, resume, projection=p,
+                               checkpoint_name="checkpoint" if len(candidates) == 1 else f"checkpoint-{p}")
+            for p in candidates
+        }  # fmt: skip
+        self.projection_ = best_projection({p: run[3] for p, run in runs.items()})
+        self.projection_scores_ = {p: max(h[f"valid_{METRIC}"] for h in run[3]) for p, run in runs.items()}
+        if self.verbose and len(candidates) > 1:
+            scores = ", ".join(f"{p} {v:.4f}" for p, v in self.projection_scores_.items())
+            log(f"projection: {self.projection_} (best validation {METRIC}: {scores})")
+        self.model_, self.model_config_, self.train_config_, self.history_ = runs[self.projection_]
         self.fingerprint_ = self.model_dir_ = None  # new weights: not those of any saved model
         self.n_train_, self.n_valid_ = len(train), len(valid_enc)
         self.metrics_ = self._pair_metrics(valid_enc)  # held-out pairs, before any refit
@@ -149,7 +164,9 @@ class MultimodalRetriever(MultimodalEstimator):
         if self.refit:
             self.refit_epochs_ = refit_epochs(self.history_, len(valid_enc))
             everything = _concat_pairs(train, valid_enc, same_items=valid is None)
-            self.model_ = train_retrieval(self, pre, everything, valid_enc, None, False, self.refit_epochs_)[0]
+            self.model_ = train_retrieval(
+                self, pre, everything, valid_enc, None, False, self.refit_epochs_, self.projection_
+            )[0]
         self.train_seconds_ = time.perf_counter() - started
         if out_dir is not None:
             self.save(out_dir)
@@ -300,6 +317,8 @@ class MultimodalRetriever(MultimodalEstimator):
             "train_seconds": round(self.train_seconds_, 3), "epochs_run": len(self.history_),
             "parameters": self.model_.num_parameters(), "metrics": self.metrics_,
         }  # fmt: skip
+        if getattr(self, "projection_scores_", None):
+            metrics["projection"] = {"chosen": self.projection_, "valid_recall_mean": self.projection_scores_}
         if getattr(self, "refit_epochs_", 0):
             metrics["note"] = (
                 "metrics are those of the held-out validation pairs; the saved model was then "
