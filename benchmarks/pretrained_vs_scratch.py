@@ -11,7 +11,8 @@ first run includes computing the cached features; ``feature_seconds``).
 
 Prints one JSON object. Usage::
 
-    .venv/bin/python benchmarks/pretrained_vs_scratch.py [--rows 1000] [--epochs 25] [--threads 2]
+    .venv/bin/python benchmarks/pretrained_vs_scratch.py [--rows 1000] [--epochs 25] [--threads 2] \\
+        [--sides scratch,pretrained] [--settings image,text,audio,fused]
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data", help="existing demo data folder (default: generate one)")
+    parser.add_argument("--sides", default="scratch,pretrained",
+                        help="comma-separated: scratch,pretrained (default: both)")
+    parser.add_argument("--settings", default="image,text,audio,fused",
+                        help="comma-separated: image,text,audio,fused (default: all)")
     args = parser.parse_args()
     os.environ["MMFUSE_PRETRAINED"] = "1"
 
@@ -52,9 +57,12 @@ def main() -> None:
         "audio alone": ["audio"],
         "fused (attention)": ["image", "review", "audio", "video", "income", "age", "region", "channel"],
     }
+    wanted = args.settings.split(",")
+    settings = {k: v for k, v in settings.items() if k.split()[0] in wanted}
+    sides = [s for s in (("from scratch", False), ("pretrained", True)) if s[0].split()[-1] in args.sides]
     results = []
     for name, features in settings.items():
-        for side, pretrained in (("from scratch", False), ("pretrained", True)):
+        for side, pretrained in sides:
             runs = []
             for seed in range(args.seeds):
                 clf = mmfuse.MultimodalClassifier(

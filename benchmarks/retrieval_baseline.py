@@ -119,19 +119,19 @@ def log(message: str) -> None:
 
 # ------------------------------------------------------------------------------ audio data
 def make_audio_dataset(
-    root: Path, transcripts: Sequence[str], speakers: Sequence[str], seed: int, clips_per_text: int = 1
-) -> Path:
-    """espeak-ng clips with random speed and pitch; writes data.csv. One clip per (speaker,
-    transcript) when ``clips_per_text`` is 1 and speakers are few, else ``clips_per_text`` clips
-    of each transcript by randomly drawn speakers."""
+    root: Path, transcripts: Sequence[str], speakers: Sequence[str], seed: int,
+    clips_per_text: int | None = None,
+) -> Path:  # fmt: skip
+    """espeak-ng clips with random speed and pitch; writes data.csv. ``clips_per_text`` None:
+    every speaker says every transcript; a number: that many clips of each transcript, each by
+    a randomly drawn speaker."""
     rng = np.random.default_rng(seed)
     (root / "clips").mkdir(parents=True, exist_ok=True)
-    every_speaker = clips_per_text == 1 and len(speakers) * len(transcripts) <= 2000
-    jobs = (
-        [(s, t) for s in range(len(speakers)) for t in range(len(transcripts))]
-        if every_speaker
-        else [(int(rng.integers(len(speakers))), t) for t in range(len(transcripts)) for _ in range(clips_per_text)]
-    )
+    n_texts = len(transcripts)
+    if clips_per_text is None:
+        jobs = [(s, t) for s in range(len(speakers)) for t in range(n_texts)]
+    else:
+        jobs = [(int(rng.integers(len(speakers))), t) for t in range(n_texts) for _ in range(clips_per_text)]
     rows = []
     for n, (s, t) in enumerate(jobs):
         speed, pitch = int(rng.integers(150, 201)), int(rng.integers(30, 71))
@@ -344,7 +344,8 @@ def run_mmfuse(train_csv: Path, test_csv: Path, pair: tuple[str, str], args: arg
             key = (h.get("valid_recall_mean", 0.0), -h["valid_loss"])
             if _better(key, best):
                 best_epoch, best = int(h["epoch"]), key
-        runs.append({"epochs_run": len(est.history_), "best_epoch": best_epoch,
+        runs.append({"projection": est.projection_, "projection_scores": est.projection_scores_,
+                     "epochs_run": len(est.history_), "best_epoch": best_epoch,
                      "valid_recall_mean": round(best[0], 4), "fit_seconds": round(fit_seconds, 2)})  # fmt: skip
     return {
         "params": params, "encoders": est.model_config_.encoders, "seeds": SEEDS,
@@ -447,7 +448,7 @@ def image_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def speech_benchmark(
     tmp: Path, args: argparse.Namespace, name: str, train_texts: list[str], test_texts: list[str],
-    speakers: tuple[int, int], clips_per_text: tuple[int, int],
+    speakers: tuple[int, int], clips_per_text: tuple[int | None, int | None],
 ) -> dict[str, Any]:  # fmt: skip
     """Spoken transcripts: train and test clips by disjoint speakers; mmfuse vs the baselines."""
     import soundfile
@@ -481,7 +482,7 @@ def audio_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     texts = [f"{c} {s}" for c in colours for s in shapes]
     speakers = (6, 3) if args.quick else (16, 6)
     return speech_benchmark(tmp, args, "audio-transcript (espeak-ng '<colour> <shape>', split by "
-                            "speaker)", texts, texts, speakers, (1, 1))  # fmt: skip
+                            "speaker)", texts, texts, speakers, (None, None))  # fmt: skip
 
 
 def sentences_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
