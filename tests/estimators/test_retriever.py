@@ -78,6 +78,7 @@ def test_training_lowers_the_loss(fitted: MultimodalRetriever) -> None:
     assert {"train_loss", "valid_loss", "valid_recall_mean"} <= set(history[0])
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
     assert min(h["valid_loss"] for h in history) < history[0]["valid_loss"]
+    assert fitted.train_config_.grad_clip == 1.0  # from-scratch towers keep gradient clipping
 
 
 def test_metrics_cover_both_directions(fitted: MultimodalRetriever) -> None:
@@ -385,6 +386,7 @@ def test_pretrained_towers_fit_save_and_search(
     recorded = json.loads((tmp_path / "model" / "metrics.json").read_text())["projection"]
     assert recorded == {"chosen": est.projection_, "valid_recall_mean": est.projection_scores_}
     assert not list((tmp_path / "model").glob("checkpoint*"))
+    assert est.train_config_.grad_clip == 0.0  # only projections of cached features train
     again = load(tmp_path / "model")
     assert again.projection_ == est.projection_
     for column in ("image", "caption"):
