@@ -76,7 +76,7 @@ def extract_features(
     Returns:
         (features (N, *out_shape), present (N,) bool, [(position, error message)]).
     """
-    from mmfuse.data.preprocess import _is_empty, resolve_path
+    from mmfuse.data.cells import is_empty, resolve_path
 
     n = len(column.values)
     x = np.zeros((n, *out_shape), dtype=np.float32)
@@ -84,7 +84,7 @@ def extract_features(
     errors: list[tuple[int, str]] = []
     sources: dict[int, Path | str] = {}
     for pos, value in enumerate(column.values):
-        if _is_empty(value):
+        if is_empty(value):
             continue
         if not column.media:
             sources[pos] = str(value)

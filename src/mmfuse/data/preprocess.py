@@ -7,18 +7,16 @@ and collects every bad cell as a ``Rejection`` naming the file, row and column.
 
 from __future__ import annotations
 
-import math
-import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mmfuse._progress import log, track
+from mmfuse.data.cells import Corruption, as_text, cell_decoder, is_empty
 from mmfuse.data.readers import Table
 from mmfuse.data.schema import AUDIO_TRACK_SUFFIX, TABULAR, Schema
 from mmfuse.data.target import TargetEncoder
@@ -30,8 +28,6 @@ if TYPE_CHECKING:
     from mmfuse.data.frozen import Extractor
 
 BAD_RECORD_POLICIES = ("raise", "skip")
-Corruption = Callable[[str, Any, np.random.Generator], Any]
-"""(modality, decoded value, rng) -> corrupted value; see ``Preprocessor.transform``."""
 MISSING_FILE_POLICIES = ("error", "missing")
 
 
@@ -156,7 +152,7 @@ class Preprocessor:
         for col in self.schema.columns_of("text"):
             if col in self.pretrained:  # the network brings its own tokenizer
                 continue
-            texts = [_text(v) for v in df[col] if not _is_empty(v)]
+            texts = [as_text(v) for v in df[col] if not is_empty(v)]
             self.vocabularies[col] = Vocabulary.build(texts, max_size=self.config.vocab_size)
         numeric = self.schema.columns_of("numeric")
         categorical = self.schema.columns_of("categorical")
@@ -176,7 +172,7 @@ class Preprocessor:
         from mmfuse.data.embedding import parse_embedding
 
         for value in table.df[col]:
-            if _is_empty(value):
+            if is_empty(value):
                 continue
             try:
                 return int(parse_embedding(value, table.base_dir).shape[0])
@@ -319,7 +315,7 @@ class Preprocessor:
             if corrupt is not None:
                 matrix = np.asarray(corrupt(name, matrix, np.random.default_rng(0)), dtype=np.float32)
             return matrix, rows_present, bad
-        column = name[: -len(AUDIO_TRACK_SUFFIX)] if name in self._track_modalities() else name
+        column = name[: -len(AUDIO_TRACK_SUFFIX)] if name in self.track_modalities() else name
         integer = kind == "text" and not spec.features
         x = np.zeros((n,) + spec.shape, dtype=np.int64 if integer else np.float32)
         present = np.zeros(n, dtype=bool)
@@ -330,13 +326,13 @@ class Preprocessor:
             return self._encode_frozen(
                 table, name, column, kind, spec, missing_files, num_threads, verbose, corrupt
             )
-        decode = self._decoder(name, kind, table.base_dir, missing_files, corrupt)
+        decode = cell_decoder(self, name, kind, table.base_dir, missing_files, corrupt)
         values = list(table.df[column])
         errs: list[tuple[int, str, str]] = []
 
         def work(pos: int) -> tuple[int, np.ndarray | None, str | None]:
             value = values[pos]
-            if _is_empty(value):
+            if is_empty(value):
                 return pos, None, None
             rng = np.random.default_rng(pos) if corrupt is not None else None
             try:
@@ -378,7 +374,7 @@ class Preprocessor:
             alter = lambda pos, v: corrupt(name, v, np.random.default_rng(pos))  # noqa: E731
         values = list(table.df[column])
         if kind == "text":
-            values = [v if _is_empty(v) else _text(v) for v in values]
+            values = [v if is_empty(v) else as_text(v) for v in values]
         x, present, errs = extract_features(
             Column(values, kind != "text", table.base_dir, missing_files),
             get_preparation(self.pretrained[name].preparation),
@@ -392,74 +388,9 @@ class Preprocessor:
         )
         return x, present, [(pos, column, reason) for pos, reason in errs]
 
-    def _track_modalities(self) -> set[str]:
+    def track_modalities(self) -> set[str]:
+        """The modalities that are the audio tracks of video columns."""
         return {c + AUDIO_TRACK_SUFFIX for c in self.schema.audio_tracks}
-
-    def _decoder(
-        self, name: str, kind: str, base_dir: Path, missing_files: str, corrupt: Corruption | None
-    ) -> Callable[[Any, Any], np.ndarray | None]:
-        c = self.config
-
-        def alter(value: Any, rng: Any) -> Any:
-            return value if corrupt is None else corrupt(name, value, rng)
-
-        if name in self.pretrained:  # the network's own preprocessing
-            from mmfuse.data.preparations import get_preparation
-
-            prep = get_preparation(self.pretrained[name].preparation)
-            if prep.kind == "text":
-                return lambda v, r: prep.finish(alter(_checked_text(v), r))
-            load = lambda p, r: prep.finish(alter(prep.decode(None, p), r))  # noqa: E731
-        elif kind == "text":
-            vocab = self.vocabularies[name]
-            return lambda v, r: vocab.encode(alter(_checked_text(v), r), c.text_max_length)
-        elif kind == "embedding":
-            from mmfuse.data.embedding import parse_embedding
-
-            dim = self.embedding_dims[name]
-            return lambda v, r: alter(_checked_dim(parse_embedding(v, base_dir), dim), r)
-        else:
-            load = self._media_loader(name, kind, alter)
-
-        def decode(value: Any, rng: Any) -> np.ndarray | None:
-            path = resolve_path(value, base_dir)
-            if not path.exists():
-                if missing_files == "missing":
-                    return None
-                raise DecodeError(f"file not found: {path}")
-            return load(path, rng)
-
-        return decode
-
-    def _media_loader(
-        self, name: str, kind: str, alter: Callable[[Any, Any], Any]
-    ) -> Callable[[Path, Any], np.ndarray | None]:
-        from mmfuse.data.image import load_image, normalize_image
-
-        c = self.config
-        if kind == "image":
-            return lambda p, r: normalize_image(alter(load_image(p, c.image_size), r))
-        if kind == "video":
-            from mmfuse.data.video import load_video_frames
-
-            frames = lambda p: load_video_frames(p, c.video_frames, c.video_size)  # noqa: E731
-            return lambda p, r: normalize_image(alter(frames(p), r))
-        from mmfuse.data.audio import load_audio, log_mel_spectrogram
-
-        is_track = name in self._track_modalities()
-
-        def audio(path: Path, rng: Any) -> np.ndarray | None:
-            if is_track:
-                from mmfuse.data.video import has_audio_track
-
-                if not has_audio_track(path):
-                    return None
-            wave = alter(load_audio(path, c.sample_rate), rng)
-            return log_mel_spectrogram(
-                wave, c.sample_rate, n_mels=c.n_mels, num_frames=c.audio_frames
-            )
-
-        return audio
 
     def _encode_tabular(self, table: Table) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, str]]]:
         df = table.df
@@ -474,7 +405,7 @@ class Preprocessor:
                     errs.append((pos, col, str(err)))
         x = self.tabular.transform(frame).astype(np.float32)
         # a record with every tabular cell empty lacks the tabular modality
-        present = ~frame.map(_is_empty).all(axis=1).to_numpy() if cols else np.ones(len(df), bool)
+        present = ~frame.map(is_empty).all(axis=1).to_numpy() if cols else np.ones(len(df), bool)
         return x, present, errs
 
     @property
@@ -534,37 +465,6 @@ class Preprocessor:
         if target:
             pre.target = TargetEncoder.from_dict(target)
         return pre
-
-
-def resolve_path(value: Any, base_dir: Path) -> Path:
-    """A media path from a cell, relative paths resolved against ``base_dir``."""
-    path = Path(str(value).strip()).expanduser()
-    return path if path.is_absolute() else base_dir / path
-
-
-def _is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
-
-
-def _checked_text(value: Any) -> str:
-    text = _text(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        raise DecodeError("the text is not valid UTF-8")
-    return unicodedata.normalize("NFC", text)
-
-
-def _checked_dim(vector: np.ndarray, dim: int) -> np.ndarray:
-    if vector.shape != (dim,):
-        raise DecodeError(f"embedding has {vector.shape[0]} values; expected {dim}")
-    return vector
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> None:

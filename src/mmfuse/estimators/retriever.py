@@ -183,12 +183,12 @@ class MultimodalRetriever(MultimodalEstimator):
         return pair[0], pair[1]
 
     def _paired_rows(self, table: Table, a: str, b: str) -> Table:
-        from mmfuse.data.preprocess import _is_empty
+        from mmfuse.data.cells import is_empty
 
         for col in (a, b):
             if col not in table.df.columns:
                 raise MmfuseError(f"{table.name}: --pair column {col!r} is missing; columns: {', '.join(table.df.columns)}")
-        empty = table.df[[a, b]].map(_is_empty).any(axis=1)
+        empty = table.df[[a, b]].map(is_empty).any(axis=1)
         if empty.any() and self.verbose:
             log(f"{table.name}: {int(empty.sum())} row(s) lack {a!r} or {b!r} and form no pair; left out")
         kept = Table(table.df[~empty], table.base_dir, table.name)
