@@ -38,16 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmfuse._io import atomic_open, atomic_path, read_json, write_json
+from mmfuse._io import atomic_open, atomic_path, write_json
 from mmfuse.errors import MmfuseError
 from mmfuse.retrieval import ann
+from mmfuse.retrieval.index_files import (
+    ANN_FILE, FORMAT, INDEX_FILE, KINDS, METADATA_FILE, ROW_ID, VECTORS_FILE, VERSION, read_ann,
+    read_header, read_metadata, read_vectors, write_parquet,
+)  # fmt: skip
 
-FORMAT = "mmfuse-vector-index"
-VERSION = 1
-KINDS = ("exact", *ann.APPROXIMATE_KINDS)
-INDEX_FILE, VECTORS_FILE = "index.json", "vectors.npy"
-METADATA_FILE, ANN_FILE = "metadata.parquet", "ann.faiss"
-ROW_ID = "row_id"
 NUM_EVAL_QUERIES = 1000
 MIN_EVAL_QUERIES = 50
 INSERT_CHUNK = 65536  # rows copied at a time while skipping held-out rows
@@ -248,7 +246,7 @@ class VectorIndex:
         with atomic_open(root / VECTORS_FILE, "wb") as handle:
             np.save(handle, self._view(), allow_pickle=False)
         with atomic_path(root / METADATA_FILE) as tmp:
-            _write_parquet(self.metadata, tmp)
+            write_parquet(self.metadata, tmp)
         if self._ann is not None:
             import faiss
 
@@ -270,17 +268,17 @@ class VectorIndex:
         import faiss
 
         root = Path(directory)
-        header = _read_header(root)
+        header = read_header(root)
         count, dim, kind = header["count"], header["dim"], header["kind"]
-        vectors = _read_vectors(root / VECTORS_FILE, count, dim)
-        metadata = _read_metadata(root / METADATA_FILE, count)
+        vectors = read_vectors(root / VECTORS_FILE, count, dim)
+        metadata = read_metadata(root / METADATA_FILE, count)
         with ann.faiss_threads(num_threads):
             flat = faiss.IndexFlatIP(dim)
             flat.add(np.ascontiguousarray(vectors))
         del vectors
         index = None
         if kind != "exact":
-            index = _read_ann(root / ANN_FILE, kind, count, dim)
+            index = read_ann(root / ANN_FILE, kind, count, dim)
             parameter = ann.SEARCH_PARAMETER[kind]
             ann.set_search_parameter(index, kind, header["parameters"][parameter])
         return cls(flat, metadata, header["info"], kind, index, header["parameters"], num_threads)
@@ -453,90 +451,3 @@ def _check_info(info: dict[str, Any] | None) -> dict[str, Any]:
         return json.loads(json.dumps(info))
     except (TypeError, ValueError) as err:
         raise MmfuseError(f"info must be JSON-serialisable: {err}") from err
-
-
-def _write_parquet(metadata: pd.DataFrame, path: Path) -> None:
-    import pyarrow as pa
-
-    try:
-        metadata.to_parquet(path, index=False)
-    except (pa.ArrowException, ValueError, TypeError) as err:
-        raise MmfuseError(f"metadata cannot be stored as Parquet: {err}") from err
-
-
-def _read_header(root: Path) -> dict[str, Any]:
-    if not root.is_dir():
-        raise MmfuseError(f"index directory {root} does not exist")
-    path = root / INDEX_FILE
-    if not path.is_file():
-        raise MmfuseError(f"{root} is not an mmfuse index (no {INDEX_FILE})")
-    try:
-        header = read_json(path)
-    except (OSError, ValueError) as err:
-        raise MmfuseError(f"{path} is not readable JSON: {err}") from err
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise MmfuseError(f"{path} is not an mmfuse index header (format != {FORMAT!r})")
-    if header.get("version") != VERSION:
-        raise MmfuseError(f"{path} has index version {header.get('version')!r}; expected {VERSION}")
-    if header.get("kind") not in KINDS:
-        raise MmfuseError(f"{path} has unknown kind {header.get('kind')!r}")
-    missing = [key for key in ("count", "dim", "parameters", "info") if key not in header]
-    parameter = ann.SEARCH_PARAMETER.get(header["kind"])
-    if parameter is not None and parameter not in (header.get("parameters") or {}):
-        missing.append(f"parameters.{parameter}")
-    if missing:
-        raise MmfuseError(f"{path} lacks {', '.join(missing)}")
-    for key in ("count", "dim"):
-        if isinstance(header[key], bool) or not isinstance(header[key], int) or header[key] < 0:
-            raise MmfuseError(f"{path} has an invalid {key}: {header[key]!r}")
-    return header
-
-
-def _read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
-    try:
-        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise MmfuseError(f"cannot read {path}: {err}") from err
-    if vectors.dtype != np.float32 or vectors.shape != (count, dim):
-        raise MmfuseError(
-            f"{path} holds {vectors.dtype} {vectors.shape} but {INDEX_FILE} says "
-            f"float32 ({count}, {dim}); the index is incomplete or corrupted"
-        )
-    return vectors
-
-
-def _read_metadata(path: Path, count: int) -> pd.DataFrame:
-    try:
-        metadata = pd.read_parquet(path)
-    except (OSError, ValueError) as err:
-        raise MmfuseError(f"cannot read {path}: {err}") from err
-    if len(metadata) != count:
-        raise MmfuseError(
-            f"{path} has {len(metadata)} rows but {INDEX_FILE} says {count}; "
-            "the index is incomplete or corrupted"
-        )
-    if ROW_ID not in metadata.columns or not np.array_equal(metadata[ROW_ID], np.arange(count)):
-        raise MmfuseError(f"{path} lacks a {ROW_ID!r} column numbering the rows 0..{count - 1}")
-    return metadata
-
-
-def _read_ann(path: Path, kind: str, count: int, dim: int) -> Any:
-    import faiss
-
-    if not path.is_file():
-        raise MmfuseError(f"{path} is missing; the index is incomplete")
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as err:
-        raise MmfuseError(f"cannot read {path}: {err}") from err
-    expected = faiss.IndexIVFFlat if kind == "ivf" else faiss.IndexIDMap
-    if not isinstance(index, expected):
-        raise MmfuseError(
-            f"{path} holds a {type(index).__name__}, not the {expected.__name__} of a {kind} index"
-        )
-    if index.ntotal != count or index.d != dim:
-        raise MmfuseError(
-            f"{path} holds {index.ntotal} vectors of dimension {index.d} but {INDEX_FILE} says "
-            f"{count} of dimension {dim}; the index is incomplete or corrupted"
-        )
-    return index
