@@ -50,8 +50,6 @@ def projection_candidates(est: MultimodalRetriever, pre: Preprocessor) -> list[s
     """The projections to train: ``est.projection``, or for "auto" both where a tower has a
     frozen pretrained network (training on cached features is cheap) and "mlp" otherwise (a
     from-scratch or fine-tuned tower has its own layers; the choice barely matters there)."""
-    if est.projection not in PROJECTIONS:
-        raise MmfuseError(f"unknown projection {est.projection!r}; choose one of: {', '.join(PROJECTIONS)}")
     if est.projection != "auto":
         return [est.projection]
     towers = [pre.pretrained.get(m) for m in est.pair_columns()]
@@ -59,9 +57,20 @@ def projection_candidates(est: MultimodalRetriever, pre: Preprocessor) -> list[s
     return ["linear", "mlp"] if pretrained and all(p.frozen for p in pretrained) else ["mlp"]
 
 
+def check_projection(projection: str) -> None:
+    """MmfuseError for a projection not in ``PROJECTIONS`` (checked before any data is read)."""
+    if projection not in PROJECTIONS:
+        raise MmfuseError(f"unknown projection {projection!r}; choose one of: {', '.join(PROJECTIONS)}")
+
+
+def projection_scores(histories: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """Projection -> its best validation ``METRIC`` at any epoch."""
+    return {p: max(h[f"valid_{METRIC}"] for h in history) for p, history in histories.items()}
+
+
 def best_projection(histories: dict[str, list[dict[str, float]]]) -> str:
     """The projection with the best validation ``METRIC`` at any epoch; ties: the first listed."""
-    best = {p: max(h[f"valid_{METRIC}"] for h in history) for p, history in histories.items()}
+    best = projection_scores(histories)
     return max(best, key=lambda p: (best[p], -list(best).index(p)))
 
 

@@ -102,10 +102,12 @@ class MultimodalRetriever(MultimodalEstimator):
     ) -> MultimodalRetriever:
         """Trains the two towers on the pairs in ``data`` (rows sharing an item are positives)."""
         from mmfuse.estimators.retrieval_training import (
-            METRIC, best_projection, projection_candidates, refit_epochs, train_retrieval,
+            METRIC, best_projection, check_projection, projection_candidates, projection_scores,
+            refit_epochs, train_retrieval,
         )  # fmt: skip
         from mmfuse.training.device import set_threads
 
+        check_projection(self.projection)
         set_threads(self.num_threads)
         if pair is not None:
             self.pair = pair
@@ -151,8 +153,8 @@ class MultimodalRetriever(MultimodalEstimator):
                                checkpoint_name="checkpoint" if len(candidates) == 1 else f"checkpoint-{p}")
             for p in candidates
         }  # fmt: skip
-        self.projection_ = best_projection({p: run[3] for p, run in runs.items()})
-        self.projection_scores_ = {p: max(h[f"valid_{METRIC}"] for h in run[3]) for p, run in runs.items()}
+        histories = {p: run[3] for p, run in runs.items()}
+        self.projection_, self.projection_scores_ = best_projection(histories), projection_scores(histories)
         if self.verbose and len(candidates) > 1:
             scores = ", ".join(f"{p} {v:.4f}" for p, v in self.projection_scores_.items())
             log(f"projection: {self.projection_} (best validation {METRIC}: {scores})")
