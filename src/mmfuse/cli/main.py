@@ -7,7 +7,9 @@ so tests can call it directly.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from mmfuse.errors import MmfuseError
@@ -71,6 +73,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
+    except OSError as err:  # the system refused a path the user gave (permissions, disk full)
+        if err.filename is None:
+            return _unexpected(err)
+        print(f"error: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a bug: one line, the traceback only on request
+        return _unexpected(err)
+
+
+DEBUG_ENV = "MMFUSE_DEBUG"
+
+
+def _unexpected(err: BaseException) -> int:
+    """Exit 1 for a failure mmfuse did not foresee: one line, or the traceback with $MMFUSE_DEBUG."""
+    if os.environ.get(DEBUG_ENV):
+        traceback.print_exc()
+    else:
+        print(f"error: unexpected failure ({type(err).__name__}: {err}). This is a bug in mmfuse; "
+              f"run again with {DEBUG_ENV}=1 to see the traceback and report it.", file=sys.stderr)
+    return 1
 
 
 def entry_point() -> None:

@@ -1,0 +1,105 @@
+"""The bad-input battery's helpers (fixtures are in conftest.py): run the CLI in-process, fail on any escaped exception or
+traceback, hash folders before and after, and build tiny datasets and models.
+
+Every test in this folder follows the same pattern::
+
+    before = snapshot(tmp_path / "data")
+    result = cli("fit", str(path), "--target", "label", "--out", str(out), *FAST)
+    expect_user_error(result, str(path), "row 3", "'price'")
+    assert snapshot(tmp_path / "data") == before
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmfuse.cli.main import main
+
+FAST = ["--epochs", "1", "--dim", "8", "--threads", "1", "--quiet", "--no-pretrained"]
+"""Flags that keep a battery fit to about a second."""
+
+N_ROWS = 24
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one CLI call did."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
+    """Runs ``mmfuse ARGS`` in-process; an exception escaping ``main`` fails the test."""
+    try:
+        code = main([str(a) for a in args])
+    except BaseException:  # noqa: BLE001 - any escape is what the battery exists to catch
+        pytest.fail(f"mmfuse {' '.join(map(str, args))} raised:\n{traceback.format_exc()}")
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "Traceback (most recent call last)" not in stream, stream
+    return Result(code, captured.out, captured.err)
+
+
+def expect_user_error(result: Result, *needles: str) -> str:
+    """Exit 2, one ``error:`` message that contains every needle; returns the message."""
+    assert result.code == 2, f"exit {result.code}, expected 2\nstdout: {result.out}\nstderr: {result.err}"
+    assert "error: " in result.err, result.err
+    for needle in needles:
+        assert needle in result.err, f"{needle!r} not in the message:\n{result.err}"
+    return result.err
+
+
+def snapshot(*folders: Path) -> dict[str, str]:
+    """SHA-256 of every file under the folders (path -> digest), plus the folders' listing."""
+    digests: dict[str, str] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                digests[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif path.is_dir():
+                digests[str(path)] = "<dir>"
+    return digests
+
+
+def tiny_frame(media, n: int = N_ROWS) -> pd.DataFrame:
+    """An image, a text, a number, a category and a two-class label; media under ``img/``."""
+    return pd.DataFrame(
+        {
+            "photo": [media.png(f"img/{i}.png", level=10 * i) for i in range(n)],
+            "note": [f"note number {i} is {'good' if i % 2 else 'bad'}" for i in range(n)],
+            "price": [float(i) for i in range(n)],
+            "colour": ["red", "green", "blue"] * (n // 3),
+            "label": ["yes", "no"] * (n // 2),
+        }
+    )
+
+
+def write_csv(frame: pd.DataFrame, folder: Path, name: str = "data.csv") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+class PngWriter:
+    """The ``media`` fixture's ``png`` for session-scoped fixtures."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def png(self, name: str, level: int = 128, size: int = 8) -> str:
+        from PIL import Image
+
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (size, size), (level, 255 - level, level // 2)).save(path)
+        return name
