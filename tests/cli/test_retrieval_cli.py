@@ -204,12 +204,25 @@ def test_index_append_and_approximate(model: Path, pairs: Path, tmp_path: Path) 
     assert len(VectorIndex.load(out)) == 25
     assert main([*base, str(second), "--append"]) == 0
     assert len(VectorIndex.load(out)) == N_ITEMS
+
+
+def test_approximate_index_of_a_small_collection_is_exact_and_says_why(
+    model: Path, pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """40 items are too few to measure an HNSW index's recall: exact search, stated."""
     approx = tmp_path / "hnsw"
+    capsys.readouterr()
     assert main(["index", str(model), str(pairs), "--column", "image", "--out", str(approx),
                  "--approximate", "--quiet"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"wrote {N_ITEMS} vectors (exact index)" in out
+    assert f"note: --approximate hnsw: {N_ITEMS} rows are too few to measure the recall" in out
     stored = VectorIndex.load(approx)
-    assert stored.kind == "hnsw"
-    assert len(stored) == N_ITEMS
+    assert stored.kind == "exact" and len(stored) == N_ITEMS
+    header = json.loads((approx / "index.json").read_text())
+    assert header["recall_at_10"] == 1.0
+    assert header["parameters"]["requested_kind"] == "hnsw"
+    assert "too few to measure" in header["parameters"]["fallback_reason"]
 
 
 def test_predict_labels_writes_zero_shot_scores(
@@ -325,3 +338,24 @@ def test_predict_without_labels_on_a_retrieval_model(
 ) -> None:
     msg = error(capsys, ["predict", str(model), str(pairs), "--out", str(tmp_path / "p.csv")])
     assert "pass --labels" in msg
+
+
+def test_approximate_index_measures_recall_on_held_out_rows(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """120 items: 50 are held out of the HNSW graph, searched, then inserted; the recall is shown."""
+    collection = make_paired_dataset(tmp_path / "big", n_items=120, captions_per_item=1, seed=7)
+    out = tmp_path / "hnsw"
+    capsys.readouterr()
+    assert main(["index", str(model), str(collection), "--column", "image", "--out", str(out),
+                 "--approximate", "hnsw", "--quiet"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    header = json.loads((out / "index.json").read_text())
+    params = header["parameters"]
+    assert header["kind"] == "hnsw" and header["count"] == 120
+    assert params["recall_queries"] == 50 and params["recall_measured_at_count"] == 70
+    assert header["recall_at_10"] == params["recall_at_10"] is not None
+    assert (
+        f"recall@10 vs exact search: {params['recall_at_10']:.3f} on 50 held-out rows "
+        f"(efSearch={params['efSearch']}" in printed
+    )

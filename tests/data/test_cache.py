@@ -1,5 +1,7 @@
-"""Tests for mmfuse.data.cache (FeatureCache, content_key), the cache path of
-mmfuse.data.frozen.extract_features, and `mmfuse cache info|clear|prune`."""
+"""Tests for mmfuse.data.cache (FeatureCache, content_key), its folder tag and layout
+(mmfuse.data.cache_layout), the cache path of mmfuse.data.frozen.extract_features, and
+`mmfuse cache info|clear|prune`. The CLI's refusals on users' folders are in
+tests/reliability/test_cache_safety.py."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import pytest
 from mmfuse.cli.main import main
 from mmfuse.data import cache as cache_module
 from mmfuse.data.cache import FeatureCache, content_key
+from mmfuse.data.cache_layout import TAG_NAME, TAG_SIGNATURE
 from mmfuse.data.frozen import Column, extract_features
 from mmfuse.data.preparations import Preparation
-from mmfuse.errors import DecodeError
+from mmfuse.errors import DecodeError, MmfuseError
 
 FP = "net-a|pkg==1.0|prep:size=8"
 OTHER_FP = "net-a|pkg==2.0|prep:size=8"
@@ -24,6 +27,11 @@ OTHER_FP = "net-a|pkg==2.0|prep:size=8"
 
 def _entries(root: Path) -> list[Path]:
     return sorted(root.glob("*/*/*.npy"))
+
+
+def _contents(root: Path) -> dict[Path, tuple[bytes, int]]:
+    """Bytes and modification time of every file."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
 
 def _leftovers(root: Path) -> list[Path]:
@@ -229,6 +237,146 @@ def test_default_root_follows_the_environment(
     assert FeatureCache().root == tmp_path / "xdg" / "mmfuse"
 
 
+# --------------------------------------------------------- the tag and the layout
+def test_first_write_creates_the_folder_with_its_tag(tmp_path: Path) -> None:
+    root = tmp_path / "new" / "c"
+    FeatureCache(root).put(FP, "ab" * 32, np.ones(2, np.float32))
+    lines = (root / TAG_NAME).read_text().splitlines()
+    assert lines[0] == TAG_SIGNATURE == "Signature: 8a477f597d28d172789f06886806bc55"
+    assert lines[1].startswith("#") and "mmfuse" in lines[1]
+    assert FeatureCache(root).info()["tagged"] is True
+
+
+def test_an_empty_folder_is_tagged_on_first_write(tmp_path: Path) -> None:
+    FeatureCache(tmp_path).put(FP, "ab" * 32, np.ones(2, np.float32))
+    assert (tmp_path / TAG_NAME).read_text().startswith(TAG_SIGNATURE)
+
+
+def test_a_user_folder_is_never_written(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    cache = FeatureCache(tmp_path)
+    refusal = "refusing to write features into .*'notes.txt'.*--no-cache"
+    with pytest.raises(MmfuseError, match=refusal):
+        cache.put(FP, "ab" * 32, np.ones(2, np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_another_programs_tag_is_not_mmfuses(tmp_path: Path) -> None:
+    (tmp_path / TAG_NAME).write_text(TAG_SIGNATURE + "\n# created by some other tool\n")
+    with pytest.raises(MmfuseError, match="another program"):
+        FeatureCache(tmp_path).clear()
+    assert FeatureCache(tmp_path).info()["tagged"] is False
+
+
+def test_a_cache_from_before_the_tag_is_adopted(tmp_path: Path) -> None:
+    """A folder holding nothing but mmfuse's layout was written by an mmfuse without tags: it
+    is tagged and kept on the first write, clear or prune."""
+    cache, _ = _filled(tmp_path / "c", ["a1" * 32, "b2" * 32])
+    (tmp_path / "c" / TAG_NAME).unlink()
+    assert FeatureCache(tmp_path / "c").info()["tagged"] is False
+    assert FeatureCache(tmp_path / "c").prune() == 0
+    assert (tmp_path / "c" / TAG_NAME).exists() and len(_entries(tmp_path / "c")) == 2
+
+
+def test_clear_removes_only_mmfuses_layout(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    cache, _ = _filled(root, ["a1" * 32])
+    entry = _entries(root)[0]
+    encoder = entry.parent.parent
+    strays = [
+        root / "README.md",
+        encoder / "notes.txt",
+        encoder / "a1" / "not-an-entry.npy",
+        encoder / "zz" / ("cd" * 32 + ".npy"),  # not a shard folder
+        encoder / "a1" / ("cd" * 32 + ".npy"),  # an entry name in the wrong shard
+        root / "0123456789abcdeg" / "info.json",  # not a 16-hex folder
+    ]
+    for path in strays:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("user data")
+    (encoder / "ab").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / ("ab" * 32 + ".npy")).write_text("linked")
+    assert cache.info()["other_files"] == len(strays) + 1  # the link; its target is not entered
+    assert cache.clear() > 0
+    assert not entry.exists() and not (encoder / "info.json").exists()
+    assert all(p.read_text() == "user data" for p in strays)
+    assert (tmp_path / "elsewhere" / ("ab" * 32 + ".npy")).read_text() == "linked"
+    assert (root / TAG_NAME).exists()
+
+
+def test_a_users_folder_with_a_look_alike_name_is_not_adopted(tmp_path: Path) -> None:
+    (tmp_path / "0123456789abcdef").mkdir()
+    (tmp_path / "0123456789abcdef" / "info.json").write_text('{"mine": true}')
+    with pytest.raises(MmfuseError, match="refusing to clear .*0123456789abcdef/info.json"):
+        FeatureCache(tmp_path).clear()
+    assert (tmp_path / "0123456789abcdef" / "info.json").read_text() == '{"mine": true}'
+    assert not (tmp_path / TAG_NAME).exists()
+
+
+def test_clear_removes_the_emptied_folders(tmp_path: Path) -> None:
+    cache, _ = _filled(tmp_path / "c", ["a1" * 32, "b2" * 32])
+    cache.clear()
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [TAG_NAME]
+
+
+def test_a_read_only_cache_reads_and_never_changes_anything(tmp_path: Path) -> None:
+    _filled(tmp_path / "c", ["a1" * 32, "b2" * 32])
+    corrupt = _entries(tmp_path / "c")[1]
+    corrupt.write_bytes(b"")
+    before = _contents(tmp_path / "c")
+    cache = FeatureCache(tmp_path / "c", max_bytes=0, read_only=True)
+    np.testing.assert_array_equal(cache.get(FP, "a1" * 32), np.zeros(100, np.float32))
+    assert cache.get(FP, "b2" * 32) is None and cache.stats.corrupt == 1
+    cache.put(FP, "c3" * 32, np.ones(3, np.float32))
+    assert cache.prune() == 0
+    cache.prune_after_writes()
+    with pytest.raises(MmfuseError, match="read-only"):
+        cache.clear()
+    assert _contents(tmp_path / "c") == before and cache.stats.writes == 0
+
+
+def test_a_read_only_cache_in_a_missing_folder_creates_nothing(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path / "nothing", read_only=True)
+    cache.put(FP, "a1" * 32, np.ones(3, np.float32))
+    assert cache.get(FP, "a1" * 32) is None and not (tmp_path / "nothing").exists()
+
+
+def test_a_file_in_the_way_turns_the_cache_off_with_one_notice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "f").write_text("a file")
+    for root in (tmp_path / "f", tmp_path / "f" / "c"):
+        cache = FeatureCache(root)
+        for key in ("a1" * 32, "b2" * 32):
+            cache.put(FP, key, np.ones(3, np.float32))
+            assert cache.get(FP, key) is None
+        cache.prune_after_writes()
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{tmp_path / 'f'} is a file, not a folder" in err
+        assert "--cache-dir" in err and cache.stats.writes == 0
+    assert (tmp_path / "f").read_text() == "a file"
+
+
+def test_a_failing_write_turns_the_cache_off_with_one_notice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a read-only folder, a read-only $HOME or a full disk does (chmod does not stop root)."""
+    cache = FeatureCache(tmp_path / "c")
+    cache.put(FP, "a1" * 32, np.ones(3, np.float32))
+
+    def read_only(*args: Any, **kwargs: Any) -> None:
+        raise OSError(30, "Read-only file system", str(tmp_path / "c"))
+
+    monkeypatch.setattr(cache_module.np, "save", read_only)
+    for key in ("b2" * 32, "c3" * 32):
+        cache.put(FP, key, np.ones(3, np.float32))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Read-only file system" in err
+    assert cache.stats.writes == 1 and _leftovers(tmp_path / "c") == []
+    assert cache.get(FP, "a1" * 32) is not None  # what it holds is still served
+
+
 # --------------------------------------------------------------------------- CLI
 def test_cli_cache_info_json_prune_and_clear(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -262,7 +410,7 @@ def test_cli_cache_info_mentions_leftovers(
 ) -> None:
     root = tmp_path / "c"
     _filled(root, ["f1" * 32])
-    (_entries(root)[0].parent / ".f2.npy.x.tmp").write_bytes(b"partial")
+    (_entries(root)[0].parent / f".{'f2' * 32}.npy.x1y2z3.tmp").write_bytes(b"partial")
     assert main(["cache", "info", "--cache-dir", str(root)]) == 0
     assert "1 leftover temporary file" in capsys.readouterr().out
 
@@ -310,7 +458,7 @@ def _toy_prep() -> _Doubling:
 def test_extract_features_hits_the_cache_on_the_second_run(tmp_path: Path) -> None:
     for i in range(5):
         (tmp_path / f"{i}.bin").write_bytes(bytes([i + 1]))
-    column = Column([f"{i}.bin" for i in range(5)] + [None], True, tmp_path)
+    column = Column([f"{i}.bin" for i in range(5)] + [None], "image", tmp_path)
     cache = FeatureCache(tmp_path / "c")
     first_net, first_prep = _Network(), _toy_prep()
     x1, present1, errors1 = extract_features(
@@ -337,7 +485,7 @@ def test_extract_features_encodes_repeated_content_once(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(bytes([7]))
     (tmp_path / "copy.bin").write_bytes(bytes([7]))
     (tmp_path / "bad.bin").write_bytes(b"")  # the toy decoder fails on an empty file
-    column = Column(["a.bin", "copy.bin", "a.bin", "bad.bin", "bad.bin"], True, tmp_path)
+    column = Column(["a.bin", "copy.bin", "a.bin", "bad.bin", "bad.bin"], "image", tmp_path)
     net = _Network()
     x, present, errors = extract_features(
         column, _toy_prep(), net, (3,), FeatureCache(tmp_path / "c"), verbose=False
@@ -350,7 +498,7 @@ def test_extract_features_encodes_repeated_content_once(tmp_path: Path) -> None:
 
 def test_extract_features_without_cache_or_with_corruption_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(bytes([4]))
-    column = Column(["a.bin"], True, tmp_path)
+    column = Column(["a.bin"], "image", tmp_path)
     x, _, _ = extract_features(column, _toy_prep(), _Network(), (3,), None, verbose=False)
     np.testing.assert_array_equal(x[0], [12, 12, 12])
     cache = FeatureCache(tmp_path / "c")

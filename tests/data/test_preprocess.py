@@ -205,7 +205,10 @@ def test_skip_drops_exactly_the_bad_rows_and_lists_them(
         (2, "photo"), (5, "photo"), (7, "price"), (9, "price"), (14, "photo"), (14, "price"),
     ]  # fmt: skip
     reasons = [r.reason for r in enc.rejected]
-    assert reasons[0] == f"file not found: {tmp_path / 'img' / 'gone.png'}"
+    assert reasons[0] == (
+        f"file not found: {tmp_path / 'img' / 'gone.png'}; fix the path (a relative path starts at the "
+        f"data file's folder, {tmp_path}) or pass --missing-files missing to treat it as a missing image"
+    )
     assert reasons[1].startswith(f"cannot decode image {tmp_path / 'img' / 'bad.png'}")
     assert reasons[2] == "'inf' is not a finite number"
     assert reasons[3] == "'cheap' is not a number"
@@ -238,7 +241,11 @@ def test_non_utf8_text_cell_is_rejected(simple: pd.DataFrame, tmp_path: Path) ->
     table = read_table(path)
     pre = _fit(table)
     enc = pre.transform(table, on_bad_record="skip", verbose=False)
-    assert enc.rejected == [Rejection(6, "note", "the text is not valid UTF-8", table.name)]
+    reason = (
+        "the text is not valid UTF-8 (byte(s) 0xff 0xfe at character 5); save the file as UTF-8 "
+        "(it looks like Latin-1 or another legacy encoding)"
+    )
+    assert enc.rejected == [Rejection(6, "note", reason, table.name)]
     assert 6 not in enc.rows.tolist()
 
 

@@ -103,3 +103,10 @@ class PngWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (size, size), (level, 255 - level, level // 2)).save(path)
         return name
+
+
+def trained_frame(data: Path) -> pd.DataFrame:
+    """The ``trained`` fixture's records with absolute media paths, to edit and write anywhere."""
+    frame = pd.read_csv(data)
+    frame["photo"] = [str(data.parent / p) for p in frame["photo"]]
+    return frame

@@ -122,16 +122,47 @@ def test_measured_recall_predicts_recall_on_fresh_queries(approximate: str) -> N
     assert abs(index.parameters["recall_at_10"] - fresh) < 0.03
 
 
-def test_small_approximate_index_uses_its_most_accurate_setting() -> None:
+@pytest.mark.parametrize("approximate", ["hnsw", "ivf"])
+def test_small_approximate_index_is_measured_on_50_held_out_rows(approximate: str) -> None:
     x = clustered(300)
-    index = VectorIndex.build(x, approximate="ivf")
+    index = VectorIndex.build(x, approximate=approximate, num_threads=1)
     params = index.parameters
-    assert params["recall_at_10"] is None and params["recall_queries"] == 0
-    assert params["nprobe"] == params["nlist"]
+    assert index.kind == approximate and "fallback_reason" not in params
+    assert params["recall_queries"] == 50 and params["recall_query_source"] == "held-out rows"
+    assert params["recall_measured_at_count"] == 250  # measured before the 50 went in
+    assert params["recall_at_10"] >= 0.95 and params["target_met"]
+    assert len(index) == 300
+
+
+@pytest.mark.parametrize("approximate", ["hnsw", "ivf"])
+def test_too_small_to_measure_falls_back_to_exact_and_says_why(
+    tmp_path: Path, approximate: str
+) -> None:
+    x = clustered(99)
+    index = VectorIndex.build(x, approximate=approximate)
+    assert index.kind == "exact"
+    params = index.parameters
+    assert params["requested_kind"] == approximate
+    assert params["fallback_reason"].startswith(
+        f"99 rows are too few to measure the recall of an approximate ({approximate}) index"
+    )
+    assert "at least 100 rows" in params["fallback_reason"]
     q = clustered(10, seed=4)
     np.testing.assert_array_equal(
         index.search(q, 5).positions, index.search(q, 5, exact=True).positions
     )
+    index.save(tmp_path / "idx")
+    header = json.loads((tmp_path / "idx" / "index.json").read_text())
+    assert header["kind"] == "exact" and header["recall_at_10"] == 1.0
+    assert header["parameters"]["fallback_reason"] == params["fallback_reason"]
+    assert not (tmp_path / "idx" / "ann.faiss").exists()
+    assert VectorIndex.load(tmp_path / "idx").parameters["requested_kind"] == approximate
+
+
+def test_a_small_index_with_eval_queries_stays_approximate() -> None:
+    index = VectorIndex.build(clustered(60), approximate="hnsw", eval_queries=clustered(20, seed=3))
+    assert index.kind == "hnsw" and index.parameters["recall_queries"] == 20
+    assert index.parameters["recall_at_10"] is not None
 
 
 def test_ivf_steps_up_nprobe_until_target() -> None:

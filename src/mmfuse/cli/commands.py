@@ -26,6 +26,7 @@ def _out(text: str = "") -> None:
 
 
 # ------------------------------------------------------------------------- demo
+DEMO_MIN_ROWS = 60
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--rows", type=int, default=1000, help="records to generate (default: 1000)")
@@ -36,7 +37,12 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 def _demo(a: argparse.Namespace) -> int:
     from mmfuse.estimators.demo import format_table, run_demo
+    from mmfuse.estimators.output_dir import check_output_dir
 
+    if a.rows < DEMO_MIN_ROWS:
+        raise MmfuseError(f"--rows must be at least {DEMO_MIN_ROWS} (every class needs records on "
+                          f"both sides of the train/test split), got {a.rows}")
+    check_output_dir(a.out)
     summary = run_demo(Path(a.out), rows=a.rows, epochs=a.epochs, seed=a.seed, num_threads=a.threads)
     _out(format_table(summary["results"]))
     _out(f"\nwrote {Path(a.out) / 'summary.json'}")
@@ -110,9 +116,23 @@ def _bad_record_args(p: argparse.ArgumentParser) -> None:
                    help="stop on a bad value (raise, default) or skip the record (listed in rejected.csv)")
     p.add_argument("--missing-files", default="error", choices=("error", "missing"),
                    help="a media file that does not exist is an error (default) or a missing modality")
+    p.add_argument("--allow-missing-columns", action="store_true",
+                   help="a feature column absent from the data counts as a missing modality "
+                        "instead of an error")
 
 
 def _fit(a: argparse.Namespace) -> int:
+    from mmfuse.estimators.output_dir import directory_lock, finished_model
+
+    with directory_lock(a.out):  # checked before any work; a second fit into it is refused
+        if a.resume and finished_model(a.out):
+            _out(f"{a.out} already holds a finished model: nothing to resume. "
+                 "Fit without --resume to train it again.")
+            return 0
+        return _fit_locked(a)
+
+
+def _fit_locked(a: argparse.Namespace) -> int:
     from mmfuse.cli.report import format_metrics
     from mmfuse.data.readers import read_table
     from mmfuse.data.target import infer_task
@@ -144,7 +164,7 @@ def _fit(a: argparse.Namespace) -> int:
         device=a.device, augment=a.augment, modality_dropout=a.modality_dropout,
         on_bad_record=a.on_bad_record, missing_files=a.missing_files, kinds=a.kinds,
         features=_columns(a.features), image_size=a.image_size, num_threads=a.threads,
-        verbose=not a.quiet, **_pretrained_params(a),
+        verbose=not a.quiet, allow_missing_columns=a.allow_missing_columns, **_pretrained_params(a),
     )
     est.fit(a.data, target=a.target, valid=a.valid, out_dir=a.out, resume=a.resume)
     _out(format_metrics(est.metrics_, f"validation metrics ({est.n_valid_} records)"))
@@ -179,6 +199,12 @@ def _evaluate(a: argparse.Namespace) -> int:
 
     from mmfuse.data.readers import read_table
 
+    from mmfuse.estimators.output_dir import check_output_dir, check_output_file
+
+    if a.json:
+        check_output_file(a.json, "--json")
+    if a.out:
+        check_output_dir(a.out)
     est = _load(a, load)
     if type(est).__name__ == "MultimodalRetriever":
         from mmfuse.cli.retrieval import evaluate_retrieval
@@ -187,8 +213,11 @@ def _evaluate(a: argparse.Namespace) -> int:
     table = read_table(a.data)
     enc = est._encode(est.preprocessor_, table, with_target=True)  # decoded once for every section
     metrics = est._evaluate_encoded(enc)
-    _out(format_metrics(metrics, f"metrics on {a.data}"))
+    total = len(table.df) + len(table.bad_lines)
+    _out(format_metrics(metrics, f"metrics on {a.data} ({len(enc)} of {total} records)"))
     out = Path(a.out) if a.out else None
+    if enc.rejected:
+        _report_skipped(enc.rejected, total - len(enc), out, a.json)
     if a.correlation:
         _out("\n" + correlation_section(est, enc, out))
     if a.robustness:
@@ -196,8 +225,25 @@ def _evaluate(a: argparse.Namespace) -> int:
     if out is not None and (a.correlation or a.robustness):
         _out(f"\nwrote tables and plots to {out}")
     if a.json:
-        write_json(a.json, {"metrics": metrics})
+        write_json(a.json, {"metrics": metrics, "n_records": total, "n_scored": len(enc),
+                            "n_rejected": total - len(enc)})
     return 0
+
+
+def _report_skipped(rejected: list[Any], skipped: int, out: Path | None, json_file: str | None) -> None:
+    """Says which records were left out of the metrics, and keeps the list in rejected.csv
+    (in --out, else beside --json, else only printed)."""
+    from mmfuse.cli.report import rejection_lines
+    from mmfuse.estimators.io import write_rejected
+
+    print(f"warning: {skipped} bad record(s) were left out of these metrics:", file=sys.stderr)
+    if out is not None or json_file:
+        path = out / "rejected.csv" if out is not None else Path(json_file).with_suffix(".rejected.csv")  # type: ignore[arg-type]
+        write_rejected(path, rejected)
+        print(f"  listed in {path}", file=sys.stderr)
+    else:
+        print(rejection_lines(rejected) + "\n  (pass --out DIR to keep the list in DIR/rejected.csv)",
+              file=sys.stderr)
 
 
 # ---------------------------------------------------------------------- explain
@@ -217,8 +263,10 @@ def _explain(a: argparse.Namespace) -> int:
     from mmfuse.estimators.explain import explain
     from mmfuse.estimators.io import load
 
+    from mmfuse.estimators.output_dir import check_output_dir
+
+    out = check_output_dir(a.out)
     est = _load(a, load)
-    out = Path(a.out)
     result = explain(est, a.data, out, sample=a.sample, max_records=a.max_records)
     summary = result["summary"]
     _out(_contribution_table(summary, table))
@@ -242,6 +290,8 @@ def _contribution_table(summary: dict, table: Callable[..., str]) -> str:
 def _load(a: argparse.Namespace, load: Callable[[str], object]):  # type: ignore[no-untyped-def]
     est = load(a.model)
     est.set_params(on_bad_record=a.on_bad_record, missing_files=a.missing_files, verbose=False)
+    if "allow_missing_columns" in est.get_params():  # classifiers and regressors
+        est.set_params(allow_missing_columns=a.allow_missing_columns)
     return est
 
 
@@ -259,7 +309,9 @@ def _predict(a: argparse.Namespace) -> int:
     from mmfuse.cli.report import write_predictions
     from mmfuse.data.readers import read_table
     from mmfuse.estimators.io import load
+    from mmfuse.estimators.output_dir import check_output_file
 
+    check_output_file(a.out)
     est = _load(a, load)
     if type(est).__name__ == "MultimodalRetriever":
         from mmfuse.cli.retrieval import predict_labels
@@ -268,6 +320,8 @@ def _predict(a: argparse.Namespace) -> int:
     if a.labels:
         raise MmfuseError("--labels is for retrieval models (zero-shot); this is a classifier or regressor")
     table = read_table(a.data)
+    if table.df.empty and not table.bad_lines:
+        raise MmfuseError(f"{table.name}: no records to predict")
     frame, rejected = est.predict_frame(table)
     ids = [c for c, why in est.schema_.ignored.items()
            if why.startswith("identifier") and c in table.df.columns]
@@ -352,13 +406,16 @@ def _retrieval(name: str) -> Callable[..., int]:
 
 # ------------------------------------------------------------------------ cache
 def _cache_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("info", "clear", "prune"), help="show, empty, or shrink to --max-gb")
+    p.add_argument("action", choices=("info", "clear", "prune"),
+                   help="show, empty, or shrink to --max-gb (deletes only mmfuse's own entries)")
     p.add_argument("--cache-dir", help="cache folder (default: $MMFUSE_CACHE_DIR or ~/.cache/mmfuse)")
     p.add_argument("--max-gb", type=float, default=None, help="size limit for prune (default: 20)")
     p.add_argument("--json", action="store_true", help="print info as JSON")
 
 
 def _cache(a: argparse.Namespace) -> int:
+    """``mmfuse cache``: clear and prune refuse (exit 2) a folder that is not mmfuse's cache and
+    delete only entries of mmfuse's layout; a user's file inside the cache folder stays."""
     import json
 
     from mmfuse.cli.report import table
@@ -366,7 +423,10 @@ def _cache(a: argparse.Namespace) -> int:
 
     cache = FeatureCache(a.cache_dir, None if a.max_gb is None else a.max_gb * 1024**3)
     if a.action == "clear":
-        _out(f"cleared {cache.root}: freed {cache.clear() / 1024**2:.1f} MB")
+        freed = cache.clear()
+        kept = cache.info()["other_files"]
+        _out(f"cleared {cache.root}: freed {freed / 1024**2:.1f} MB"
+             + (f"; kept {kept} file(s) or folder(s) mmfuse did not write" if kept else ""))
         return 0
     if a.action == "prune":
         _out(f"pruned {cache.prune()} least recently used entries from {cache.root}")
@@ -375,14 +435,23 @@ def _cache(a: argparse.Namespace) -> int:
     if a.json:
         _out(json.dumps(info, indent=2))
         return 0
+    exists = cache.root.is_dir()
     _out(f"feature cache {info['root']}: {info['entries']} entries, "
-         f"{int(info['bytes']) / 1024**2:.1f} MB of {int(info['max_bytes']) / 1024**3:.0f} GB")  # type: ignore[call-overload]
+         f"{int(info['bytes']) / 1024**2:.1f} MB of {int(info['max_bytes']) / 1024**3:.0f} GB"  # type: ignore[call-overload]
+         + ("" if exists else " (the folder does not exist yet)"))
     rows = [(e["fingerprint"], e["entries"], f"{e['bytes'] / 1024**2:.1f}") for e in info["encoders"]]  # type: ignore[attr-defined]
     if rows:
         _out(table(rows, ("encoder and packages", "entries", "MB")))
     if info["temporary_files"]:
         _out(f"{info['temporary_files']} leftover temporary file(s) from interrupted writes; "
              "`mmfuse cache clear` removes them")
+    if exists and not info["tagged"] and info["other_files"]:
+        _out(f"note: {cache.root} is not an mmfuse cache (no CACHEDIR.TAG of mmfuse; "
+             f"{info['other_files']} file(s) or folder(s) mmfuse did not write): mmfuse will not "
+             "write to, clear or prune it")
+    elif exists and not info["tagged"]:
+        _out(f"note: {cache.root} has no CACHEDIR.TAG yet; mmfuse adds it on the next write, "
+             "clear or prune")
     return 0
 
 

@@ -104,6 +104,15 @@ def write_predictions(
     return len(out)
 
 
+def rejection_lines(rejected: Sequence[Rejection], limit: int = 20) -> str:
+    """One indented line per rejected value (row, column, reason), at most ``limit``."""
+    lines = [f"  row {r.row}" + (f", column {r.column!r}" if r.column else "") + f": {r.reason}"
+             for r in rejected[:limit]]
+    if len(rejected) > limit:
+        lines.append(f"  ... and {len(rejected) - limit} more")
+    return "\n".join(lines)
+
+
 def list_fusions_table() -> str:
     from mmfuse.fusion import FUSIONS, list_fusions
 

@@ -86,7 +86,28 @@ def index_command(a: argparse.Namespace) -> int:
     est.set_params(on_bad_record=a.on_bad_record, missing_files=a.missing_files, verbose=not a.quiet)
     index = est.index(a.data, a.column, a.out, a.approximate, a.append)
     _out(f"wrote {len(index)} vectors ({index.kind} index) to {a.out}")
+    note = recall_note(index.kind, index.parameters)
+    if note:
+        _out(note)
     return 0
+
+
+def recall_note(kind: str, parameters: dict[str, Any]) -> str | None:
+    """What the index says about approximate search: its measured recall@10, or why it is exact."""
+    if "fallback_reason" in parameters:
+        return f"note: --approximate {parameters.get('requested_kind')}: {parameters['fallback_reason']}"
+    recall = parameters.get("recall_at_10")
+    if kind == "exact" or recall is None:
+        return None
+    from mmfuse.retrieval.ann import SEARCH_PARAMETER
+
+    name = SEARCH_PARAMETER[kind]
+    target = parameters.get("target_recall")
+    met = "" if parameters.get("target_met") else f"; below the target {target}, the best setting tried"
+    return (
+        f"recall@10 vs exact search: {recall:.3f} on {parameters.get('recall_queries')} "
+        f"{parameters.get('recall_query_source', 'queries')} ({name}={parameters.get(name)}{met})"
+    )
 
 
 # ----------------------------------------------------------------------- search
@@ -106,7 +127,7 @@ def search_command(a: argparse.Namespace) -> int:
 
     index = VectorIndex.load(a.index)
     model_dir = a.model or index.info.get("model")
-    if not model_dir:
+    if not model_dir or not isinstance(model_dir, str):
         raise MmfuseError(f"{a.index} does not record its model; pass --model DIR")
     est = _retriever(model_dir)
     est.set_params(verbose=False)

@@ -23,21 +23,35 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 _AV_FALLBACK_EXTENSIONS = (".mp3", ".opus")
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    """Read with soundfile; returns ((C, T) float32, sample rate)."""
+MAX_AUDIO_SECONDS = 600
+"""Longest stretch of a clip that is decoded: a longer clip is cut to its first ten minutes,
+so one long recording cannot exhaust memory (every feature looks at far less)."""
+_BLOCK = 65536  # samples read at a time
+
+
+def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Read with soundfile, mixing to mono block by block; returns ((T,) float32, sample rate)."""
+    blocks: list[np.ndarray] = []
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+        with sf.SoundFile(str(path)) as handle:
+            rate = int(handle.samplerate)
+            budget = int(max_seconds * rate)
+            for block in handle.blocks(_BLOCK, dtype="float32", always_2d=True):  # (n, C)
+                blocks.append(block[:budget].mean(axis=1))
+                budget -= len(blocks[-1])
+                if budget <= 0:
+                    break
     except (sf.SoundFileError, OSError, ValueError) as err:
         raise DecodeError(f"cannot decode audio {path}: {err}") from err
-    return np.ascontiguousarray(data.T), int(rate)
+    return _joined(blocks), rate
 
 
-def _read_av(path: Path) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream with PyAV; returns ((C, T) float32, sample rate)."""
+def _read_av(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream with PyAV, mixed to mono; returns ((T,) float32, rate)."""
     import av
 
     chunks: list[np.ndarray] = []
-    rate = 0
+    rate, budget = 0, None
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -46,13 +60,24 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
             resampler = av.AudioResampler(format="fltp")  # keep rate and layout, float planar
             for frame in container.decode(stream):
                 rate = frame.sample_rate
-                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))  # (C, n)
-            chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+                budget = int(max_seconds * rate) if budget is None else budget
+                mono = (f.to_ndarray().mean(axis=0) for f in resampler.resample(frame))  # (n,)
+                chunks.extend(mono)
+                budget -= frame.samples
+                if budget <= 0:
+                    break
+            chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(None))
     except (av.FFmpegError, OSError, ValueError) as err:
         raise DecodeError(f"cannot decode audio track of {path}: {err}") from err
     if not chunks:
         raise DecodeError(f"audio track of {path} has no samples")
-    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(rate)
+    return _joined(chunks)[: int(max_seconds * rate)], int(rate)
+
+
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
 def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -65,14 +90,19 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(wave, target_rate // g, orig_rate // g).astype(np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+def load_audio(
+    path: str | Path, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS
+) -> np.ndarray:
     """Decode an audio file, or a video's audio track, to a mono wave at ``sample_rate``.
 
-    Channels are averaged to mono; the wave is resampled with :func:`resample`.
+    Channels are averaged to mono; the wave is resampled with :func:`resample`. Only the
+    first ``max_seconds`` are decoded. The content decides the format (a WAV named ``.mp3``
+    is read).
 
     Args:
         path: A file with one of :data:`AUDIO_EXTENSIONS` or a video container extension.
         sample_rate: Target sample rate in Hz.
+        max_seconds: Longest stretch decoded, from the start.
 
     Returns:
         float32 array of shape (T,).
@@ -87,19 +117,19 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     check_media_file(path, AUDIO_EXTENSIONS + VIDEO_EXTENSIONS, "audio")
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
-        channels, rate = _read_av(path)
+        wave, rate = _read_av(path, max_seconds)
     else:
         try:
-            channels, rate = _read_soundfile(path)
+            wave, rate = _read_soundfile(path, max_seconds)
         except DecodeError:
             if suffix not in _AV_FALLBACK_EXTENSIONS:
                 raise
-            channels, rate = _read_av(path)
-    if channels.size == 0:
+            wave, rate = _read_av(path, max_seconds)
+    if wave.size == 0:
         raise DecodeError(f"audio {path} has zero samples")
-    if not np.isfinite(channels).all():
+    if not np.isfinite(wave).all():
         raise DecodeError(f"audio {path} contains non-finite samples (NaN or inf)")
-    return resample(channels.mean(axis=0), rate, sample_rate)  # (T,)
+    return resample(wave, rate, sample_rate)  # (T,)
 
 
 def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:

@@ -37,15 +37,17 @@ class Column:
 
     Attributes:
         values: The cells, in record order.
-        media: True for file paths (image/audio/video), False for inline text.
+        kind: The column's kind ("text", or "image" / "audio" / "video" for file paths).
         base_dir: Folder that relative paths resolve against.
         missing_files: "error" or "missing" (see ``Preprocessor.transform``).
+        audio_track: The cells are videos whose audio track is wanted.
     """
 
     values: list[Any]
-    media: bool
+    kind: str
     base_dir: Path
     missing_files: str = "error"
+    audio_track: bool = False
 
 
 def extract_features(
@@ -76,25 +78,10 @@ def extract_features(
     Returns:
         (features (N, *out_shape), present (N,) bool, [(position, error message)]).
     """
-    from mmfuse.data.cells import is_empty, resolve_path
-
     n = len(column.values)
     x = np.zeros((n, *out_shape), dtype=np.float32)
     present = np.zeros(n, dtype=bool)
-    errors: list[tuple[int, str]] = []
-    sources: dict[int, Path | str] = {}
-    for pos, value in enumerate(column.values):
-        if is_empty(value):
-            continue
-        if not column.media:
-            sources[pos] = str(value)
-            continue
-        path = resolve_path(value, column.base_dir)
-        if not path.exists():
-            if column.missing_files == "error":
-                errors.append((pos, f"file not found: {path}"))
-            continue
-        sources[pos] = path
+    sources, errors = _checked_sources(column)
     use_cache = cache is not None and alter is None
     fingerprint = f"{extractor.fingerprint}|{prep.fingerprint}"  # network, versions, preprocessing
     keyed = _keys(sources, num_threads) if alter is None else {}
@@ -150,8 +137,28 @@ def extract_features(
             x[pos], present[pos] = x[first], present[first]
             errors += [(pos, reason) for p, reason in errors if p == first]
     if use_cache and cache is not None and todo:
-        cache.prune()
+        cache.prune_after_writes()
     return x, present, sorted(errors)
+
+
+def _checked_sources(column: Column) -> tuple[dict[int, Path | str], list[tuple[int, str]]]:
+    """Position -> checked text or existing file, and the bad cells, by the same validation
+    as every other encoder path (``checked_cell``); missing modalities are in neither."""
+    from mmfuse.data.cells import checked_cell
+
+    sources: dict[int, Path | str] = {}
+    errors: list[tuple[int, str]] = []
+    for pos, value in enumerate(column.values):
+        try:
+            source = checked_cell(
+                value, column.kind, column.base_dir, column.missing_files, column.audio_track
+            )
+        except DecodeError as err:
+            errors.append((pos, str(err)))
+            continue
+        if source is not None:
+            sources[pos] = source
+    return sources, errors
 
 
 def _items(batches: list[list[int]]) -> Any:

@@ -7,7 +7,11 @@ Decoding and normalisation are separate steps: :func:`load_image` returns pixels
 from __future__ import annotations
 
 import struct
+import threading
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -30,6 +34,8 @@ PIL_ERRORS = (
 )
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is not thread-safe
+T = TypeVar("T")
 
 
 def check_media_file(path: Path, extensions: tuple[str, ...], kind: str) -> None:
@@ -119,29 +125,68 @@ def image_to_array(img: Image.Image, size: int) -> np.ndarray:
     return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
 
 
+def read_image(path: Path, convert: Callable[[Image.Image], T]) -> T:
+    """Open an image file, refuse a decompression bomb from its header, decode it, convert it.
+
+    Every image decoder (from-scratch and pretrained) reads files through here, so a bad file
+    gives the same message on every path. An image with more pixels than Pillow's
+    ``Image.MAX_IMAGE_PIXELS`` is refused before a single pixel is decoded (Pillow would only
+    warn below twice that limit, and decode it).
+
+    Args:
+        path: Image file with one of :data:`IMAGE_EXTENSIONS`; the content decides the
+            format, so a PNG named ``.jpg`` is read. Animated files give their first frame.
+        convert: Turns the loaded image into the result (called while the file is open).
+
+    Raises:
+        DecodeError: The file is missing, empty, has an unsupported extension, is too large,
+            or is corrupt or truncated.
+    """
+    check_media_file(path, IMAGE_EXTENSIONS, "image")
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            img = Image.open(path)
+        with img:
+            _check_pixels(img, path)
+            img.load()
+            return convert(img)
+    except Image.DecompressionBombError as err:
+        raise DecodeError(
+            f"image {path} is too large to decode safely (a possible decompression bomb): "
+            f"{err} Shrink the image, or leave the record out."
+        ) from err
+    except PIL_ERRORS as err:
+        raise DecodeError(f"cannot decode image {path}: {err}") from err
+
+
+def _check_pixels(img: Image.Image, path: Path) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = img.size
+    if limit is not None and width * height > limit:
+        raise DecodeError(
+            f"image {path} is too large to decode safely (a possible decompression bomb): "
+            f"{width} x {height} = {width * height} pixels, over the limit of {limit}. "
+            "Shrink the image, or leave the record out."
+        )
+
+
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """Decode an image file to float32 RGB (3, size, size) in [0, 1].
 
     Args:
-        path: Image file with one of :data:`IMAGE_EXTENSIONS`. For animated files (GIF,
-            multi-page TIFF) the first frame is used.
+        path: Image file with one of :data:`IMAGE_EXTENSIONS` (see :func:`read_image`). For
+            animated files (GIF, multi-page TIFF) the first frame is used.
         size: Output height and width; the image is resized (bilinear, no crop).
 
     Returns:
         Array of shape (3, size, size), dtype float32, values in [0, 1], not normalised.
 
     Raises:
-        DecodeError: The file is missing, empty, has an unsupported extension, or is corrupt
-            or truncated.
+        DecodeError: The file is missing, empty, too large, has an unsupported extension, or
+            is corrupt or truncated.
     """
-    path = Path(path)
-    check_media_file(path, IMAGE_EXTENSIONS, "image")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return image_to_array(img, size)
-    except PIL_ERRORS as err:
-        raise DecodeError(f"cannot decode image {path}: {err}") from err
+    return read_image(Path(path), lambda img: image_to_array(img, size))
 
 
 def normalize_image(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from mmfuse._registry import Registry
-from mmfuse.errors import DecodeError, MmfuseError
+from mmfuse.errors import MmfuseError
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,10 @@ class ImageNetImage(Preparation):
     resize: int = 256
 
     def decode(self, value: Any, path: Path | None) -> np.ndarray:
-        from mmfuse.data.image import PIL_ERRORS, IMAGE_EXTENSIONS, check_media_file
+        from mmfuse.data.image import read_image
 
         assert path is not None
-        check_media_file(path, IMAGE_EXTENSIONS, "image")
-        try:
-            with Image.open(path) as img:
-                img.load()
-                return resize_center_crop(img, self.size, self.resize)
-        except PIL_ERRORS as err:
-            raise DecodeError(f"cannot decode image {path}: {err}") from err
+        return read_image(path, lambda img: resize_center_crop(img, self.size, self.resize))
 
     def finish(self, decoded: np.ndarray) -> np.ndarray:
         return ((decoded - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
@@ -155,7 +149,9 @@ class MiniLMTokens(Preparation):
     max_length: int = 128
 
     def decode(self, value: Any, path: Path | None) -> str:
-        return str(value)
+        from mmfuse.data.cells import checked_text
+
+        return checked_text(value)
 
     def finish(self, decoded: str) -> np.ndarray:
         from mmfuse.pretrained import minilm_path
@@ -197,6 +193,9 @@ class VoiceMel(Preparation):
             trimmed = audio.preprocess_wav(wave)  # volume + silence trimming (already 16 kHz)
             if len(trimmed) < self.sample_rate // 10:  # VAD found (almost) no voice: keep the clip
                 trimmed = audio.normalize_volume(wave, -30, increase_only=True)
+        window = self.sample_rate * 25 // 1000  # one 25 ms mel window
+        if len(trimmed) < window:  # a clip of a few samples: pad it to one window of silence
+            trimmed = np.pad(trimmed, (0, window - len(trimmed)))
         mel = audio.wav_to_mel_spectrogram(trimmed)  # (T, 40)
         frames = 160
         if len(mel) < frames:

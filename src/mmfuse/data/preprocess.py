@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmfuse._progress import log, track
-from mmfuse.data.cells import Corruption, as_text, cell_decoder, is_empty
+from mmfuse.data.cells import Corruption, cell_decoder, is_empty, printable, valid_texts
 from mmfuse.data.readers import Table
 from mmfuse.data.schema import AUDIO_TRACK_SUFFIX, TABULAR, Schema
 from mmfuse.data.target import TargetEncoder
@@ -58,6 +58,12 @@ class Rejection:
     column: str
     reason: str
     file: str = ""
+
+    def __post_init__(self) -> None:
+        # undecodable bytes in a path or header (kept as lone surrogates) must not stop the
+        # message or rejected.csv from being written: show them as \xNN
+        for name in ("column", "reason", "file"):
+            object.__setattr__(self, name, printable(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ class Preprocessor:
         for col in self.schema.columns_of("text"):
             if col in self.pretrained:  # the network brings its own tokenizer
                 continue
-            texts = [as_text(v) for v in df[col] if not is_empty(v)]
+            texts = valid_texts(df[col])  # undecodable cells are reported by transform
             self.vocabularies[col] = Vocabulary.build(texts, max_size=self.config.vocab_size)
         numeric = self.schema.columns_of("numeric")
         categorical = self.schema.columns_of("categorical")
@@ -270,7 +276,7 @@ class Preprocessor:
                 errors.append(Rejection(int(df.index[pos]), column, reason, table.name))
         errors.sort(key=lambda r: (r.row, r.column))
         if errors and on_bad_record == "raise":
-            raise MmfuseError(_summarise(table.name, errors))
+            raise MmfuseError(summarise_rejections(table.name, errors))
         keep = ~bad_rows
         if n and not keep.any():
             raise MmfuseError(f"{table.name}: every record is bad:\n" + _summarise_lines(errors))
@@ -331,12 +337,9 @@ class Preprocessor:
         errs: list[tuple[int, str, str]] = []
 
         def work(pos: int) -> tuple[int, np.ndarray | None, str | None]:
-            value = values[pos]
-            if is_empty(value):
-                return pos, None, None
             rng = np.random.default_rng(pos) if corrupt is not None else None
             try:
-                return pos, decode(value, rng), None
+                return pos, decode(values[pos], rng), None
             except DecodeError as err:
                 return pos, None, str(err)
 
@@ -372,11 +375,10 @@ class Preprocessor:
         alter = None
         if corrupt is not None:
             alter = lambda pos, v: corrupt(name, v, np.random.default_rng(pos))  # noqa: E731
-        values = list(table.df[column])
-        if kind == "text":
-            values = [v if is_empty(v) else as_text(v) for v in values]
+        track = name in self.track_modalities()
+        cells = list(table.df[column])
         x, present, errs = extract_features(
-            Column(values, kind != "text", table.base_dir, missing_files),
+            Column(cells, "video" if track else kind, table.base_dir, missing_files, track),
             get_preparation(self.pretrained[name].preparation),
             self.extractors[name],
             spec.shape,
@@ -482,11 +484,12 @@ def _summarise_lines(errors: list[Rejection], limit: int = 10) -> str:
     return "\n".join(lines)
 
 
-def _summarise(name: str, errors: list[Rejection]) -> str:
+def summarise_rejections(name: str, errors: list[Rejection]) -> str:
+    """The message for bad values: how many, the first ten by row and column, and the fix."""
     rows = len({e.row for e in errors})
     return (
         f"{name}: {len(errors)} bad value(s) in {rows} record(s):\n"
         + _summarise_lines(errors)
-        + "\nFix them, or pass --on-bad-record skip to train without these records "
+        + "\nFix them, or pass --on-bad-record skip to leave these records out "
         "(they are listed in rejected.csv)."
     )

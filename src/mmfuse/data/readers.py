@@ -8,15 +8,19 @@ be parsed are returned as ``BadLine`` instead of being dropped silently.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mmfuse.errors import MmfuseError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+MAX_FIELD_CHARS = 256 * 2**20
+"""Longest CSV cell read (the csv module's default, 128 KiB, refuses a long text cell)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,9 @@ def read_table(source: str | Path | pd.DataFrame | Table, base_dir: str | Path |
     suffix = path.suffix.lower()
     folder = Path(base_dir).resolve() if base_dir else path.resolve().parent
     if suffix in (".csv", ".tsv"):
-        df, bad = _read_csv(path, "\t" if suffix == ".tsv" else ",")
+        df, bad = _read_csv(path, "\t" if suffix == ".tsv" else sniff_delimiter(path))
     elif suffix in (".parquet", ".pq"):
-        df, bad = _read_parquet(path), []
+        df, bad = _nested_cells_as_json(_read_parquet(path), path), []
     elif suffix in (".jsonl", ".ndjson", ".json"):
         df, bad = _read_jsonl(path)
     else:
@@ -90,7 +94,9 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
     good: list[list[str]] = []
     rows: list[int] = []
     bad: list[BadLine] = []
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
         reader = csv.reader(handle, delimiter=sep)
         try:
             header = next(reader)
@@ -123,6 +129,62 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
     df = pd.DataFrame(good, columns=header, index=pd.Index(rows, dtype="int64"), dtype=object)
     df = df.replace("", None)
     return _convert_types(df), bad
+
+
+DELIMITERS = ",;\t|"
+
+
+def sniff_delimiter(path: Path, sample_bytes: int = 64 * 1024) -> str:
+    """The field separator of a CSV: ``,`` when it splits the header into several fields and
+    every sampled line into as many; else the first of ``; TAB |`` that does (European
+    spreadsheets write ``;``); else ``,``."""
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        sample = handle.read(sample_bytes)
+    if len(sample) == sample_bytes:
+        sample = sample[: sample.rfind("\n") + 1] or sample  # drop a line cut off by the sample
+    for sep in DELIMITERS:
+        try:
+            counts = {len(fields) for fields in csv.reader(io.StringIO(sample), delimiter=sep) if fields}
+        except csv.Error:
+            continue
+        if len(counts) == 1 and counts.pop() > 1:
+            return sep
+    return ","
+
+
+def _nested_cells_as_json(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Parquet list columns: a list of numbers becomes the JSON text of an ``embedding`` cell;
+    other nested values (structs, maps, nested lists) are refused with the column's name."""
+    for col in df.columns:
+        if df[col].dtype != object:
+            continue
+        for row, value in df[col].items():
+            if isinstance(value, (list, tuple, np.ndarray)):
+                df[col] = [_vector_json(v, path, col, r) for r, v in df[col].items()]
+                break
+            if isinstance(value, dict):
+                raise MmfuseError(_nested_message(path, col, int(row), "a struct or map"))
+    return df
+
+
+def _vector_json(value: object, path: Path, col: str, row: object) -> object:
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        return value  # a missing cell, or a scalar the per-cell checks will name
+    try:
+        vector = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        vector = None
+    if vector is None or vector.ndim != 1:
+        raise MmfuseError(_nested_message(path, col, int(row), "a list that is not a flat list of numbers"))  # type: ignore[call-overload]
+    return json.dumps(vector.tolist())
+
+
+def _nested_message(path: Path, col: str, row: int, what: str) -> str:
+    return (
+        f"{path}, row {row}, column {col!r}: holds {what}; mmfuse reads numbers, text, media "
+        "paths and flat lists of numbers (embeddings). Flatten it into plain columns, or drop it "
+        "from the file"
+    )
 
 
 def _convert_types(df: pd.DataFrame) -> pd.DataFrame:

@@ -167,6 +167,9 @@ def _check_columns(
     for col in list(overrides) + list(features or []):
         if col not in columns:
             raise MmfuseError(f"unknown column {col!r}; the columns are: {listing}")
+    if features and target is not None and set(features) == {target}:
+        raise MmfuseError(f"--features lists only the target column {target!r}; a model cannot "
+                          "take what it predicts as input: name the columns to learn from")
 
 
 def _describe_ignored(ignored: Mapping[str, str]) -> str:

@@ -13,6 +13,10 @@ import pandas as pd
 from mmfuse.errors import DecodeError, MmfuseError
 
 MISSING_CODE, UNKNOWN_CODE = 0, 1
+MAX_DEVIATIONS = 1e6
+"""A numeric value further than this many standard deviations from the training mean (after
+standardisation) is bad input: a unit or entry error, and a value that would overflow the
+network's float32 arithmetic into NaN predictions."""
 # Text that means "no value" in a numeric cell (compared lower-cased and stripped).
 _MISSING_NUMBER_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>"})
 
@@ -41,11 +45,25 @@ def category_key(value: object) -> str | None:
     return text or None
 
 
+def _absurd(values: np.ndarray, present: np.ndarray, median: float) -> np.ndarray:
+    """(N,) True where a value lies more than MAX_DEVIATIONS robust scales from the median
+    (the scale: IQR / 1.349, else 1.4826 * MAD, else max(|median|, 1)), so that one 1e308 among
+    prices neither overflows the mean nor flattens every other value to zero."""
+    if present.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    q25, q75 = np.percentile(present, [25, 75])
+    scale = (q75 - q25) / 1.349 or 1.4826 * float(np.median(np.abs(present - median)))
+    scale = scale if scale > 0 and math.isfinite(scale) else max(abs(median), 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.abs(values - median) > MAX_DEVIATIONS * scale
+
+
 class TabularProcessor:
     """Turns table columns into one float32 feature matrix.
 
-    Numeric columns: non-numbers and ±inf count as missing, are imputed with the training
-    median (0 if a column was all missing), then standardised with the mean and population
+    Numeric columns: non-numbers, ±inf and absurd values (more than MAX_DEVIATIONS robust scales
+    from the median, left to ``check_value`` to report) count as missing, are imputed with the
+    training median (0 if a column was all missing), then standardised with the mean and population
     std of the imputed training column (std 1 if it is 0). Categorical columns: codes, 0 for
     missing, 1 for values not in the vocabulary, 2.. for the ``max_categories`` most frequent
     training values (ordered by frequency, then value).
@@ -109,6 +127,7 @@ class TabularProcessor:
             values = numeric_values(df[column])  # (N,)
             present = values[~np.isnan(values)]
             median = float(np.median(present)) if present.size else 0.0
+            values = np.where(_absurd(values, present, median), np.nan, values)  # reported later
             imputed = np.where(np.isnan(values), median, values)
             mean = float(imputed.mean()) if imputed.size else 0.0
             std = float(imputed.std()) if imputed.size else 0.0
@@ -136,7 +155,8 @@ class TabularProcessor:
         for j, column in enumerate(self.numeric):
             values = numeric_values(df[column])
             imputed = np.where(np.isnan(values), medians[j], values)
-            out[:, j] = (imputed - self.means_[j]) / self.stds_[j]
+            with np.errstate(over="ignore"):  # absurd values: check_value reports their rows
+                out[:, j] = (imputed - self.means_[j]) / self.stds_[j]
         for j, column in enumerate(self.categorical):
             codes = self._codes[j]
             keys = map(category_key, df[column].tolist())
@@ -150,7 +170,8 @@ class TabularProcessor:
         return self.fit(df).transform(df)
 
     def check_value(self, column: str, value: object) -> None:
-        """Raise DecodeError if a numeric cell holds text that is not a number, or ±inf.
+        """Raise DecodeError if a numeric cell holds text that is not a number, ±inf, or (once
+        fitted) a value more than MAX_DEVIATIONS standard deviations from the training mean.
 
         Missing cells (None, NaN, blank, "NA", ...) are fine: they are imputed. Categorical
         columns accept any value.
@@ -181,8 +202,24 @@ class TabularProcessor:
             raise DecodeError(
                 f"{value!r:.80} ({type(value).__name__}) is not a number"
             )
+        if math.isnan(number):  # a missing value, imputed
+            return
         if math.isinf(number):
             raise DecodeError(f"{value!r} is not a finite number")
+        self._check_range(column, value, number)
+
+    def _check_range(self, column: str, value: object, number: float) -> None:
+        """After fitting: the value standardises to a finite number within MAX_DEVIATIONS."""
+        if self.medians_ is None:
+            return
+        j = self.numeric.index(column)
+        deviations = abs(number - self.means_[j]) / self.stds_[j]
+        if not deviations <= MAX_DEVIATIONS:  # also catches NaN from overflow
+            raise DecodeError(
+                f"{value!r} is {deviations:.3g} standard deviations from the training mean "
+                f"({self.means_[j]:.4g}, std {self.stds_[j]:.4g}); a unit or entry error? Fix "
+                "the value or leave the cell empty (it is then imputed)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state (plain lists, floats and strings)."""

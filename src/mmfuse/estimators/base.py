@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mmfuse._progress import log
-from mmfuse.data.preprocess import Encoded, PreprocessConfig, Preprocessor
+from mmfuse.data.preprocess import Encoded, PreprocessConfig, Preprocessor, Rejection, summarise_rejections
 from mmfuse.data.readers import Table, read_table
 from mmfuse.data.schema import Schema, infer_schema
 from mmfuse.errors import MmfuseError
@@ -58,6 +58,9 @@ class MultimodalEstimator:
             validation data is given.
         num_threads: CPU threads for torch and media decoding (None: all cores).
         verbose: Print progress.
+        allow_missing_columns: At predict/evaluate time, a feature column the model was
+            trained on that is absent from the table is a missing modality (said once) rather
+            than an error.
     """
 
     _task = "classification"
@@ -89,6 +92,7 @@ class MultimodalEstimator:
         valid_fraction: float = 0.2,
         num_threads: int | None = None,
         verbose: bool = True,
+        allow_missing_columns: bool = False,
     ) -> None:
         self.fusion = fusion
         self.level = level
@@ -115,6 +119,7 @@ class MultimodalEstimator:
         self.valid_fraction = valid_fraction
         self.num_threads = num_threads
         self.verbose = verbose
+        self.allow_missing_columns = allow_missing_columns
 
     # ------------------------------------------------------------ sklearn API
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -155,10 +160,26 @@ class MultimodalEstimator:
                 finished model is saved to ``out_dir``.
             resume: Continue from the checkpoint in ``out_dir``.
         """
-        from mmfuse.training.device import set_threads
+        if out_dir is None:
+            return self._fit(data, target, valid, None, resume)
+        from mmfuse.estimators.output_dir import directory_lock
 
+        with directory_lock(out_dir):
+            return self._fit(data, target, valid, out_dir, resume)
+
+    def _fit(
+        self, data: DataLike, target: str, valid: DataLike | None, out_dir: str | Path | None,
+        resume: bool,
+    ) -> MultimodalEstimator:
+        from mmfuse.training.device import set_threads
+        from mmfuse.training.trainer import check_seed
+
+        check_seed(self.seed)
         set_threads(self.num_threads)
         table = read_table(data)
+        if table.df.empty:
+            header = " (the file has a header line only)" if len(table.df.columns) else ""
+            raise MmfuseError(f"{table.name}: no records to train on{header}")
         try:
             schema = infer_schema(table.df, target, self.kinds, self.features, table.base_dir)
         except MmfuseError as err:
@@ -211,7 +232,10 @@ class MultimodalEstimator:
 
     def _split(self, table: Table, valid: DataLike | None, schema: Schema) -> tuple[Table, Table]:
         if valid is not None:
-            return table, read_table(valid)
+            valid_table = read_table(valid)
+            if valid_table.df.empty:
+                raise MmfuseError(f"{valid_table.name}: no validation records (--valid)")
+            return table, valid_table
         from sklearn.model_selection import train_test_split
 
         index = np.arange(len(table.df))
@@ -247,6 +271,7 @@ class MultimodalEstimator:
     ) -> Encoded:
         from mmfuse.training.device import set_threads
 
+        self._check_columns(pre.schema, table)
         return pre.transform(
             table,
             with_target=with_target,
@@ -255,6 +280,22 @@ class MultimodalEstimator:
             num_threads=set_threads(self.num_threads),
             verbose=self.verbose,
         )
+
+    def _check_columns(self, schema: Schema, table: Table) -> None:
+        """Every feature column the model uses is in the table, unless missing ones are allowed."""
+        missing = [c for c in schema.kinds if c not in table.df.columns]
+        if not missing:
+            return
+        names = ", ".join(map(repr, missing))
+        if not self.allow_missing_columns:
+            raise MmfuseError(
+                f"{table.name}: the model's feature column(s) {names} are not in this table (its "
+                f"columns: {', '.join(map(str, table.df.columns))}). Add them, or pass "
+                "--allow-missing-columns (Python: allow_missing_columns=True) to predict "
+                "without them, as missing modalities"
+            )
+        log(f"note: {table.name} lacks the feature column(s) {names}: they count as missing "
+            "for every record (--allow-missing-columns)")
 
     def _log_schema(self, schema: Schema, pre: Preprocessor) -> None:
         if not self.verbose:
@@ -277,8 +318,26 @@ class MultimodalEstimator:
         from mmfuse.estimators.training import predict_outputs
 
         self._check_fitted()
-        enc = self._encode(self.preprocessor_, read_table(data), with_target=with_target)
-        return predict_outputs(self, enc), enc
+        table = read_table(data)
+        enc = self._encode(self.preprocessor_, table, with_target=with_target)
+        outputs = predict_outputs(self, enc)
+        finite = np.isfinite(outputs.reshape(len(enc), -1)).all(axis=1)
+        if finite.all():
+            return outputs, enc
+        return self._drop_non_finite(table, enc, outputs, finite)
+
+    def _drop_non_finite(
+        self, table: Table, enc: Encoded, outputs: np.ndarray, finite: np.ndarray
+    ) -> tuple[np.ndarray, Encoded]:
+        """Records whose output is NaN/inf are bad records: raised, or skipped and listed."""
+        reason = ("the model's output is not finite for this record (an input far outside the "
+                  "training data?)")
+        bad = [Rejection(int(r), "", reason, table.name) for r in enc.rows[~finite]]
+        if self.on_bad_record != "skip":
+            raise MmfuseError(summarise_rejections(table.name, bad))
+        kept = take_records(enc, finite)
+        kept.rejected = sorted(kept.rejected + bad, key=lambda r: (r.row, r.column))
+        return outputs[finite], kept
 
     def _aligned_outputs(self, data: DataLike) -> np.ndarray:
         """Outputs with one entry per input record, in order; NaN for skipped bad records."""

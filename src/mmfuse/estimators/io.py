@@ -6,6 +6,7 @@ loading a model never unpickles or runs code from the directory.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,15 @@ from typing import Any
 import pandas as pd
 
 from mmfuse import __version__
-from mmfuse._io import atomic_open, read_json, write_json
+from mmfuse._io import atomic_open, write_json
 from mmfuse.data.preprocess import Preprocessor, Rejection
 from mmfuse.errors import MmfuseError
+from mmfuse.estimators.model_files import (
+    CONFIG, CONFIG_SECTIONS, FORMAT_VERSION, METRICS, PREPROCESS, PREPROCESS_SECTIONS, WEIGHTS,
+    check_format_version, check_model_dir, construct, damaged, read_history, read_model_json,
+    reading, require_keys,
+)  # fmt: skip
 from mmfuse.pretrained import BACKBONES
-
-FORMAT_VERSION = 1
 
 
 def save_model(est: Any, path: str | Path, metrics: dict[str, Any] | None = None) -> str:
@@ -105,45 +109,83 @@ def write_rejected(path: Path, rejected: list[Rejection]) -> None:
 
 
 def load(path: str | Path) -> Any:
-    """Loads a model directory written by ``fit --out`` or ``estimator.save``."""
+    """Loads a model directory written by ``fit --out`` or ``estimator.save``.
+
+    The directory is verified before it is used: every file present, a known format version,
+    weights whose SHA-256 matches config.json, and JSON sections that match what they rebuild.
+
+    Raises:
+        MmfuseError: Naming the file and what is wrong, for any of the checks above.
+    """
+    from mmfuse.training.checkpoint import load_weights
+
+    folder = Path(path)
+    check_model_dir(folder)
+    config_path = folder / CONFIG
+    config = read_model_json(folder, CONFIG)
+    check_format_version(config_path, config)
+    if "fingerprint" not in config:
+        raise MmfuseError(
+            f"{config_path} records no fingerprint (the SHA-256 of {WEIGHTS}), so the weights "
+            "cannot be verified; fit the model again (models saved by this mmfuse record one)"
+        )
+    require_keys(config_path, config, CONFIG_SECTIONS)
+    fingerprint = config["fingerprint"]
+    if not isinstance(fingerprint, str) or not re.fullmatch("[0-9a-f]{64}", fingerprint):
+        raise damaged(config_path, f"fingerprint {fingerprint!r} is not the SHA-256 of {WEIGHTS}")
+    weights = load_weights(folder / WEIGHTS, sha256=fingerprint)  # verified before anything is built
+    est = _rebuild(folder, config)
+    try:
+        est.model_.load_state_dict(weights)
+    except RuntimeError as err:
+        what = f"its tensors do not match the model in {CONFIG} ({err})"
+        raise damaged(folder / WEIGHTS, what) from None
+    est.model_.eval()
+    est.fingerprint_ = fingerprint
+    est.model_dir_ = str(folder.resolve())
+    restore_results(est, folder)
+    return est
+
+
+def _rebuild(folder: Path, config: dict[str, Any]) -> Any:
+    """The estimator, preprocessor and untrained model described by config.json and
+    preprocess.json, each section checked."""
     from mmfuse.estimators.classifier import MultimodalClassifier
     from mmfuse.estimators.pretrained import attach_extractors
     from mmfuse.estimators.regressor import MultimodalRegressor
     from mmfuse.estimators.retriever import MultimodalRetriever
     from mmfuse.models.builder import ModelConfig, build_model
     from mmfuse.models.retrieval import RetrievalConfig, build_retrieval_model
-    from mmfuse.training.checkpoint import load_weights
     from mmfuse.training.trainer import TrainConfig
 
-    folder = Path(path)
-    for name in ("config.json", "model.safetensors", "preprocess.json"):
-        if not (folder / name).exists():
-            raise MmfuseError(f"{folder} is not an mmfuse model directory: {name} is missing")
-    config = read_json(folder / "config.json")
-    kinds = {
+    kinds: dict[str, tuple[Any, Any, Any]] = {
         "MultimodalClassifier": (MultimodalClassifier, ModelConfig, build_model),
         "MultimodalRegressor": (MultimodalRegressor, ModelConfig, build_model),
         "MultimodalRetriever": (MultimodalRetriever, RetrievalConfig, build_retrieval_model),
     }
-    if config.get("estimator") not in kinds:
-        raise MmfuseError(f"{folder}/config.json: unknown estimator {config.get('estimator')!r}")
+    config_path = folder / CONFIG
+    if config["estimator"] not in kinds:
+        what = f"unknown estimator {config['estimator']!r} (known: {', '.join(kinds)})"
+        raise damaged(config_path, what)
     cls, config_cls, build = kinds[config["estimator"]]
-    est = cls(**config["params"])
-    pre = Preprocessor.from_dict(read_json(folder / "preprocess.json"))
-    _check_pretrained(folder, pre, config.get("pretrained", {}))
-    attach_extractors(pre, est)
+    est = construct(cls, config["params"], config_path, "params")
+    pre_path = folder / PREPROCESS
+    with reading(pre_path):
+        pre = Preprocessor.from_dict(read_model_json(folder, PREPROCESS, PREPROCESS_SECTIONS))
+    with reading(config_path, "pretrained"):
+        _check_pretrained(folder, pre, config.get("pretrained", {}))
+    attach_extractors(pre, est, model_dir=folder)  # its cache_dir is used read-only
     est.preprocessor_, est.schema_ = pre, pre.schema
-    est.model_config_ = config_cls.from_dict(config["model"])
-    est.train_config_ = TrainConfig(**config["training"])
-    model = build(est.model_config_, pre.input_specs())
-    try:
-        model.load_state_dict(load_weights(folder / "model.safetensors"))
-    except RuntimeError as err:
-        raise MmfuseError(f"{folder}/model.safetensors does not match config.json: {err}") from None
-    est.model_ = model.eval()
-    est.fingerprint_ = config.get("fingerprint") or weights_fingerprint(folder / "model.safetensors")
-    est.model_dir_ = str(folder.resolve())
-    restore_results(est, folder)
+    est.model_config_ = construct(
+        config_cls, config["model"], config_path, "model", config_cls.from_dict
+    )
+    est.train_config_ = construct(TrainConfig, config["training"], config_path, "training")
+    with reading(config_path, "model"):
+        try:
+            est.model_ = build(est.model_config_, pre.input_specs())
+        except RuntimeError as err:  # e.g. a negative width
+            what = f"section 'model' describes no buildable model ({err})"
+            raise damaged(config_path, what) from None
     return est
 
 
@@ -163,14 +205,14 @@ def _check_pretrained(folder: Path, pre: Preprocessor, recorded: dict[str, Any])
 
 def restore_results(est: Any, folder: Path) -> None:
     """Validation metrics, sizes, train time and history from metrics.json and history.csv."""
-    metrics_path = folder / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.exists() else {}
-    est.metrics_ = metrics.get("metrics", {})
-    est.n_train_, est.n_valid_ = metrics.get("n_train", 0), metrics.get("n_valid", 0)
-    est.train_seconds_ = metrics.get("train_seconds", 0.0)
-    if "projection" in metrics:  # retrieval: which projection validation chose
-        est.projection_ = metrics["projection"]["chosen"]
-        est.projection_scores_ = metrics["projection"]["valid_recall_mean"]
-    history = folder / "history.csv"
-    est.history_ = pd.read_csv(history).to_dict("records") if history.exists() else []
+    path = folder / METRICS
+    metrics = read_model_json(folder, METRICS)
+    with reading(path, "metrics"):
+        est.metrics_ = dict(metrics.get("metrics", {}))
+        est.n_train_, est.n_valid_ = int(metrics.get("n_train", 0)), int(metrics.get("n_valid", 0))
+        est.train_seconds_ = float(metrics.get("train_seconds", 0.0))
+        if "projection" in metrics:  # retrieval: which projection validation chose
+            est.projection_ = metrics["projection"]["chosen"]
+            est.projection_scores_ = metrics["projection"]["valid_recall_mean"]
+    est.history_ = read_history(folder)
     est.rejected_ = []

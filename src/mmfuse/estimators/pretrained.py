@@ -10,6 +10,7 @@ installed, and fall back to the from-scratch encoder with a one-line notice wher
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmfuse._progress import log
@@ -21,6 +22,7 @@ from mmfuse.models.builder import resolve_fusion
 from mmfuse.pretrained import BACKBONES, backbone_of, default_pretrained
 
 if TYPE_CHECKING:
+    from mmfuse.data.cache import FeatureCache
     from mmfuse.estimators.base import MultimodalEstimator
 
 CLIP_BATCH = 4
@@ -81,9 +83,16 @@ def _finetune_names(finetune: str | list[str] | tuple[str, ...] | None) -> set[s
     return {n.strip() for n in names if n.strip()}
 
 
-def attach_extractors(pre: Preprocessor, est: MultimodalEstimator) -> None:
-    """Gives ``pre`` a frozen network per frozen modality and the feature cache."""
-    from mmfuse.data.cache import FeatureCache
+def attach_extractors(
+    pre: Preprocessor, est: MultimodalEstimator, model_dir: str | Path | None = None
+) -> None:
+    """Gives ``pre`` a frozen network per frozen modality and the feature cache.
+
+    Args:
+        pre: The preprocessor.
+        est: Its estimator (``device``, ``use_cache``, ``cache_dir``).
+        model_dir: The model directory ``est`` was loaded from, if any (see ``feature_cache``).
+    """
     from mmfuse.encoders.backbones import FrozenExtractor
     from mmfuse.training.device import resolve_device
 
@@ -95,7 +104,34 @@ def attach_extractors(pre: Preprocessor, est: MultimodalEstimator) -> None:
         for m, p in pre.pretrained.items()
         if p.frozen
     }
-    pre.cache = FeatureCache(est.cache_dir) if est.use_cache else None
+    if est.use_cache and pre.extractors:  # only frozen networks' features are cached
+        pre.cache = feature_cache(est.cache_dir, model_dir)
+    else:
+        pre.cache = None
+
+
+def feature_cache(cache_dir: str | None, model_dir: str | Path | None = None) -> FeatureCache:
+    """The feature cache of a fit, or of a model loaded from ``model_dir``.
+
+    A fit's cache (``cache_dir``, else ``$MMFUSE_CACHE_DIR`` or ``~/.cache/mmfuse``) is readied
+    for writing before any work: a non-empty folder that mmfuse did not create stops the fit
+    (MmfuseError); one that cannot be written prints one notice, and the fit runs without
+    caching new features.
+
+    A loaded model's config.json records the ``cache_dir`` of its fit, but that file may come
+    from another machine or person, so a folder it names is never trusted for writing or
+    deletion: it is used read-only (its entries are read; nothing there is created, touched,
+    evicted or pruned). A model saved with the default cache (``cache_dir`` null) uses this
+    machine's default cache, as a fit does. To fill or prune a named folder, fit with
+    ``--cache-dir`` or run ``mmfuse cache prune --cache-dir``.
+    """
+    from mmfuse.data.cache import FeatureCache
+
+    if model_dir is not None and cache_dir is not None:
+        return FeatureCache(cache_dir, read_only=True)
+    cache = FeatureCache(cache_dir)
+    cache.prepare()
+    return cache
 
 
 def pretrained_record(pre: Preprocessor) -> dict[str, dict[str, object]]:

@@ -86,6 +86,8 @@ def build_index(
     if est.verbose:
         recall = index.parameters.get("recall_at_10")
         note = f"; measured recall@10 vs exact search {recall:.3f}" if recall is not None else ""
+        if "fallback_reason" in index.parameters:
+            note = f" instead of {index.parameters['requested_kind']}: too few rows to measure its recall"
         log(f"indexed {len(vectors)} {tower} vectors ({index.kind}, {len(index)} in total){note}")
     return index
 
@@ -122,6 +124,12 @@ def check_compatible(est: MultimodalRetriever, index: VectorIndex) -> None:
         raise MmfuseError(
             f"the index was built by another model ({index.info.get('model')}); "
             "rebuild it with `mmfuse index` for this model"
+        )
+    tower = index.info.get("tower")
+    if tower is not None and tower not in est.model_config_.pair:
+        raise MmfuseError(
+            f"the index holds vectors of a {tower!r} tower; this model's towers are "
+            f"{', '.join(est.model_config_.pair)}: rebuild it with `mmfuse index` for this model"
         )
     if index.dim != est.model_config_.embed_dim:
         raise MmfuseError(

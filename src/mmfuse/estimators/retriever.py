@@ -107,7 +107,10 @@ class MultimodalRetriever(MultimodalEstimator):
         )  # fmt: skip
         from mmfuse.training.device import set_threads
 
+        from mmfuse.training.trainer import check_seed
+
         check_projection(self.projection)
+        check_seed(self.seed)
         set_threads(self.num_threads)
         if pair is not None:
             self.pair = pair

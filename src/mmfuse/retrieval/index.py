@@ -23,9 +23,10 @@ been measured with them as queries, against exact search over the rows it holds 
 point. Searching with rows that are already inserted would overstate recall badly for HNSW
 (a stored vector's own graph links point at its nearest neighbours: 0.98 measured that way
 against 0.87 on fresh queries in one test). Callers with real held-out queries (e.g. captions
-when indexing images) may pass them as ``eval_queries`` instead. Builds of fewer than 500 rows,
-too few to measure, use the most accurate setting tried (nprobe = nlist, efSearch = 2048);
-appends of fewer than 50 rows keep the current setting and measurement.
+when indexing images) may pass them as ``eval_queries`` instead. Small builds hold out at
+least 50 rows (at most half of them); a build of fewer than 100 rows, too few to measure,
+is exact instead, and says so in ``parameters["fallback_reason"]`` (exact search is as fast
+at that size). Appends of fewer than 50 rows keep the current setting and measurement.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from mmfuse.retrieval.index_files import (
 
 NUM_EVAL_QUERIES = 1000
 MIN_EVAL_QUERIES = 50
+MIN_MEASURED_ROWS = 2 * MIN_EVAL_QUERIES  # a build holds out at most half of its rows
 INSERT_CHUNK = 65536  # rows copied at a time while skipping held-out rows
 
 
@@ -141,8 +143,9 @@ class VectorIndex:
             target_recall: Recall@10 the approximate search parameter is tuned to reach.
             nlist: IVF list count; None: about 4 * sqrt(N).
             hnsw_m: HNSW links per node.
-            eval_queries: (Q, D) held-out queries for the recall measurement; None: up to
-                1000 rows, a tenth of them, held out of the approximate index until measured.
+            eval_queries: (Q, D) held-out queries for the recall measurement; None: a tenth
+                of the rows (50 to 1000), held out of the approximate index until measured;
+                with fewer than 100 rows the index is exact (see ``parameters``).
             num_threads: FAISS threads (None: FAISS's default).
             seed: Seed of the sampling (IVF training, recall queries).
         """
@@ -160,11 +163,14 @@ class VectorIndex:
         held_out = _optional_vectors(eval_queries, x.shape[1], "eval_queries")
         info = _check_info(info)
         meta = _metadata_for(metadata, len(x), start=0, columns=None)
+        parameters: dict[str, Any] = {"seed": seed}
+        if kind != "exact" and held_out is None and len(x) < MIN_MEASURED_ROWS:
+            parameters.update(requested_kind=kind, fallback_reason=_fallback_reason(kind, len(x)))
+            kind = "exact"
         with ann.faiss_threads(num_threads):
             flat = faiss.IndexFlatIP(x.shape[1])
             flat.add(x)
             index: Any = None
-            parameters: dict[str, Any] = {"seed": seed}
             if kind != "exact":
                 index, built = ann.create_ann(kind, x, nlist=nlist, hnsw_m=hnsw_m, seed=seed)
                 parameters.update(built, target_recall=target_recall)
@@ -310,13 +316,20 @@ class VectorIndex:
             elif len(held):
                 self._measure(x[held], (start + held).astype(np.int64), "held-out rows")
                 self._ann.add_with_ids(x[held], (start + held).astype(np.int64))
-            elif building:
-                self._unmeasured()
 
     def _held_out(self, count: int, building: bool) -> np.ndarray:
-        """Sorted positions (within the new rows) to hold out; empty when too few."""
-        size = min(NUM_EVAL_QUERIES, count // 10 if building else count)
-        if size < MIN_EVAL_QUERIES:
+        """Sorted positions (within the new rows) to hold out; empty when too few.
+
+        A build holds out a tenth of its rows, at least 50 and at most half of them (``build``
+        makes an index of fewer than 100 rows exact); an append holds out its new rows, up to
+        1000, or none when it brings fewer than 50.
+        """
+        if building:
+            size = max(count // 10, MIN_EVAL_QUERIES) if count >= MIN_MEASURED_ROWS else 0
+        else:
+            size = count if count >= MIN_EVAL_QUERIES else 0
+        size = min(size, NUM_EVAL_QUERIES)
+        if size == 0:
             return np.zeros(0, dtype=np.int64)
         rng = np.random.default_rng([self.parameters.get("seed", 0), len(self)])
         return np.sort(rng.choice(count, size, replace=False))
@@ -335,19 +348,6 @@ class VectorIndex:
                 "recall_query_source": source,
                 "recall_measured_at_count": int(self._ann.ntotal),
                 "recall_curve": {str(v): r for v, r in tuning.curve.items()},
-            }
-        )
-
-    def _unmeasured(self) -> None:
-        """Too few rows to measure: the most accurate setting ``tune`` would try."""
-        value = ann.search_steps(self.kind, self.parameters)[-1]
-        ann.set_search_parameter(self._ann, self.kind, value)
-        self.parameters.update(
-            {
-                ann.SEARCH_PARAMETER[self.kind]: value,
-                "recall_at_10": None,
-                "target_met": None,
-                "recall_queries": 0,
             }
         )
 
@@ -385,6 +385,17 @@ class VectorIndex:
             "parameters": self.parameters,
             "info": self.info,
         }
+
+
+def _fallback_reason(kind: str, count: int) -> str:
+    """Why a build of ``count`` rows is exact although ``kind`` was asked for."""
+    return (
+        f"{count} rows are too few to measure the recall of an approximate ({kind}) index "
+        f"(measuring holds out {MIN_EVAL_QUERIES} rows as queries and needs at least "
+        f"{MIN_MEASURED_ROWS} rows), so the index uses exact search (recall 1.0, and as fast at "
+        f"this size); it stays exact when rows are appended: build it again as an approximate "
+        f"index once the collection has at least {MIN_MEASURED_ROWS} rows"
+    )
 
 
 def _as_vectors(values: np.ndarray, dim: int | None, name: str) -> np.ndarray:

@@ -9,15 +9,20 @@ point: an interrupted write leaves the previous complete, consistent checkpoint 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from mmfuse._io import atomic_path, read_json, write_json
+from mmfuse.errors import MmfuseError
 
 
 def save_weights(path: str | Path, state: dict[str, Tensor]) -> None:
@@ -27,9 +32,32 @@ def save_weights(path: str | Path, state: dict[str, Tensor]) -> None:
         save_file(tensors, str(tmp))
 
 
-def load_weights(path: str | Path) -> dict[str, Tensor]:
-    """Reads a safetensors state dict (never executes code)."""
-    return load_file(str(path))
+def load_weights(path: str | Path, sha256: str | None = None) -> dict[str, Tensor]:
+    """Reads a safetensors state dict (never executes code).
+
+    Args:
+        path: The safetensors file.
+        sha256: The file's expected SHA-256 (hex); the bytes that are hashed are the bytes
+            that are loaded, so the file cannot change in between.
+
+    Raises:
+        MmfuseError: The digest differs, or the file is not a complete safetensors file.
+    """
+    data = Path(path).read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise MmfuseError(
+            f"{path} does not match the SHA-256 fingerprint recorded when it was saved: the "
+            "weights were changed or corrupted after saving; fit the model again, or restore "
+            f"{Path(path).name} from a backup"
+        )
+    try:
+        return load_bytes(data)
+    except SafetensorError as err:
+        what = "is empty" if not data else f"is not a complete safetensors file ({err})"
+        raise MmfuseError(
+            f"{path} {what}; it is damaged or was replaced: fit the model again, or restore "
+            "it from a backup"
+        ) from None
 
 
 def save_checkpoint(
@@ -59,13 +87,30 @@ def load_checkpoint(
     """Restores model and optimizer; returns (state, best weights), or None if no checkpoint."""
     if not (folder / "state.json").exists():
         return None
-    state = read_json(folder / "state.json")
+    state = _read_state(folder / "state.json")
     files = state.pop("files")
     model.load_state_dict(load_weights(folder / files["model"]))
     best = load_weights(folder / files["best"])
     optimizer_state = load_weights(folder / files["optimizer"])
     _restore_optimizer(optimizer, optimizer_state, state.pop("param_groups"))
     return state, best
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """state.json, checked to name the three tensor files of the checkpoint."""
+    damaged = f"the checkpoint in {path.parent} is damaged: fit without --resume to start over"
+    try:
+        state = read_json(path)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MmfuseError(f"{path} is not readable JSON ({err}); {damaged}") from None
+    files = state.get("files") if isinstance(state, dict) else None
+    parts = ("model", "best", "optimizer")
+    if not isinstance(files, dict) or any(not isinstance(files.get(p), str) for p in parts):
+        raise MmfuseError(f"{path} does not name the checkpoint's weight files; {damaged}")
+    for name in files.values():
+        if Path(name).name != name or not (path.parent / name).is_file():
+            raise MmfuseError(f"{path} names {name!r}, which is not a file in {path.parent}; {damaged}")
+    return state
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], list[dict[str, Any]]]:

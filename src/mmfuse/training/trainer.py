@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class TrainConfig:
     keep_last: bool = False
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         if self.epochs < 1 or self.batch_size < 1:
             raise MmfuseError("epochs and batch size must be at least 1")
         if min(self.lr, self.weight_decay, self.patience, self.grad_clip) < 0:
@@ -81,6 +83,12 @@ class TrainConfig:
             raise MmfuseError(f"unknown augment {self.augment!r}; choose one of: {', '.join(AUGMENT_LEVELS)}")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise MmfuseError(f"modality dropout must be in [0, 1), got {self.modality_dropout}")
+
+
+def check_seed(seed: object) -> None:
+    """A seed is an integer in [0, 2**32) (what NumPy and scikit-learn accept)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise MmfuseError(f"seed must be an integer from 0 to {2**32 - 1}, got {seed!r}")
 
 
 class Trainer:
@@ -131,8 +139,9 @@ class Trainer:
             parameter_groups(model, cfg.lr, cfg.backbone_lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         best_state, best, stale, start = self._snapshot(), [-float("inf")] * 2, 0, 1
+        fingerprint = data_fingerprint(train, valid) if self.checkpoint_dir is not None else ""
         if resume and self.checkpoint_dir is not None:
-            restored = self._restore(model, optimizer)
+            restored = self._restore(model, optimizer, fingerprint)
             if restored is not None:
                 state, best_state = restored
                 self.history, best, stale = state["history"], state["best"], state["stale"]
@@ -158,7 +167,7 @@ class Trainer:
             self._report(record)
             if self.checkpoint_dir is not None:
                 state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
-                         "config": self._resumable_settings()}
+                         "config": self._resumable_settings(), "data": fingerprint}
                 save_checkpoint(self.checkpoint_dir, model, best_state, optimizer, state)
         if not cfg.keep_last:
             model.load_state_dict(best_state)
@@ -170,7 +179,7 @@ class Trainer:
         settings.pop("epochs")  # a resumed run may be given more epochs
         return settings
 
-    def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> Any:
+    def _restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, fingerprint: str) -> Any:
         assert self.checkpoint_dir is not None
         try:
             restored = load_checkpoint(self.checkpoint_dir, model, optimizer)
@@ -187,6 +196,12 @@ class Trainer:
                     f"cannot resume from {self.checkpoint_dir}: these settings differ from the "
                     f"interrupted run: {', '.join(changed)}"
                 )
+            if restored[0].get("data", fingerprint) != fingerprint:
+                raise MmfuseError(
+                    f"cannot resume from {self.checkpoint_dir}: the training or validation data "
+                    "differ from the interrupted run's (their content fingerprint changed); "
+                    "fit without --resume to start again, or resume with the same data"
+                )
         return restored
 
     def _train_epoch(self, data: TensorData, optimizer: torch.optim.Optimizer, epoch: int) -> float:
@@ -199,13 +214,15 @@ class Trainer:
         batches: Any = order.split(cfg.batch_size)
         if self.verbose and is_terminal():  # a live bar on a terminal; plain epoch lines otherwise
             batches = track(batches, len(batches), f"epoch {epoch}/{cfg.epochs}")
-        for index in batches:
+        for step, index in enumerate(batches, start=1):
             batch = data.batch(index, self.device)
             inputs = augment_batch(batch.inputs, self.specs, cfg.augment, gen)
             mask = self._drop_modalities(batch.mask, gen)
             with self._autocast():
                 output = self.model(inputs, mask)
                 loss = self.task.loss(output, batch.targets)["loss"]
+            if not torch.isfinite(loss):
+                raise MmfuseError(_non_finite_loss(loss, epoch, step, batch.inputs))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -269,6 +286,29 @@ class Trainer:
             Console(stderr=True).print(line, highlight=False)
         else:
             log(line)
+
+
+def data_fingerprint(*parts: TensorData) -> str:
+    """SHA-256 of the records' tensors (inputs, masks, targets, in modality order): a resumed
+    run must train on exactly the data of the interrupted one."""
+    h = hashlib.sha256()
+    for data in parts:
+        tensors = [*sorted(data.inputs.items()), *sorted(data.mask.items())]
+        if data.targets is not None:
+            tensors.append(("targets", data.targets))
+        for name, tensor in tensors:
+            h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            h.update(tensor.detach().cpu().contiguous().numpy())  # no copy: the buffer itself
+    return h.hexdigest()
+
+
+def _non_finite_loss(loss: Tensor, epoch: int, step: int, inputs: Mapping[str, Tensor]) -> str:
+    """Why training stopped: the loss, where, and which modality inputs were not finite."""
+    bad = sorted(m for m, x in inputs.items() if x.is_floating_point() and not torch.isfinite(x).all())
+    cause = (f"the inputs of {', '.join(bad)} hold NaN or infinite values" if bad else
+             "the inputs are finite, so training diverged: lower --lr, or standardise extreme values")
+    return (f"training stopped: the loss became {float(loss.detach())} at epoch {epoch}, batch {step}; "
+            f"{cause}. No model was written.")
 
 
 def _better(key: list[float], best: list[float]) -> bool:
