@@ -159,7 +159,7 @@ def test_evaluate_json(
     target = tmp_path / "metrics.json"
     assert main(["evaluate", str(model_dir), str(demo_csv), "--json", str(target)]) == 0
     written = json.loads(target.read_text())
-    assert list(written) == ["metrics", "n_records", "n_scored", "n_rejected"]
+    assert list(written) == ["metrics", "n_records", "n_scored", "n_rejected", "rejected"]
     assert (written["n_records"], written["n_scored"], written["n_rejected"]) == (60, 60, 0)
     assert 0.0 <= written["metrics"]["accuracy"] <= 1.0
     assert f"metrics on {demo_csv}" in capsys.readouterr().out

@@ -37,16 +37,43 @@ class Result:
     err: str
 
 
+OUTPUT_OPTIONS = ("--out", "--json", "--cache-dir")
+"""Options whose value a command may write; everything else it is given is input."""
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    """Runs ``mmfuse ARGS`` in-process; an exception escaping ``main`` fails the test."""
+    """Runs ``mmfuse ARGS`` in-process; an exception escaping ``main`` fails the test, and so
+    does a change to any file in the folders of its input paths outside its output paths."""
+    argv = [str(a) for a in args]
+    outputs = [Path(v).resolve() for k, v in zip(argv, argv[1:]) if k in OUTPUT_OPTIONS]
+    watched = _input_folders(argv, outputs)
+    before = snapshot(*watched)
     try:
-        code = main([str(a) for a in args])
+        code = main(argv)
     except BaseException:  # noqa: BLE001 - any escape is what the battery exists to catch
-        pytest.fail(f"mmfuse {' '.join(map(str, args))} raised:\n{traceback.format_exc()}")
+        pytest.fail(f"mmfuse {' '.join(argv)} raised:\n{traceback.format_exc()}")
     captured = capsys.readouterr()
     for stream in (captured.out, captured.err):
         assert "Traceback (most recent call last)" not in stream, stream
+    after = snapshot(*watched)
+    differ = (set(before) ^ set(after)) | {p for p in before if p in after and before[p] != after[p]}
+    changed = sorted(p for p in differ if not _under(p, outputs))
+    assert not changed, f"mmfuse {' '.join(argv)} changed files outside its outputs: {changed}"
     return Result(code, captured.out, captured.err)
+
+
+def _input_folders(argv: list[str], outputs: list[Path]) -> list[Path]:
+    """The folders of the existing paths among the arguments (a folder itself, a file's parent)."""
+    folders = set()
+    for arg in argv:
+        path = Path(arg)
+        if "/" in arg and path.exists() and path.resolve() not in outputs:
+            folders.add(path.resolve() if path.is_dir() else path.resolve().parent)
+    return sorted(folders)
+
+
+def _under(path: str, outputs: list[Path]) -> bool:
+    return any(Path(path) == o or o in Path(path).parents for o in outputs)
 
 
 def expect_user_error(result: Result, *needles: str) -> str:

@@ -213,7 +213,11 @@ def test_evaluate_says_what_it_skipped(cli, trained, tmp_path: Path) -> None:
     assert "2 bad record(s) were left out" in result.err
     document = json.loads(report.read_text())
     assert (document["n_records"], document["n_scored"], document["n_rejected"]) == (24, 22, 2)
-    assert pd.read_csv(tmp_path / "m.rejected.csv")["row"].tolist() == [3, 7]
+    assert [r["row"] for r in document["rejected"]] == [3, 7]
+    assert document["rejected"][0]["column"] == "price"
+    out = tmp_path / "report"
+    assert cli("evaluate", trained[0], path, "--on-bad-record", "skip", "--out", out).code == 0
+    assert pd.read_csv(out / "rejected.csv")["row"].tolist() == [3, 7]
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])

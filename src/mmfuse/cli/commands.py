@@ -225,22 +225,24 @@ def _evaluate(a: argparse.Namespace) -> int:
     if out is not None and (a.correlation or a.robustness):
         _out(f"\nwrote tables and plots to {out}")
     if a.json:
+        rejected = [{"row": r.row, "column": r.column, "reason": r.reason} for r in enc.rejected]
         write_json(a.json, {"metrics": metrics, "n_records": total, "n_scored": len(enc),
-                            "n_rejected": total - len(enc)})
+                            "n_rejected": total - len(enc), "rejected": rejected})
     return 0
 
 
 def _report_skipped(rejected: list[Any], skipped: int, out: Path | None, json_file: str | None) -> None:
-    """Says which records were left out of the metrics, and keeps the list in rejected.csv
-    (in --out, else beside --json, else only printed)."""
+    """Says which records were left out of the metrics: listed in --out/rejected.csv, in the
+    --json file, or else printed."""
     from mmfuse.cli.report import rejection_lines
     from mmfuse.estimators.io import write_rejected
 
     print(f"warning: {skipped} bad record(s) were left out of these metrics:", file=sys.stderr)
-    if out is not None or json_file:
-        path = out / "rejected.csv" if out is not None else Path(json_file).with_suffix(".rejected.csv")  # type: ignore[arg-type]
-        write_rejected(path, rejected)
-        print(f"  listed in {path}", file=sys.stderr)
+    if out is not None:
+        write_rejected(out / "rejected.csv", rejected)
+        print(f"  listed in {out / 'rejected.csv'}", file=sys.stderr)
+    elif json_file:
+        print(f"  listed under \"rejected\" in {json_file}", file=sys.stderr)
     else:
         print(rejection_lines(rejected) + "\n  (pass --out DIR to keep the list in DIR/rejected.csv)",
               file=sys.stderr)
