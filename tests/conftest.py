@@ -72,6 +72,12 @@ class Media:
         return name
 
 
+@pytest.fixture(scope="session")
+def media_writer() -> type[Media]:
+    """The Media class, for session-scoped fixtures that write media files."""
+    return Media
+
+
 @pytest.fixture
 def media(tmp_path: Path) -> Media:
     """Media writer rooted at the test's tmp_path."""

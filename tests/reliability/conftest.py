@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_harness import FAST, PngWriter, Result, run_cli, tiny_frame, write_csv
+from reliability_harness import FAST, Result, run_cli, tiny_frame, write_csv
 
 from mmfuse.cli.main import main
 
@@ -19,13 +19,13 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained(tmp_path_factory: pytest.TempPathFactory, media_writer: type) -> tuple[Path, Path]:
     """(model directory, data CSV) of one tiny from-scratch fit, shared by the battery.
 
     Never modify them: copy with ``fresh_model`` first.
     """
     root = tmp_path_factory.mktemp("trained")
-    data = write_csv(tiny_frame(PngWriter(root / "data")), root / "data")
+    data = write_csv(tiny_frame(media_writer(root / "data")), root / "data")
     model = root / "model"
     assert main(["fit", str(data), "--target", "label", "--out", str(model), *FAST]) == 0
     return model, data

@@ -15,10 +15,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 from reliability_harness import FAST, N_ROWS, Result, expect_user_error, snapshot, write_csv
 
 PRETRAINED_FAST = [flag for flag in FAST if flag != "--no-pretrained"]
+
+
+def encoder_flags(path: str, backbone: str, monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The fit flags of one encoder path: "scratch", or "pretrained" (``backbone``, skipped
+    where its packages are missing)."""
+    from mmfuse.pretrained import BACKBONES
+
+    if path == "scratch":
+        return FAST
+    if BACKBONES[backbone].missing():
+        pytest.skip(f"{backbone} is not installed")
+    monkeypatch.setenv("MMFUSE_PRETRAINED", "1")
+    return PRETRAINED_FAST
 """FAST with the installed pretrained encoders (run with MMFUSE_PRETRAINED=1)."""
 
 Cli = Callable[..., Result]

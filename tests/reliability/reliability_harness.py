@@ -117,21 +117,6 @@ def write_csv(frame: pd.DataFrame, folder: Path, name: str = "data.csv") -> Path
     return path
 
 
-class PngWriter:
-    """The ``media`` fixture's ``png`` for session-scoped fixtures."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def png(self, name: str, level: int = 128, size: int = 8) -> str:
-        from PIL import Image
-
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (size, size), (level, 255 - level, level // 2)).save(path)
-        return name
-
-
 def trained_frame(data: Path) -> pd.DataFrame:
     """The ``trained`` fixture's records with absolute media paths, to edit and write anywhere."""
     frame = pd.read_csv(data)

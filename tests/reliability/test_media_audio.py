@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media_cases import (
-    PRETRAINED_FAST,
+    encoder_flags,
     audio_table,
     check_bad_cell,
     check_good_cells,
@@ -22,7 +22,6 @@ from media_cases import (
 from reliability_harness import FAST
 
 from mmfuse.data.audio import load_audio
-from mmfuse.pretrained import BACKBONES
 
 ROW = 5
 
@@ -30,12 +29,7 @@ ROW = 5
 @pytest.fixture(params=["scratch", "pretrained"])
 def encoders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The fit flags of one audio encoder path (pretrained: the voice encoder)."""
-    if request.param == "scratch":
-        return FAST
-    if BACKBONES["voice"].missing():
-        pytest.skip("the voice encoder is not installed")
-    monkeypatch.setenv("MMFUSE_PRETRAINED", "1")
-    return PRETRAINED_FAST
+    return encoder_flags(request.param, "voice", monkeypatch)
 
 
 def _bad_audio(

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from media_cases import (
     PRETRAINED_FAST,
+    encoder_flags,
     animated_gif,
     check_bad_cell,
     check_good_cells,
@@ -37,12 +38,7 @@ BOMB = ("too large to decode safely (a possible decompression bomb)", "Shrink th
 @pytest.fixture(params=["scratch", "pretrained"])
 def encoders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The fit flags of one image encoder path (pretrained: EfficientNet-Lite0)."""
-    if request.param == "scratch":
-        return FAST
-    if BACKBONES["efficientnet-lite0"].missing():
-        pytest.skip("efficientnet-lite0 is not installed")
-    monkeypatch.setenv("MMFUSE_PRETRAINED", "1")
-    return PRETRAINED_FAST
+    return encoder_flags(request.param, "efficientnet-lite0", monkeypatch)
 
 
 def _bad_image(

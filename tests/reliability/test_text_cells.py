@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from media_cases import (
-    PRETRAINED_FAST,
+    encoder_flags,
     check_bad_cell,
     check_good_cells,
     embedding_table,
@@ -20,7 +20,6 @@ from media_cases import (
 )
 from reliability_harness import FAST, expect_user_error, snapshot
 
-from mmfuse.pretrained import BACKBONES
 
 ROW = 3
 LATIN1 = "the text is not valid UTF-8"
@@ -35,12 +34,7 @@ def _latin1(raw: bytes) -> bytes:
 @pytest.fixture(params=["scratch", "pretrained"])
 def encoders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The fit flags of one text encoder path (pretrained: the MiniLM tokenizer and network)."""
-    if request.param == "scratch":
-        return FAST
-    if BACKBONES["minilm"].missing():
-        pytest.skip("minilm is not installed")
-    monkeypatch.setenv("MMFUSE_PRETRAINED", "1")
-    return PRETRAINED_FAST
+    return encoder_flags(request.param, "minilm", monkeypatch)
 
 
 def test_non_utf8_text_is_a_bad_record_on_every_path(
