@@ -21,7 +21,9 @@ Sides, all in this process, same files, same thread count:
 Goals: later epochs >= 20x faster with the cache than without; the caching pass within 1.2x
 of the plain encoding loop. Run on an otherwise idle machine. Usage::
 
-    .venv/bin/python benchmarks/feature_cache.py [--rows 256] [--epochs 3] [--threads 2]
+    .venv/bin/python benchmarks/feature_cache.py [--rows 256] [--epochs 3] [--threads 2] [--quick]
+
+``--quick`` (16 rows, 1 epoch) is a smoke run of a few seconds; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from _quick import parse_with_quick
+
+BACKBONE = "efficientnet-lite0"
+QUICK = {"rows": 16, "epochs": 1}
 
 
 def plain_features(paths: list[Path], net: nn.Module, batch: int = 32) -> np.ndarray:
@@ -79,13 +86,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parse_with_quick(parser, QUICK)
     torch.set_num_threads(args.threads)
     os.environ["MMFUSE_PRETRAINED"] = "1"
 
     import mmfuse
     from mmfuse.datasets import make_demo_dataset
     from mmfuse.encoders.backbones import load_backbone
+    from mmfuse.pretrained import BACKBONES
 
     work = Path(tempfile.mkdtemp(prefix="mmfuse-cache-bench-"))
     try:
@@ -93,7 +101,7 @@ def main() -> None:
         table = mmfuse.read_table(work / "data")
         paths = [work / "data" / p for p in table.df["image"]]
         labels = torch.tensor((table.df["label"] == "positive").to_numpy(), dtype=torch.long)
-        net = load_backbone("efficientnet-lite0")
+        net = load_backbone(BACKBONE)
         plain_features(paths[:8], net)  # warm-up: weights in memory, kernels initialised
 
         started = time.perf_counter()
@@ -101,7 +109,8 @@ def main() -> None:
         plain = time.perf_counter() - started
 
         torch.manual_seed(0)
-        head = nn.Sequential(nn.LayerNorm(1280), nn.Linear(1280, 128), nn.GELU(), nn.Linear(128, 2))
+        dim = BACKBONES[BACKBONE].dim
+        head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 128), nn.GELU(), nn.Linear(128, 2))
         opt = torch.optim.AdamW(head.parameters(), lr=2e-3)
         without = [epoch_without_cache(paths, labels, net, head, opt) for _ in range(args.epochs)]
 
@@ -124,6 +133,8 @@ def main() -> None:
             "benchmark": "feature_cache",
             "rows": args.rows,
             "threads": args.threads,
+            "quick": args.quick,
+            "feature_dim": dim,
             "plain_encoding_loop_seconds": round(plain, 3),
             "without_cache": {"epoch_seconds": [round(s, 3) for s in without]},
             "with_cache": {

@@ -35,7 +35,10 @@ Prints one JSON object to stdout (``table``: forward+backward ms per operator an
 
     .venv/bin/python benchmarks/fusion_complexity.py [--batch 256] [--dim 256] [--classes 10]
         [--modalities 2 3 4 5] [--repeats 20] [--rounds 2] [--threads N]
-        [--fusions attention mean ...]
+        [--fusions attention mean ...] [--quick]
+
+``--quick`` (B=8, D=8, C=3, M = 2 and 3, one timed call per case, one round) is a smoke run of a
+few seconds over every registered operator; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -57,10 +60,16 @@ from torch import Tensor, nn
 
 from mmfuse.fusion import FUSIONS, create_fusion, list_fusions
 
+from _quick import parse_with_quick
+
 SEED = 0
 FIT_RECORDS = 512
 NOISY_RATIO = 1.5
 FWD_SHARE = 0.5  # rough cost of a no-grad forward relative to forward + backward
+QUICK = {
+    "batch": 8, "dim": 8, "classes": 3, "modalities": [2, 3], "repeats": 1, "min_repeats": 1,
+    "rounds": 1, "warmup": 1, "budget": 0.01,
+}  # fmt: skip
 
 
 def _cpu_count() -> int:
@@ -215,7 +224,7 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch intra-op threads (default: all cores)"
     )
     parser.add_argument("--fusions", nargs="+", default=None, help="subset (default: all)")
-    args = parser.parse_args()
+    args = parse_with_quick(parser, QUICK)
     torch.set_num_threads(args.threads if args.threads is not None else _cpu_count())
     names = args.fusions if args.fusions is not None else list_fusions()
 
@@ -262,6 +271,7 @@ def main() -> None:
             "D": args.dim,
             "C": args.classes,
             "M": args.modalities,
+            "quick": args.quick,
             "missing_fraction": args.missing,
             "repeats": args.repeats,
             "rounds": args.rounds,

@@ -37,6 +37,9 @@ Usage::
         [--queries 1000] [--query-batch 64] [--methods brute,exact,ivf,hnsw] \\
         [--target-recall 0.96]
 
+``--quick`` (2,000 vectors of 64 dims in 20 clusters, 64 queries, every method) is a smoke run
+of a few seconds; its numbers mean nothing.
+
 Prints one JSON object to stdout; progress and a one-line summary per method go to stderr.
 Memory: 1M x 384 float32 is 1.5 GB; the run holds the collection plus one index at a time
 (an exact copy, and for IVF/HNSW the approximate copy too), so it peaks at about 5-6 GB.
@@ -69,9 +72,13 @@ from mmfuse._progress import log
 from mmfuse.retrieval.ann import SEARCH_PARAMETER, nbytes, recall_at_k
 from mmfuse.retrieval.index import VectorIndex
 
+from _quick import parse_with_quick
+
 K = 10
 GOAL_SPEEDUP, GOAL_RECALL = 20.0, 0.95
 METHODS = ("brute", "exact", "ivf", "hnsw")
+QUICK = {"sizes": "2000", "dim": 64, "latent_dim": 8, "clusters": 20, "queries": 64,
+         "query_batch": 32, "chunk": 512}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -342,7 +349,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time exact FAISS forced onto BLAS (faiss_exact_blas)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_with_quick(parser, QUICK, argv)
     args.spread = tuple(float(v) for v in args.spread.split(","))
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]

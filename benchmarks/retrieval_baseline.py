@@ -48,24 +48,23 @@ Usage::
 
     .venv/bin/python benchmarks/retrieval_baseline.py [--threads 2] [--epochs 30] [--seeds 3] \\
         [--quick] [--datasets image,audio,sentences]
+
+The plain baseline is in ``_retrieval_plain.py``; the speech data and the frozen features are
+in ``_retrieval_inputs.py``. ``--quick`` (see ``SIZES``; 1 epoch, 1 seed) is a smoke run of a few seconds per dataset whose
+galleries are far too small to rank the methods.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import argparse
-import copy
 import json
 import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,26 +72,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+
+from _quick import parse_with_quick
+from _retrieval_inputs import (
+    Features, audio_speakers, backbone_features, first, make_audio_dataset, mel_stat_features,
+    pooled_width, speaker_width,
+)  # fmt: skip
+from _retrieval_plain import (
+    BATCH, EMBED_DIM, LR, TEMPERATURE, WEIGHT_DECAY, better, fit_baseline,
+)  # fmt: skip
 
 COLOURS = ("red", "green", "blue", "yellow", "black", "white", "pink", "brown")
 SHAPES = ("circle", "square", "triangle", "star", "heart")
-ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan",
-           "en-gb-x-gbcwmd", "en-us-nyc")  # fmt: skip
 ADJECTIVES = ("small", "large", "old", "young", "happy", "angry", "quiet", "noisy", "tired", "clever")
 NOUNS = ("dog", "cat", "horse", "farmer", "teacher", "child", "bird", "doctor", "sailor", "robot")
 VERBS = ("walks", "sleeps", "sings", "runs", "waits", "dances", "reads", "eats")
 PLACES = ("in the garden", "near the river", "on the bridge", "at the station", "under the tree",
           "in the kitchen", "behind the house", "on the beach")  # fmt: skip
-VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m5", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5")
 HIGHER_IS_BETTER = {"R@1": True, "R@5": True, "R@10": True, "MedR": False, "mAP": True}
-BATCH, EMBED_DIM, LR, WEIGHT_DECAY, TEMPERATURE = 128, 256, 1e-3, 1e-4, 0.07
-VALID_FRACTION, CHANCE_DRAWS = 0.2, 20
+CHANCE_DRAWS = 20
 SEEDS = 3  # set from --seeds: each side runs this many seeds (init + validation split), metrics averaged
+QUICK = {"epochs": 1, "seeds": 1}
+SIZES = {
+    "full": {"image": (300, 100, 3), "audio": (8, 5, 16, 6), "sentences": (600, 150, 16, 6)},
+    "quick": {"image": (12, 8, 2), "audio": (2, 2, 2, 2), "sentences": (8, 4, 2, 2)},
+}
+"""image: (train items, test items, captions per item); audio: (colours, shapes, train speakers,
+test speakers); sentences: (train sentences, test sentences, train speakers, test speakers)."""
 
-Features = Callable[[list[str], Path], np.ndarray]
-"""(cell values, folder they resolve against) -> (N, D) frozen features."""
 Metrics = dict[str, dict[str, float]]
 """{"A->B": {"R@1", ...}, "B->A": {...}}"""
 
@@ -117,181 +124,7 @@ def log(message: str) -> None:
     print(f"[retrieval_baseline] {message}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------------------ audio data
-def make_audio_dataset(
-    root: Path, transcripts: Sequence[str], speakers: Sequence[str], seed: int,
-    clips_per_text: int | None = None,
-) -> Path:  # fmt: skip
-    """espeak-ng clips with random speed and pitch; writes data.csv. ``clips_per_text`` None:
-    every speaker says every transcript; a number: that many clips of each transcript, each by
-    a randomly drawn speaker."""
-    rng = np.random.default_rng(seed)
-    (root / "clips").mkdir(parents=True, exist_ok=True)
-    n_texts = len(transcripts)
-    if clips_per_text is None:
-        jobs = [(s, t) for s in range(len(speakers)) for t in range(n_texts)]
-    else:
-        jobs = [(int(rng.integers(len(speakers))), t) for t in range(n_texts) for _ in range(clips_per_text)]
-    rows = []
-    for n, (s, t) in enumerate(jobs):
-        speed, pitch = int(rng.integers(150, 201)), int(rng.integers(30, 71))
-        name = f"clips/{n:05d}.wav"
-        command = ["espeak-ng", "-v", speakers[s], "-s", str(speed), "-p", str(pitch),
-                   "-w", str(root / name), transcripts[t]]  # fmt: skip
-        subprocess.run(command, check=True, capture_output=True)
-        rows.append({"audio": name, "transcript": transcripts[t], "speaker": speakers[s]})
-    pd.DataFrame(rows).to_csv(root / "data.csv", index=False)
-    return root / "data.csv"
-
-
-def audio_speakers(n_train: int, n_test: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Disjoint (accent + variant) speakers for train and test."""
-    rng = np.random.default_rng(seed)
-    every = [a + v for a in ACCENTS for v in VARIANTS]
-    picked = [every[i] for i in rng.permutation(len(every))[: n_train + n_test]]
-    return picked[:n_train], picked[n_train:]
-
-
-# ------------------------------------------------------------------------ frozen features
-def backbone_features(preparation: str, backbone: str, media: bool) -> Features:
-    """Features of a frozen pretrained network, once per distinct value (as mmfuse does); a
-    repeated call on the same values (another feature group sliced from them) reuses them."""
-    from mmfuse.data.preparations import get_preparation
-    from mmfuse.encoders.backbones import load_backbone
-
-    computed: dict[tuple[Path, tuple[str, ...]], np.ndarray] = {}
-
-    def features(values: list[str], base_dir: Path) -> np.ndarray:
-        key = (base_dir, tuple(values))
-        if key not in computed:
-            computed[key] = _compute(values, base_dir)
-        return computed[key]
-
-    def _compute(values: list[str], base_dir: Path, batch: int = 32) -> np.ndarray:
-        prep, net = get_preparation(preparation), load_backbone(backbone)
-        distinct = list(dict.fromkeys(values))
-        arrays = [prep.finish(prep.decode(v, base_dir / v if media else None)) for v in distinct]
-        with torch.inference_mode():
-            stacks = (np.stack(arrays[i : i + batch]) for i in range(0, len(arrays), batch))
-            feats = torch.cat([net(torch.from_numpy(x)).float() for x in stacks]).numpy()
-        index = {v: i for i, v in enumerate(distinct)}
-        return feats[[index[v] for v in values]]  # (N, D)
-
-    return features
-
-
-def mel_stat_features(paths: list[str], base_dir: Path) -> np.ndarray:
-    """(N, 80): per-band mean and std over time of mmfuse's normalised 40-band log-mel
-    (16 kHz, 25 ms windows, 10 ms hop) of the whole clip, uncropped."""
-    from mmfuse.data.audio import load_audio, log_mel_spectrogram
-
-    out = []
-    for p in paths:
-        wave = load_audio(base_dir / p, 16000)
-        mel = log_mel_spectrogram(wave, 16000, num_frames=1 + len(wave) // 160)  # (40, T)
-        out.append(np.concatenate([mel.mean(1), mel.std(1)]))
-    return np.stack(out).astype(np.float32)
-
-
 # ---------------------------------------------------------------------- the plain baseline
-class LinearDualEncoder(nn.Module):
-    """One linear projection per side into a shared L2-normalised space; learnable 1/T."""
-
-    def __init__(self, dim_a: int, dim_b: int) -> None:
-        super().__init__()
-        self.proj_a, self.proj_b = nn.Linear(dim_a, EMBED_DIM), nn.Linear(dim_b, EMBED_DIM)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / TEMPERATURE)))
-
-    def forward(self, xa: Tensor, xb: Tensor) -> tuple[Tensor, Tensor]:
-        return F.normalize(self.proj_a(xa), dim=-1), F.normalize(self.proj_b(xb), dim=-1)
-
-    def scale(self) -> Tensor:
-        return self.log_scale.exp().clamp(max=100.0)
-
-
-def clip_loss(
-    za: Tensor, zb: Tensor, scale: Tensor, ia: Tensor, ib: Tensor, multi_positive: bool
-) -> Tensor:
-    """Symmetric InfoNCE; ``multi_positive``: rows sharing an A or B item are soft positives."""
-    logits = scale * za @ zb.T  # (B, B)
-    if not multi_positive:
-        labels = torch.arange(len(za))
-        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-    pos = ((ia[:, None] == ia[None, :]) | (ib[:, None] == ib[None, :])).float()  # symmetric
-    target = pos / pos.sum(1, keepdim=True)  # (B, B), rows sum to 1
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-
-
-def valid_split(
-    items_a: list[str], items_b: list[str], kinds: tuple[str, str] = ("image", "text"), seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, valid rows): exactly the split MultimodalRetriever(seed=seed) makes."""
-    from mmfuse.data.readers import Table
-    from mmfuse.estimators.retriever import MultimodalRetriever
-
-    df = pd.DataFrame({"a": list(items_a), "b": list(items_b)})
-    schema = SimpleNamespace(kinds={"a": kinds[0], "b": kinds[1]})
-    train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION, seed=seed)._split(
-        Table(df, Path("."), "pairs"), None, schema
-    )
-    return train.df.index.to_numpy(), valid.df.index.to_numpy()
-
-
-def recall_mean(metrics: dict[str, dict[str, float]]) -> float:
-    """mmfuse's validation metric: mean of R@1, R@5 and R@10 over both directions."""
-    return float(np.mean([d[k] for d in metrics.values() for k in ("R@1", "R@5", "R@10")]))
-
-
-def _better(key: tuple[float, float], best: tuple[float, float]) -> bool:
-    """(valid recall_mean, -valid loss), compared as mmfuse's trainer does."""
-    return key[0] > best[0] + 1e-9 or (abs(key[0] - best[0]) <= 1e-9 and key[1] > best[1] + 1e-6)
-
-
-def fit_baseline(
-    fa: np.ndarray, fb: np.ndarray, items: tuple[list[str], list[str]], epochs: int,
-    multi_positive: bool, seed: int = 0, all_pairs: bool = False,
-) -> tuple[LinearDualEncoder, dict[str, Any]]:  # fmt: skip
-    """Trains on the train part of the rows and keeps the epoch with the best valid
-    recall_mean; with ``all_pairs``, trains on every row for all epochs and keeps the last."""
-    from mmfuse.retrieval.metrics import bidirectional_metrics
-
-    torch.manual_seed(seed)
-    tr, va = valid_split(*items, seed=seed)
-    if all_pairs:
-        tr = np.arange(len(fa))
-    xa, xb = torch.from_numpy(fa), torch.from_numpy(fb)
-    ia, ib = (torch.from_numpy(pd.factorize(pd.Series(v))[0]) for v in items)
-    valid_items = [[v[i] for i in va] for v in items]
-    model = LinearDualEncoder(xa.shape[1], xb.shape[1])
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    gen = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch = (-math.inf, -math.inf), copy.deepcopy(model.state_dict()), 0
-    started = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for rows in torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)].split(BATCH):
-            za, zb = model(xa[rows], xb[rows])
-            loss = clip_loss(za, zb, model.scale(), ia[rows], ib[rows], multi_positive)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
-        with torch.no_grad():
-            za, zb = model(xa[va], xb[va])
-            valid_loss = float(clip_loss(za, zb, model.scale(), ia[va], ib[va], multi_positive))
-        m = bidirectional_metrics(za.numpy(), zb.numpy(), *valid_items)
-        key = (recall_mean(m), -valid_loss)
-        if _better(key, best) or all_pairs:
-            best, best_state, best_epoch = key, copy.deepcopy(model.state_dict()), epoch
-    model.load_state_dict(best_state)
-    info = {
-        "epochs_run": epochs, "best_epoch": best_epoch, "valid_recall_mean": round(best[0], 4),
-        "train_seconds": round(time.perf_counter() - started, 2), "n_train": len(tr),
-        "n_valid": len(va), "final_temperature": round(float(1 / model.scale().detach()), 4),
-    }  # fmt: skip
-    return model.eval(), info
-
-
 def run_baselines(
     train: Pairs, test: Pairs, side_a: dict[str, Features], side_b: Features, epochs: int
 ) -> dict[str, dict[str, Any]]:
@@ -351,7 +184,7 @@ def run_mmfuse(train_csv: Path, test_csv: Path, pair: tuple[str, str], args: arg
         best_epoch, best = 0, (-math.inf, -math.inf)
         for h in est.history_:
             key = (h.get("valid_recall_mean", 0.0), -h["valid_loss"])
-            if _better(key, best):
+            if better(key, best):
                 best_epoch, best = int(h["epoch"]), key
         runs.append({"projection": est.projection_, "projection_scores": est.projection_scores_,
                      "epochs_run": len(est.history_), "best_epoch": best_epoch,
@@ -430,15 +263,15 @@ def summarise(name: str, sizes: dict[str, Any], test: Pairs, mm: dict[str, dict[
 MINILM = backbone_features("minilm-wordpiece-128", "minilm", media=False)
 
 
-def first(features: Features, width: int) -> Features:
-    """The first ``width`` values of ``features`` (the part a package's own API returns)."""
-    return lambda values, base_dir: features(values, base_dir)[:, :width]
+def sizes_of(args: argparse.Namespace, dataset: str) -> tuple[int, ...]:
+    """The dataset's sizes (see ``SIZES``) for a full or a ``--quick`` run."""
+    return SIZES["quick" if args.quick else "full"][dataset]
 
 
 def image_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     from mmfuse.datasets import make_paired_dataset
 
-    n_train, n_test, per = (60, 30, 3) if args.quick else (300, 100, 3)
+    n_train, n_test, per = sizes_of(args, "image")
     train_csv = make_paired_dataset(tmp / "img_train", n_train, per, seed=101)
     test_csv = make_paired_dataset(tmp / "img_test", n_test, per, seed=202)
     pair = ("image", "caption")
@@ -446,7 +279,7 @@ def image_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     mm = {"mmfuse": run_mmfuse(train_csv, test_csv, pair, args, tmp / "cache")}
     train, test = Pairs.read(train_csv, pair), Pairs.read(test_csv, pair)
     image = backbone_features("imagenet-224", "efficientnet-lite0", media=True)
-    side_a = {"efficientnet-lite0-pooled": first(image, 1280), "efficientnet-lite0": image}
+    side_a = {"efficientnet-lite0-pooled": first(image, pooled_width()), "efficientnet-lite0": image}
     base = run_baselines(train, test, side_a, MINILM, args.epochs)
     sizes = {"train_items": n_train, "test_items": n_test, "captions_per_item": per,
              "train_pairs": len(train.df), "test_pairs": len(test.df)}  # fmt: skip
@@ -473,7 +306,8 @@ def speech_benchmark(
     mm = {"mmfuse": run_mmfuse(train_csv, test_csv, pair, args, tmp / "cache", kinds=kinds)}
     train, test = Pairs.read(train_csv, pair), Pairs.read(test_csv, pair)
     voice = backbone_features("voice-mel-4x160", "voice", media=True)
-    side_a = {"voice-speaker": first(voice, 256), "logmel-mean-std": mel_stat_features, "voice": voice}
+    side_a = {"voice-speaker": first(voice, speaker_width()), "logmel-mean-std": mel_stat_features,
+              "voice": voice}  # fmt: skip
     base = run_baselines(train, test, side_a, MINILM, args.epochs)
     seconds = [soundfile.info(str(test.base_dir / p)).duration for p in test.items(0)]
     sizes = {"train_transcripts": len(train_texts), "test_transcripts": len(test_texts),
@@ -487,11 +321,10 @@ def speech_benchmark(
 
 def audio_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """"<colour> <shape>": every transcript in train and test, spoken by other speakers."""
-    colours, shapes = (COLOURS[:4], SHAPES[:3]) if args.quick else (COLOURS, SHAPES)
-    texts = [f"{c} {s}" for c in colours for s in shapes]
-    speakers = (6, 3) if args.quick else (16, 6)
+    n_colours, n_shapes, train_speakers, test_speakers = sizes_of(args, "audio")
+    texts = [f"{c} {s}" for c in COLOURS[:n_colours] for s in SHAPES[:n_shapes]]
     return speech_benchmark(tmp, args, "audio-transcript (espeak-ng '<colour> <shape>', split by "
-                            "speaker)", texts, texts, speakers, (None, None))  # fmt: skip
+                            "speaker)", texts, texts, (train_speakers, test_speakers), (None, None))  # fmt: skip
 
 
 def sentences_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -502,24 +335,22 @@ def sentences_benchmark(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     words = itertools.product(ADJECTIVES, NOUNS, VERBS, PLACES)
     every = [f"the {a} {n} {v} {p}" for a, n, v, p in words]
     order = np.random.default_rng(0).permutation(len(every))
-    n_train, n_test = (120, 40) if args.quick else (600, 150)
+    n_train, n_test, train_speakers, test_speakers = sizes_of(args, "sentences")
     train = [every[i] for i in order[:n_train]]
     test = [every[i] for i in order[n_train : n_train + n_test]]
-    speakers = (6, 3) if args.quick else (16, 6)
     return speech_benchmark(tmp, args, "audio-sentences (espeak-ng, unseen sentences and speakers)",
-                            train, test, speakers, (2, 1))  # fmt: skip
+                            train, test, (train_speakers, test_speakers), (2, 1))  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds per side (init and validation split); metrics are means")
     parser.add_argument("--datasets", default="image,audio,sentences",
                         help="comma-separated: image,audio,sentences")
-    args = parser.parse_args()
+    args = parse_with_quick(parser, QUICK)
     global SEEDS
     SEEDS = args.seeds
     wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]

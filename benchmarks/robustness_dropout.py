@@ -18,7 +18,11 @@ whose weights were kept (the trainer keeps the lowest validation loss).
 Prints one JSON object. Usage::
 
     .venv/bin/python benchmarks/robustness_dropout.py [--out /tmp/robust] [--n 600]
-        [--epochs 15] [--plots /tmp/robust/plots] [--threads N]
+        [--epochs 15] [--plots /tmp/robust/plots] [--threads N] [--severities 0,0.25,0.5,0.75,1]
+        [--quick]
+
+``--quick`` (30 records, 1 epoch, severities 0, 0.5, 1) is a smoke run of a few seconds; its
+numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ from mmfuse import MultimodalClassifier
 from mmfuse.datasets import make_demo_dataset
 from mmfuse.evaluation.robustness import plot_robustness, robustness_curves, robustness_summary
 
-SEVERITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
+from _quick import parse_with_quick
+
+SEVERITIES = "0,0.25,0.5,0.75,1"
+QUICK = {"n": 30, "epochs": 1, "severities": "0,0.5,1"}
 
 
 def split(csv: Path, seed: int = 0) -> tuple[Path, Path]:
@@ -83,13 +90,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--plots", default=None, help="folder for the plots (default OUT/plots)")
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--severities", default=SEVERITIES,
+                        help="comma-separated, 0 and 1 included (default %(default)s)")
+    args = parse_with_quick(parser, QUICK)
+    severities = tuple(float(s) for s in args.severities.split(","))
+    if not {0.0, 1.0} <= set(severities):
+        parser.error(f"--severities {args.severities!r} must include 0 and 1")
     out = Path(args.out)
     plots = Path(args.plots) if args.plots else out / "plots"
     started = time.perf_counter()
     train, test = split(make_demo_dataset(out, n=args.n))
     n_test = len(pd.read_csv(test))
-    result: dict[str, Any] = {"n_train": args.n - n_test, "n_test": n_test, "models": {}}
+    result: dict[str, Any] = {"n_train": args.n - n_test, "n_test": n_test, "quick": args.quick,
+                              "severities": list(severities), "models": {}}  # fmt: skip
     for p in (0.0, 0.3):
         clf = MultimodalClassifier(
             epochs=args.epochs, kinds={"score": "ignore"}, modality_dropout=p,
@@ -98,7 +111,7 @@ def main() -> None:
         t0 = time.perf_counter()
         clf.fit(train, target="label")
         t1 = time.perf_counter()
-        curves = robustness_curves(clf, test, severities=SEVERITIES)
+        curves = robustness_curves(clf, test, severities=severities)
         t2 = time.perf_counter()
         plot = plot_robustness(curves, plots / f"robustness_dropout_{p}.png", "accuracy")
         curves.to_csv(plots / f"robustness_dropout_{p}.csv", index=False)

@@ -22,7 +22,10 @@ extra work (augmentation) that the hand loop does not do, and shows what that co
 Prints one JSON object to stdout. Usage::
 
     .venv/bin/python benchmarks/trainer_overhead.py [--epochs 2] [--repeats 6] [--threads N]
-        [--no-light]
+        [--no-light] [--train-records 2048] [--valid-records 512] [--quick]
+
+``--quick`` (128 + 64 records, 1 epoch, 1 repeat) is a smoke run of a few seconds; its numbers
+mean nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ from mmfuse.tasks import create_task
 from mmfuse.training.trainer import Trainer, TrainConfig
 from mmfuse.types import InputSpec
 
+from _quick import parse_with_quick
+
 N_TRAIN, N_VALID, BATCH, VALID_BATCH = 2048, 512, 64, 256
+QUICK = {"epochs": 1, "repeats": 1, "train_records": 128, "valid_records": 64}
 VOCAB, TEXT_LEN, IMAGE_SHAPE = 2000, 64, (3, 32, 32)
 NUM_NUMERIC, CARDINALITIES = 4, (12, 6)
 SEED = 0
@@ -186,12 +192,14 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
     parser.add_argument("--no-light", action="store_true", help="skip the augment='light' side")
-    args = parser.parse_args()
+    parser.add_argument("--train-records", type=int, default=N_TRAIN, help="(default %(default)s)")
+    parser.add_argument("--valid-records", type=int, default=N_VALID, help="(default %(default)s)")
+    args = parse_with_quick(parser, QUICK)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
     gen = torch.Generator().manual_seed(1234)
-    train, valid = make_data(N_TRAIN, gen), make_data(N_VALID, gen)
+    train, valid = make_data(args.train_records, gen), make_data(args.valid_records, gen)
     torch.manual_seed(SEED)
     base = build_model(MODEL_CONFIG, SPECS)
     initial = {k: v.detach().clone() for k, v in base.state_dict().items()}
@@ -251,8 +259,9 @@ def main() -> None:
         "setup": {
             "model": MODEL_CONFIG.to_dict(),
             "parameters": n_params,
-            "n_train": N_TRAIN,
-            "n_valid": N_VALID,
+            "n_train": args.train_records,
+            "n_valid": args.valid_records,
+            "quick": args.quick,
             "batch_size": BATCH,
             "valid_batch_size": VALID_BATCH,
             "epochs_per_run": args.epochs,

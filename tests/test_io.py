@@ -30,3 +30,33 @@ def test_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
             raise RuntimeError("interrupted")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["b.txt"]
+
+
+def _normal_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def test_a_writer_that_recreates_the_file_still_gets_normal_permissions(tmp_path: Path) -> None:
+    from mmfuse._io import atomic_path
+
+    path = tmp_path / "c.bin"
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # as safetensors' save_file does: a new, owner-only file in its place
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"data")
+        os.close(fd)
+    assert path.read_bytes() == b"data"
+    assert path.stat().st_mode & 0o777 == _normal_mode()
+
+
+def test_weights_are_written_with_the_permissions_of_every_other_file(tmp_path: Path) -> None:
+    import torch
+
+    from mmfuse.training.checkpoint import save_weights
+
+    save_weights(tmp_path / "model.safetensors", {"w": torch.zeros(2)})
+    write_json(tmp_path / "config.json", {})
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == _normal_mode()
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == _normal_mode()

@@ -18,9 +18,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; use normal permissions
+    mode = 0o666 & ~_umask()  # mkstemp makes owner-only files; use normal permissions
+    os.chmod(tmp, mode)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode)  # again: a writer may have replaced the file (safetensors' save_file)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

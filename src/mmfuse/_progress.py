@@ -21,6 +21,24 @@ def log(message: str, verbose: bool = True) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+MIN_RATE_SECONDS = 1.0
+"""A rate is shown only once a step has run this long: over a few milliseconds (items served
+from a cache, an empty batch) it is noise, e.g. "532978/s"."""
+
+
+def format_rate(done: float, seconds: float) -> str:
+    """Items per second as people read it: "12/s", "3.4/s", "2.5 s each"; "" until the step has
+    run ``MIN_RATE_SECONDS`` or when nothing was done."""
+    if seconds < MIN_RATE_SECONDS or done <= 0:
+        return ""
+    rate = done / seconds
+    if rate >= 10:
+        return f"{rate:.0f}/s"
+    if rate >= 1:
+        return f"{rate:.1f}/s"
+    return f"{seconds / done:.1f} s each"
+
+
 def track(items: Iterable[T], total: int, description: str, verbose: bool = True) -> Iterator[T]:
     """Iterates ``items`` with a progress display.
 
@@ -42,8 +60,7 @@ def track(items: Iterable[T], total: int, description: str, verbose: bool = True
 
         class RateColumn(ProgressColumn):  # type: ignore[misc]
             def render(self, task):  # type: ignore[no-untyped-def]
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:.1f} it/s" if speed else "? it/s")
+                return Text(format_rate(task.completed, task.elapsed or 0.0))
 
         columns = (
             TextColumn("{task.description}"),
@@ -68,4 +85,6 @@ def track(items: Iterable[T], total: int, description: str, verbose: bool = True
             log(f"{description}: {done}/{total}")
             last = now
     elapsed = time.perf_counter() - start
-    log(f"{description}: {done}/{total} in {elapsed:.1f}s ({done / max(elapsed, 1e-9):.0f}/s)")
+    rate = format_rate(done, elapsed)
+    log(f"{description}: {done}/{total} in {elapsed:.1f}s" + (f" ({rate})" if rate else ""))
+

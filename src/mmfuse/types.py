@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+if TYPE_CHECKING:  # plain data: reading a schema or a config never imports torch
+    from torch import Tensor
 
 FIELD_KINDS = ("image", "text", "audio", "video", "numeric", "categorical", "embedding")
 """Kinds a column can have. numeric + categorical columns together form the `tabular` modality."""
@@ -13,10 +15,10 @@ FIELD_KINDS = ("image", "text", "audio", "video", "numeric", "categorical", "emb
 MODALITY_KINDS = ("image", "text", "audio", "video", "tabular", "embedding")
 """Kinds a modality (one input stream with one encoder) can have."""
 
-Embeddings = Mapping[str, Tensor]
+Embeddings = Mapping[str, "Tensor"]
 """{modality: (B, D_m)} tensors."""
 
-Mask = Mapping[str, Tensor]
+Mask = Mapping[str, "Tensor"]
 """{modality: (B,) bool} presence mask; False means the modality is missing for that sample."""
 
 

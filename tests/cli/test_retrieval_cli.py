@@ -122,9 +122,18 @@ def test_evaluate_writes_metrics_json(
     path = tmp_path / "metrics.json"
     capsys.readouterr()
     assert main(["evaluate", str(model), str(pairs), "--json", str(path)]) == 0
-    printed = capsys.readouterr().out
-    assert "image->caption" in printed and "caption->image" in printed
-    metrics = json.loads(path.read_text())["metrics"]
+    printed = capsys.readouterr().out.splitlines()
+    # what was ranked: 80 pairs; each distinct image and caption is one item
+    captions = pd.read_csv(pairs)["caption"].nunique()
+    assert printed[0] == f"retrieval on {pairs}: {2 * N_ITEMS} pairs"
+    assert printed[1].split()[:4] == ["direction", "queries", "gallery", "R@1"]
+    assert printed[3].split()[:3] == ["image->caption", str(N_ITEMS), str(captions)]
+    assert printed[4].split()[:3] == ["caption->image", str(captions), str(N_ITEMS)]
+    written = json.loads(path.read_text())
+    assert written["n_pairs"] == 2 * N_ITEMS
+    assert written["ranked"] == {"image->caption": {"queries": N_ITEMS, "gallery": captions},
+                                 "caption->image": {"queries": captions, "gallery": N_ITEMS}}
+    metrics = written["metrics"]
     assert set(metrics) == DIRECTIONS
     for direction, m in metrics.items():
         assert set(m) == METRICS, direction
@@ -146,7 +155,7 @@ def test_search_prints_a_ranked_table(index: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     assert main(["search", str(index), "a big red circle on a dark background", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split()[:4] == ["rank", "score", "row", "value"]
+    assert lines[0].split()[:5] == ["rank", "score", "source", "row", "value"]
     rows = [line for line in lines if "images/" in line]
     assert len(rows) == 3
     assert [r.split()[0] for r in rows] == ["1", "2", "3"]
@@ -203,7 +212,14 @@ def test_index_append_and_approximate(model: Path, pairs: Path, tmp_path: Path) 
     assert main([*base, str(first)]) == 0
     assert len(VectorIndex.load(out)) == 25
     assert main([*base, str(second), "--append"]) == 0
-    assert len(VectorIndex.load(out)) == N_ITEMS
+    stored = VectorIndex.load(out)
+    assert len(stored) == N_ITEMS
+    meta = stored.metadata  # rows of two files: told apart by source and a global row id
+    assert list(meta.columns[:4]) == ["row_id", "source", "row", "value"]
+    assert list(meta["row_id"]) == list(range(N_ITEMS))
+    assert list(meta["source"]) == [str(first)] * 25 + [str(second)] * 15
+    assert meta[["source", "row"]].duplicated().sum() == 0
+    assert meta["row"].duplicated().sum() > 0  # per-file rows repeat across the two files
 
 
 def test_approximate_index_of_a_small_collection_is_exact_and_says_why(
@@ -248,6 +264,10 @@ def test_predict_labels_writes_zero_shot_scores(
     np.testing.assert_allclose(scores.sum(1), 1.0, atol=1e-5)
     assert set(frame["prediction"]) <= set(labels)
     assert f"wrote {2 * N_ITEMS} zero-shot predictions" in capsys.readouterr().out
+    inputs = pd.read_csv(pairs)  # every input column is kept, in the input's order
+    assert list(frame.columns) == ["row", *inputs.columns, "prediction", *(f"score_{lab}" for lab in labels)]
+    assert list(frame["row"]) == list(range(2 * N_ITEMS))
+    pd.testing.assert_frame_equal(frame[list(inputs.columns)], inputs)
 
 
 # ------------------------------------------------------------------------ errors
@@ -359,3 +379,61 @@ def test_approximate_index_measures_recall_on_held_out_rows(
         f"recall@10 vs exact search: {params['recall_at_10']:.3f} on 50 held-out rows "
         f"(efSearch={params['efSearch']}" in printed
     )
+
+
+def test_an_appended_hit_names_its_file(
+    model: Path, pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    df = pd.read_csv(pairs).drop_duplicates("image")
+    df["image"] = [str(pairs.parent / p) for p in df["image"]]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    df.iloc[:20].to_csv(first, index=False)
+    df.iloc[20:].to_csv(second, index=False)
+    out = tmp_path / "idx"
+    base = ["index", str(model), "--column", "image", "--out", str(out), "--quiet"]
+    assert main([*base, str(first)]) == 0 and main([*base, str(second), "--append"]) == 0
+    query = df["image"].iloc[22]  # row 2 of second.csv; first.csv has a row 2 too
+    hits = search_json(capsys, str(out), query, "-k", "1")["results"]
+    assert (hits[0]["source"], hits[0]["row"], hits[0]["row_id"]) == (str(second), 2, 22)
+    capsys.readouterr()
+    assert main(["search", str(out), query, "-k", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[2:4] == [str(second), "2"]
+
+
+def test_with_input_columns_keeps_unscored_rows_and_renames_clashes() -> None:
+    from mmfuse.cli.retrieval import with_input_columns
+
+    df = pd.DataFrame({"image": ["a.png", "", "c.png"], "prediction": ["x", "y", "z"]}, index=[0, 1, 3])
+    scored = pd.DataFrame({"row": [0, 3], "prediction": ["cat", "dog"], "score_cat": [0.9, 0.2]})
+    out = with_input_columns(df, scored)
+    assert list(out.columns) == ["row", "image", "input_prediction", "prediction", "score_cat"]
+    assert list(out["row"]) == [0, 1, 3]
+    assert list(out["prediction"].fillna("")) == ["cat", "", "dog"]
+
+
+def test_ranked_sizes_count_items_of_rows_with_both_sides() -> None:
+    from mmfuse.cli.retrieval import ranked_sizes
+
+    df = pd.DataFrame({"image": ["a", "a", "b", None, "c"], "caption": ["x", "y", "z", "w", " "]})
+    assert ranked_sizes(df, ("image", "caption")) == (
+        3, {"image->caption": {"queries": 2, "gallery": 3}, "caption->image": {"queries": 3, "gallery": 2}}
+    )
+
+
+def test_appending_to_an_index_that_records_no_sources(
+    index: Path, model: Path, pairs: Path, tmp_path: Path
+) -> None:
+    """An index written before sources were recorded gets them for the rows appended now."""
+    old = VectorIndex.load(index)
+    old.metadata = old.metadata.drop(columns="source")
+    old.save(tmp_path / "old")
+    df = pd.read_csv(pairs).drop_duplicates("image").iloc[:3]
+    df["image"] = [str(pairs.parent / p) for p in df["image"]]
+    more = tmp_path / "more.csv"
+    df.to_csv(more, index=False)
+    argv = ["index", str(model), str(more), "--column", "image", "--out", str(tmp_path / "old"),
+            "--append", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    meta = VectorIndex.load(tmp_path / "old").metadata
+    assert list(meta["source"]) == ["(not recorded)"] * N_ITEMS + [str(more)] * 3
+    assert list(meta["row_id"]) == list(range(N_ITEMS + 3))

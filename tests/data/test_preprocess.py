@@ -170,7 +170,7 @@ def test_missing_file_names_file_row_and_column(simple: pd.DataFrame, tmp_path: 
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'data.csv'}: 1 bad value(s) in 1 record(s)")
     assert f"row 3, column 'photo': file not found: {tmp_path / 'img' / 'gone.png'}" in message
-    assert "--on-bad-record skip" in message
+    assert "on_bad_record='skip'" in message  # called from Python: the keyword, not the flag
 
 
 def test_missing_file_can_count_as_a_missing_modality(simple: pd.DataFrame, tmp_path: Path) -> None:

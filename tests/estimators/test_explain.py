@@ -12,6 +12,7 @@ from PIL import Image
 
 import mmfuse
 from mmfuse import MultimodalClassifier, MultimodalRegressor
+from mmfuse.data.cache import FeatureCache
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators.explain import explain
 
@@ -85,6 +86,7 @@ def test_explain_writes_json_and_plots(
     for m in MODALITIES:
         _valid_png(tmp_path / "samples" / f"row_{row}_{m}.png")
     assert len(record["occlusion"]["image"]) == 32  # (H, W) map of a 32x32 image
+    assert record["raw"] == {}  # from-scratch encoders: occluded in the model's input
     assert len(record["occlusion"]["tabular"]) == 2  # income, region
     assert result["sample"]["shapley"] == pytest.approx(record["shapley"])
 
@@ -131,3 +133,71 @@ def test_regressor_and_late_fusion(demo_csv: Path, tmp_path: Path) -> None:
     _valid_png(tmp_path / "samples" / "row_0_review.png")
     record = json.loads((tmp_path / "samples" / "row_0.json").read_text())
     assert record["explained"] == "prediction of score (standardised)"
+
+
+# ------------------------------------------------------ pretrained (frozen) encoders
+@pytest.fixture(scope="module")
+def pretrained_explained(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[MultimodalClassifier, pd.DataFrame, dict, Path, int]:
+    """A 1-epoch model on frozen efficientnet-lite0 / minilm / voice features of 12 demo
+    records, and ``explain`` of one record with every modality present."""
+    from mmfuse.datasets import make_demo_dataset
+    from mmfuse.pretrained import BACKBONES
+
+    missing = [n for n in ("efficientnet-lite0", "minilm", "voice") if BACKBONES[n].missing()]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    root = tmp_path_factory.mktemp("explain-pretrained")
+    csv = make_demo_dataset(root / "data", n=12, seed=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MMFUSE_PRETRAINED", "1")
+        settings = {**FAST, "epochs": 1, "dim": 8, "features": ["image", "review", "audio"]}
+        est = MultimodalClassifier(cache_dir=str(root / "cache"), **settings)
+        est.fit(csv, target="label")
+        df = mmfuse.read_table(csv).df
+        row = int(df.index[df[["image", "review", "audio"]].notna().all(axis=1)][0])
+        entries = FeatureCache(root / "cache").info()["entries"]
+        assert entries > 0
+        result = explain(est, csv, root / "out", sample=row, max_records=4)
+        assert FeatureCache(root / "cache").info()["entries"] == entries  # nothing occluded cached
+    return est, df, result, root / "out", row
+
+
+def test_pretrained_image_map_shows_image_regions(pretrained_explained: tuple) -> None:
+    est, df, result, out, row = pretrained_explained
+    assert est.preprocessor_.pretrained["image"].frozen
+    image = result["sample"]["occlusion"]["image"]
+    assert image.shape == (224, 224) and np.isfinite(image).all()
+    assert np.abs(image).max() > 1e-4 and np.ptp(image) > 0  # not "dims 0-89" near 1e-5
+    assert result["sample"]["inputs"]["image"].shape == (3, 224, 224)  # the decoded picture
+    record = json.loads((out / "samples" / f"row_{row}.json").read_text())
+    raw = record["raw"]["image"]
+    assert raw["row_edges"] == raw["col_edges"] == list(range(0, 225, 28))
+    cells = np.asarray(record["occlusion"]["image"])  # one value per 28 x 28 cell
+    np.testing.assert_allclose(cells, np.round(image[::28, ::28], 6))
+    assert raw["hidden"].endswith("the ImageNet mean colour, re-encoded by efficientnet-lite0")
+    width, height = _valid_png(out / "samples" / f"row_{row}_image.png")
+    assert width > 700 and height > 400
+
+
+def test_pretrained_text_map_has_one_value_per_word(pretrained_explained: tuple) -> None:
+    est, df, result, out, row = pretrained_explained
+    words = str(df.loc[row, "review"]).split()
+    review = result["sample"]["occlusion"]["review"]
+    assert review.shape == (len(words),) and np.abs(review).max() > 1e-4
+    record = json.loads((out / "samples" / f"row_{row}.json").read_text())
+    assert record["raw"]["review"]["parts"] == words
+    assert record["raw"]["review"]["hidden"] == "each word removed, re-encoded by minilm"
+    _valid_png(out / "samples" / f"row_{row}_review.png")
+
+
+def test_pretrained_audio_map_has_one_value_per_time_segment(pretrained_explained: tuple) -> None:
+    est, df, result, out, row = pretrained_explained
+    audio = result["sample"]["occlusion"]["audio"]
+    assert audio.shape == (16,) and np.abs(audio).max() > 1e-4
+    record = json.loads((out / "samples" / f"row_{row}.json").read_text())
+    assert record["raw"]["audio"]["parts"][0] == "0.00-0.06 s"  # 1 s demo clips at 16 kHz
+    assert record["raw"]["audio"]["sample_rate"] == 16000
+    assert record["plots"] == {m: f"row_{row}_{m}.png" for m in ("audio", "image", "review")}
+    _valid_png(out / "samples" / f"row_{row}_audio.png")

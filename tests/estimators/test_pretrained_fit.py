@@ -483,7 +483,7 @@ def test_fit_without_the_cache_writes_nothing(small: Path, tmp_path: Path) -> No
 
 
 def test_explain_a_sample_with_frozen_pretrained_features(fitted: Fitted, demo: Path, tmp_path: Path) -> None:
-    """Occlusion of frozen features hides chunks of the feature vector (no word vocabulary)."""
+    """Frozen pretrained modalities are occluded in the raw cell and re-encoded by the network."""
     df = _frame(demo)
     row = int(df.index[df[["image", "review"]].notna().all(axis=1)][0])
     fitted.est.explain(demo, out_dir=tmp_path, sample=row)

@@ -20,6 +20,7 @@ from mmfuse.evaluation.contribution import (
     plot_contributions,
     shapley_values,
 )
+from mmfuse.evaluation.contribution_plots import plot_raw_sample
 from mmfuse.models import ModelConfig, MultimodalModel, build_model
 from mmfuse.models.multimodal import all_present
 from mmfuse.tasks import create_task
@@ -344,3 +345,23 @@ def test_plot_contributions_writes_a_png(
     path = plot_contributions(result, tmp_path / "c.png", "title")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.units == "contribution to P(predicted class)"
+
+
+@pytest.mark.parametrize("kind", ["image", "video", "audio", "text"])
+def test_plot_raw_sample_draws_the_decoded_cell(kind: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    decoded, attribution = {
+        "image": (rng.uniform(0, 1, (3, 32, 32)), rng.normal(size=(32, 32))),
+        "video": (rng.uniform(0, 1, (3, 3, 16, 16)), rng.normal(size=3)),
+        "audio": (rng.normal(size=1600), rng.normal(size=16)),
+        "text": ("one two three", np.array([0.1, -0.2, 0.0])),
+    }[kind]
+    parts = [f"{i / 16:.2f} s" for i in range(16)] if kind == "audio" else None
+    path = plot_raw_sample(kind, decoded, attribution, tmp_path / f"{kind}.png", "P(a)",
+                           "title\nsecond line\nthird line", parts, 800)  # fmt: skip
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_raw_sample_of_an_unknown_kind_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'tabular' of a decoded cell; choose one of: image, vid"):
+        plot_raw_sample("tabular", np.zeros(3), np.zeros(3), tmp_path / "x.png")

@@ -195,3 +195,52 @@ def test_with_a_metric_the_best_metric_epoch_wins_and_loss_breaks_ties(problem, 
     upto2 = scripted(make_trainer(epochs=2, patience=0), [(0.5, 2.0), (0.6, 1.0)], False)
     upto2.fit(problem.train, problem.valid)
     assert _same_weights(rmse.model.state_dict(), upto2.model.state_dict())
+
+
+def _scripted(trainer, losses):
+    """The trainer with these validation losses, one per epoch (no metric)."""
+    queue = list(losses)
+    trainer._validate = lambda data: (queue.pop(0), float("nan"))
+    return trainer
+
+
+def test_kept_epoch_names_the_best_validation_epoch(problem, make_trainer, capsys) -> None:
+    trainer = _scripted(make_trainer(epochs=4, patience=0), [0.5, 0.3, 0.4, 0.6])
+    assert trainer.kept_epoch is None
+    trainer.verbose = True
+    trainer.fit(problem.train, problem.valid)
+    assert trainer.kept_epoch == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "kept epoch 2 of 4: best valid_loss=0.3000"
+
+
+def test_kept_epoch_with_a_metric_and_with_keep_last(problem, make_trainer, capsys) -> None:
+    best = make_trainer(epochs=3, patience=0)
+    queue = [(0.5, 0.6), (0.4, 0.9), (0.3, 0.7)]
+    best._validate = lambda data: queue.pop(0)
+    best.metric, best.verbose = ("accuracy", lambda y, p: 0.0), True
+    best.fit(problem.train, problem.valid)
+    assert best.kept_epoch == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "kept epoch 2 of 3: best valid_accuracy=0.9000"
+    last = _scripted(make_trainer(epochs=3, patience=0, keep_last=True), [0.3, 0.4, 0.5])
+    last.verbose = True
+    last.fit(problem.train, problem.valid)
+    assert last.kept_epoch == 3
+    assert capsys.readouterr().err.splitlines()[-1] == "kept epoch 3, the last"
+
+
+def test_kept_epoch_survives_a_resume(problem, make_trainer, tmp_path: Path) -> None:
+    first = _scripted(make_trainer(checkpoint_dir=tmp_path, epochs=2, patience=0), [0.5, 0.3])
+    first.fit(problem.train, problem.valid)
+    resumed = _scripted(make_trainer(checkpoint_dir=tmp_path, epochs=4, patience=0), [0.4, 0.6])
+    resumed.fit(problem.train, problem.valid, resume=True)  # epochs 3 and 4 are worse than 2
+    assert resumed.kept_epoch == 2
+
+
+def test_valid_label_names_what_the_validation_data_is(problem, make_trainer, capsys) -> None:
+    """A refit validates on records it trains on: its lines must not call them held out."""
+    trainer = _scripted(make_trainer(epochs=2, patience=0, keep_last=True), [0.5, 0.4])
+    trainer.valid_label, trainer.verbose = "seen", True
+    history = trainer.fit(problem.train, problem.valid)
+    assert set(history[0]) == {"epoch", "train_loss", "seen_loss", "seconds"}
+    err = capsys.readouterr().err
+    assert "seen_loss=0.5000" in err and "valid_" not in err

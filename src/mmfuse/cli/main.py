@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from mmfuse._hints import from_cli
 from mmfuse.errors import MmfuseError
 
 EPILOG = """examples:
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
         return int(exit_.code or 0)
     try:
-        return int(args.handler(args) or 0)
+        with from_cli():  # messages name flags, not Python keywords
+            return int(args.handler(args) or 0)
     except MmfuseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

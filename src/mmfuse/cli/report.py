@@ -1,16 +1,24 @@
-"""Text tables and files the CLI prints or writes."""
+"""Text tables and files the CLI prints or writes.
+
+Imports stay light here (no pandas, no torch at import time): ``mmfuse list`` and ``mmfuse cache
+info`` print their tables with this module and answer in well under a second.
+"""
 
 from __future__ import annotations
 
 import math
+import shutil
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from mmfuse.data.preprocess import Rejection
 from mmfuse.errors import MmfuseError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mmfuse.data.preprocess import Rejection
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -34,6 +42,8 @@ def format_metrics(metrics: Mapping[str, float], title: str) -> str:
 
 def describe_table(data: str, target: str | None, kinds: str | None) -> str:
     """The output of ``mmfuse info``: columns, kinds, missing values, modalities, target."""
+    import pandas as pd
+
     from mmfuse.data.readers import read_table
     from mmfuse.data.schema import infer_schema
     from mmfuse.data.target import infer_task
@@ -47,8 +57,7 @@ def describe_table(data: str, target: str | None, kinds: str | None) -> str:
     for col in t.df.columns:
         kind = schema.kinds.get(col) or ("target" if col == target else f"ignored ({schema.ignored.get(col, '')})")
         missing = int(t.df[col].isna().sum())
-        example = next((str(v) for v in t.df[col] if isinstance(v, str) or pd.notna(v)), "")
-        rows.append((col, kind, missing, _shorten(example, 40)))
+        rows.append((col, kind, missing, _shorten(_example(t.df[col]), 40)))
     parts = [f"{t.name}: {len(t.df)} records, {len(t.df.columns)} columns"]
     if t.bad_lines:
         parts.append(f"{len(t.bad_lines)} unreadable line(s), e.g. row {t.bad_lines[0].row}: {t.bad_lines[0].reason}")
@@ -70,6 +79,20 @@ def describe_table(data: str, target: str | None, kinds: str | None) -> str:
     return "\n".join(parts)
 
 
+def _example(values: pd.Series) -> str:
+    """The first non-missing value of a column; in-memory media as e.g. "<bytes 1234>"."""
+    import pandas as pd
+
+    from mmfuse.data.cells import describe_cell, is_in_memory
+
+    for value in values:
+        if is_in_memory(value):
+            return describe_cell(value)
+        if isinstance(value, str) or pd.notna(value):
+            return str(value)
+    return ""
+
+
 def _shorten(text: str, width: int) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -87,6 +110,8 @@ def write_predictions(
     ``id_columns`` (identifier columns of the input, e.g. ``id``) are copied next to ``row`` so
     predictions can be joined back by key.
     """
+    import pandas as pd
+
     from mmfuse._io import atomic_open
 
     rows = sorted(set(source.df.index.tolist()) | {b.row for b in source.bad_lines})
@@ -113,27 +138,32 @@ def rejection_lines(rejected: Sequence[Rejection], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-def list_fusions_table() -> str:
-    from mmfuse.fusion import FUSIONS, list_fusions
+def list_fusions_table(width: int | None = None) -> str:
+    """Every fusion operator: its level, whether it takes missing modalities, what it does.
+
+    Read from the source files (no torch import, see ``mmfuse.cli.catalogue``); descriptions
+    wrap to ``width`` columns (default: the terminal's).
+    """
+    from mmfuse.cli.catalogue import entries, summary
 
     rows = []
-    for name in list_fusions():
-        cls = FUSIONS.get(name)
-        rows.append((name, cls.level, "yes" if getattr(cls, "supports_missing", True) else "no",
-                     getattr(cls, "description", "")))
-    return table(rows, ("fusion", "level", "missing modalities", "description"))
+    for e in entries("fusion"):
+        missing = "yes" if e.attributes.get("supports_missing", True) else "no"
+        rows.append((e.name, e.attributes.get("level", ""), missing,
+                     e.attributes.get("description") or summary(e.doc)))
+    return wrapped_table(rows, ("fusion", "level", "missing modalities", "description"), width)
 
 
-def list_encoders_table() -> str:
-    """Every encoder: when it is used, whether it is installed, and what it needs."""
-    from mmfuse.encoders import DEFAULT_ENCODERS, ENCODERS, list_encoders
+def list_encoders_table(width: int | None = None) -> str:
+    """Every encoder: when it is used, whether it is installed, and what it does (the first
+    sentence of its docstring, without markup, wrapped to ``width`` columns)."""
+    from mmfuse.cli.catalogue import entries, summary
+    from mmfuse.encoders import DEFAULT_ENCODERS
     from mmfuse.pretrained import backbone_of, default_pretrained
 
     rows = []
-    for key in list_encoders():
-        kind, name = key.split("/", 1)
-        cls = ENCODERS.get(key)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    for e in entries("encoders"):
+        kind, name = e.name.split("/", 1)
         info = backbone_of(kind, name)
         missing = info.missing() if info else []
         preferred = default_pretrained(kind)
@@ -144,5 +174,26 @@ def list_encoders_table() -> str:
         else:
             used = "early level" if name == "raw" else ""
         status = "built in" if info is None else ("installed" if not missing else info.install_hint())
-        rows.append((kind, name, used, status, _shorten(doc, 60)))
-    return table(rows, ("kind", "encoder", "used", "needs", "description"))
+        rows.append((kind, name, used, status, summary(e.doc)))
+    return wrapped_table(rows, ("kind", "encoder", "used", "needs", "description"), width)
+
+
+MIN_WRAP = 20
+"""The last column never wraps narrower than this (a narrow terminal scrolls instead)."""
+
+
+def wrapped_table(
+    rows: Sequence[Sequence[Any]], header: Sequence[str], width: int | None = None
+) -> str:
+    """``table`` whose last column wraps onto continuation lines to fit ``width`` columns
+    (default: the terminal's width, 100 when not on a terminal); nothing is cut."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    cells = [[_cell(v) for v in r] for r in rows]
+    lead = [max([len(str(header[i]))] + [len(r[i]) for r in cells]) for i in range(len(header) - 1)]
+    room = max(width - sum(lead) - 2 * len(lead), MIN_WRAP)
+    lines: list[list[str]] = []
+    for r in cells:
+        parts = textwrap.wrap(r[-1], room, break_on_hyphens=False) or [""]
+        lines.append(r[:-1] + parts[:1])
+        lines += [[""] * len(lead) + [part] for part in parts[1:]]
+    return table(lines, header)

@@ -7,61 +7,105 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mmfuse.cli.commands import _bad_record_args, _out
+from mmfuse.cli.flags import add_params, given
 from mmfuse.errors import MmfuseError
+from mmfuse.params import RetrieverParams
+
+QUERY_PARAMS = ("num_threads", "device", "batch_size", "cache_dir", "use_cache")
+INDEX_PARAMS = (*QUERY_PARAMS, "on_bad_record", "missing_files", "verbose")
+"""What `index` and `search` may change in the saved retriever: how it runs."""
 
 
-def fit_retrieval(a: argparse.Namespace, common: dict[str, Any]) -> int:
-    """``mmfuse fit DATA --task retrieval --pair A,B --out DIR``."""
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def fit_retrieval(a: argparse.Namespace, params: dict[str, Any]) -> int:
+    """``mmfuse fit DATA --task retrieval --pair A,B --out DIR`` (``params``: the options given)."""
     from mmfuse.estimators.retriever import MultimodalRetriever
 
-    if not a.pair:
+    if not params.get("pair"):
         raise MmfuseError("--task retrieval needs --pair COL_A,COL_B (e.g. --pair image,caption)")
     if a.target:
         raise MmfuseError("--task retrieval learns from --pair and takes no --target")
-    est = MultimodalRetriever(
-        pair=a.pair, encoders=a.encoder, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-        patience=a.patience, dim=a.dim, projection=a.projection, seed=a.seed, device=a.device,
-        augment=a.augment,
-        on_bad_record=a.on_bad_record, missing_files=a.missing_files, kinds=a.kinds,
-        image_size=a.image_size, num_threads=a.threads, verbose=not a.quiet, **common,
-    )  # fmt: skip
+    est = MultimodalRetriever(**params)
     est.fit(a.data, valid=a.valid, out_dir=a.out, resume=a.resume)
     _out(format_retrieval(est.metrics_, f"validation retrieval ({est.n_valid_} pairs)"))
     _out(f"model written to {a.out}")
     return 0
 
 
-def format_retrieval(metrics: dict[str, dict[str, float]], title: str) -> str:
-    """Both directions side by side."""
+def format_retrieval(
+    metrics: dict[str, dict[str, float]],
+    title: str,
+    ranked: dict[str, dict[str, int]] | None = None,
+) -> str:
+    """Both directions side by side; with ``ranked``, how many queries and gallery items each
+    direction ranked (see ``ranked_sizes``)."""
     from mmfuse.cli.report import table
 
     names = ("R@1", "R@5", "R@10", "MedR", "mAP")
-    rows = [(d, *(f"{m[n]:.4f}" if n != "MedR" else f"{m[n]:g}" for n in names)) for d, m in metrics.items()]
-    return f"{title}\n" + table(rows, ("direction", *names))
+    counts = ranked or {}
+    sizes = ("queries", "gallery") if counts else ()
+    rows = [(d, *(counts[d][n] for n in sizes), *(_metric(m[n], n) for n in names))
+            for d, m in metrics.items()]
+    return f"{title}\n" + table(rows, ("direction", *sizes, *names))
+
+
+def _metric(value: float, name: str) -> str:
+    return f"{value:g}" if name == "MedR" else f"{value:.4f}"
+
+
+def ranked_sizes(df: Any, pair: tuple[str, str]) -> tuple[int, dict[str, dict[str, int]]]:
+    """(pairs, {"A->B": {"queries", "gallery"}, "B->A": ...}) of a table's pairs, counted as
+    retrieval evaluation ranks them: rows with both sides present are the pairs; each distinct
+    value of a side is one item, a query of its direction and an entry of the other's gallery."""
+    from mmfuse.data.cells import is_empty
+
+    a, b = pair
+    both = df[[a, b]][~df[[a, b]].map(is_empty).any(axis=1)]
+    items = {side: int(both[side].astype(str).nunique()) for side in pair}
+    return len(both), {f"{a}->{b}": {"queries": items[a], "gallery": items[b]},
+                       f"{b}->{a}": {"queries": items[b], "gallery": items[a]}}
 
 
 def evaluate_retrieval(est: Any, a: argparse.Namespace) -> int:
     from mmfuse._io import write_json
+    from mmfuse.data.readers import read_table
 
     metrics = est.evaluate(a.data)
-    _out(format_retrieval(metrics, f"retrieval on {a.data}"))
+    table = read_table(a.data)  # again, to count what was ranked (cheap next to the embedding)
+    pairs, ranked = ranked_sizes(table.df, est.model_config_.pair)
+    _out(format_retrieval(metrics, f"retrieval on {a.data}: {pairs} pairs", ranked))
     if a.json:
-        write_json(a.json, {"metrics": metrics})
+        write_json(a.json, {"metrics": metrics, "n_pairs": pairs, "ranked": ranked})
     return 0
 
 
 def predict_labels(est: Any, a: argparse.Namespace) -> int:
     """Zero-shot classification: ``mmfuse predict DIR DATA --labels cat,dog --out F.csv``."""
     from mmfuse._io import atomic_open
+    from mmfuse.data.readers import read_table
 
     if not a.labels:
         raise MmfuseError("a retrieval model predicts only zero-shot: pass --labels a,b,c")
-    frame = est.zero_shot(a.data, a.labels.split(","), a.prompt)
+    scored = est.zero_shot(a.data, a.labels.split(","), a.prompt)
+    frame = with_input_columns(read_table(a.data).df, scored)
     with atomic_open(a.out) as handle:
         frame.to_csv(handle, index=False)
-    _out(f"wrote {len(frame)} zero-shot predictions to {a.out}")
+    unscored = len(frame) - len(scored)
+    note = f" ({unscored} row(s) had nothing to embed and have no prediction)" if unscored else ""
+    _out(f"wrote {len(scored)} zero-shot predictions to {a.out}{note}")
     return 0
+
+
+def with_input_columns(df: Any, scored: Any) -> Any:
+    """One row per input row: ``row``, every input column, then the prediction and scores
+    (empty where the row had nothing to score). An input column named like an output column
+    is kept as ``input_<name>``."""
+    inputs = df.rename(columns={c: f"input_{c}" for c in df.columns if c in scored.columns})
+    inputs = inputs.rename_axis(None).reset_index(names="row")
+    return inputs.merge(scored, on="row", how="left")
 
 
 # ------------------------------------------------------------------------ index
@@ -73,17 +117,14 @@ def index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approximate", nargs="?", const="hnsw", choices=("hnsw", "ivf"),
                    help="approximate index (default hnsw); recall@10 vs exact search is measured")
     p.add_argument("--append", action="store_true", help="add the rows to the index in --out")
-    _bad_record_args(p)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--quiet", action="store_true")
+    add_params(p, {"": RetrieverParams}, only=INDEX_PARAMS)
 
 
 def index_command(a: argparse.Namespace) -> int:
     from mmfuse.training.device import set_threads
 
-    est = _retriever(a.model)
-    set_threads(a.threads)
-    est.set_params(on_bad_record=a.on_bad_record, missing_files=a.missing_files, verbose=not a.quiet)
+    est = _retriever(a.model, given(a, RetrieverParams))
+    set_threads(est.num_threads)
     index = est.index(a.data, a.column, a.out, a.approximate, a.append)
     _out(f"wrote {len(index)} vectors ({index.kind} index) to {a.out}")
     note = recall_note(index.kind, index.parameters)
@@ -119,6 +160,7 @@ def search_args(p: argparse.ArgumentParser) -> None:
                    help="what the query is (default: detected from the file extension, else text)")
     p.add_argument("--model", help="model directory (default: the one that built the index)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_params(p, {"": RetrieverParams}, only=QUERY_PARAMS)
 
 
 def search_command(a: argparse.Namespace) -> int:
@@ -129,25 +171,24 @@ def search_command(a: argparse.Namespace) -> int:
     model_dir = a.model or index.info.get("model")
     if not model_dir or not isinstance(model_dir, str):
         raise MmfuseError(f"{a.index} does not record its model; pass --model DIR")
-    est = _retriever(model_dir)
-    est.set_params(verbose=False)
+    est = _retriever(model_dir, {"verbose": False, **given(a, RetrieverParams)})
     hits = est.search(index, a.query, a.k, a.modality)
     if a.json:
         _out(json.dumps({"query": a.query, "results": json.loads(hits.to_json(orient="records"))}, indent=2))
         return 0
-    shown = [c for c in ("rank", "score", "row", "value") if c in hits.columns]
+    shown = [c for c in ("rank", "score", "source", "row", "value") if c in hits.columns]
     rows = [tuple(f"{v:.4f}" if c == "score" else v for c, v in zip(shown, r)) for r in hits[shown].itertuples(index=False)]
     _out(table(rows, tuple(shown)))
     return 0
 
 
-def _retriever(model_dir: str) -> Any:
+def _retriever(model_dir: str, options: dict[str, Any]) -> Any:
     from mmfuse.estimators.io import load
 
     if not Path(model_dir).is_dir():
         raise MmfuseError(f"model directory not found: {model_dir}")
-    est = load(model_dir)
-    if type(est).__name__ != "MultimodalRetriever":
+    est = load(model_dir, **options)
+    if est.task_ != "retrieval":
         raise MmfuseError(f"{model_dir} is a {type(est).__name__}, not a retrieval model "
                           "(train one with `mmfuse fit DATA --task retrieval --pair A,B`)")
     return est

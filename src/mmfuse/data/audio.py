@@ -1,19 +1,24 @@
 """Audio decoding and features: file -> mono float32 wave -> normalised log-mel spectrogram.
 
 Audio files are read with soundfile; a video's audio track (and MP3/Opus files soundfile
-cannot open) is decoded with PyAV, imported inside the function that needs it.
+cannot open) is decoded with PyAV, imported inside the function that needs it. Audio may also
+come in memory (a DataFrame cell): the bytes of an encoded file, a float array of samples at
+the target rate, or an ``(array, sample_rate)`` pair (see :func:`load_audio`).
 """
 
 from __future__ import annotations
 
+import io
 from math import gcd
 from pathlib import Path
+from typing import Any, Union
 
 import numpy as np
 import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
+from mmfuse.data.cells import describe_cell, error_text, is_wave_pair
 from mmfuse.data.image import check_media_file
 from mmfuse.data.video import VIDEO_EXTENSIONS
 from mmfuse.errors import DecodeError
@@ -27,13 +32,18 @@ MAX_AUDIO_SECONDS = 600
 """Longest stretch of a clip that is decoded: a longer clip is cut to its first ten minutes,
 so one long recording cannot exhaust memory (every feature looks at far less)."""
 _BLOCK = 65536  # samples read at a time
+_SOUNDFILE_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"FORM")  # bytes soundfile reads (no PyAV retry)
+AudioSource = Union[str, Path, bytes, np.ndarray, tuple[np.ndarray, int]]
+"""A file path, the bytes of an encoded file, an array of samples or an (array, rate) pair."""
 
 
-def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_soundfile(source: Path | bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     """Read with soundfile, mixing to mono block by block; returns ((T,) float32, sample rate)."""
     blocks: list[np.ndarray] = []
+    name = describe_cell(source)
+    opened = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with sf.SoundFile(opened) as handle:
             rate = int(handle.samplerate)
             budget = int(max_seconds * rate)
             for block in handle.blocks(_BLOCK, dtype="float32", always_2d=True):  # (n, C)
@@ -42,20 +52,21 @@ def _read_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
                 if budget <= 0:
                     break
     except (sf.SoundFileError, OSError, ValueError) as err:
-        raise DecodeError(f"cannot decode audio {path}: {err}") from err
+        raise DecodeError(f"cannot decode audio {name}: {error_text(err)}") from err
     return _joined(blocks), rate
 
 
-def _read_av(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_av(source: Path | bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     """Decode the first audio stream with PyAV, mixed to mono; returns ((T,) float32, rate)."""
     import av
 
     chunks: list[np.ndarray] = []
     rate, budget = 0, None
+    name = describe_cell(source)
     try:
-        with av.open(str(path)) as container:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
             if not container.streams.audio:
-                raise DecodeError(f"no audio stream in {path}")
+                raise DecodeError(f"no audio stream in {name}")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="fltp")  # keep rate and layout, float planar
             for frame in container.decode(stream):
@@ -68,9 +79,9 @@ def _read_av(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
                     break
             chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(None))
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise DecodeError(f"cannot decode audio track of {path}: {err}") from err
+        raise DecodeError(f"cannot decode audio track of {name}: {err}") from err
     if not chunks:
-        raise DecodeError(f"audio track of {path} has no samples")
+        raise DecodeError(f"audio track of {name} has no samples")
     return _joined(chunks)[: int(max_seconds * rate)], int(rate)
 
 
@@ -91,16 +102,20 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
 
 
 def load_audio(
-    path: str | Path, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS
+    source: AudioSource, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS
 ) -> np.ndarray:
-    """Decode an audio file, or a video's audio track, to a mono wave at ``sample_rate``.
+    """Decode an audio file, a video's audio track, or in-memory audio to a mono wave at
+    ``sample_rate``.
 
     Channels are averaged to mono; the wave is resampled with :func:`resample`. Only the
     first ``max_seconds`` are decoded. The content decides the format (a WAV named ``.mp3``
     is read).
 
     Args:
-        path: A file with one of :data:`AUDIO_EXTENSIONS` or a video container extension.
+        source: A file with one of :data:`AUDIO_EXTENSIONS` or a video container extension;
+            the bytes of an audio file; a float array of samples taken to be at
+            ``sample_rate`` ((T,), or 2-D with the shorter axis as channels); or an
+            ``(array, rate)`` pair, resampled from ``rate``.
         sample_rate: Target sample rate in Hz.
         max_seconds: Longest stretch decoded, from the start.
 
@@ -108,28 +123,75 @@ def load_audio(
         float32 array of shape (T,).
 
     Raises:
-        DecodeError: Missing, empty or corrupt file, unsupported extension, no audio
-            stream, zero samples or non-finite samples.
+        DecodeError: Missing, empty or corrupt file or bytes, unsupported extension, no audio
+            stream, zero samples or non-finite samples; an array that is not float, 1-D or
+            2-D; a pair whose rate is below 1 Hz.
     """
-    path = Path(path)
     if sample_rate < 1:
         raise ValueError(f"sample_rate must be >= 1, got {sample_rate}")
+    name = describe_cell(source)
+    if isinstance(source, (bytes, np.ndarray)) or is_wave_pair(source):
+        wave, rate = _read_in_memory(source, sample_rate, max_seconds)
+    else:
+        wave, rate = _read_file(Path(source), max_seconds)
+        name = str(source)
+    if wave.size == 0:
+        raise DecodeError(f"audio {name} has zero samples")
+    if not np.isfinite(wave).all():
+        raise DecodeError(f"audio {name} contains non-finite samples (NaN or inf)")
+    return resample(wave, rate, sample_rate)  # (T,)
+
+
+def _read_file(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+    """An audio file or a video's audio track as ((T,) float32 mono, its sample rate)."""
     check_media_file(path, AUDIO_EXTENSIONS + VIDEO_EXTENSIONS, "audio")
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
-        wave, rate = _read_av(path, max_seconds)
-    else:
+        return _read_av(path, max_seconds)
+    try:
+        return _read_soundfile(path, max_seconds)
+    except DecodeError:
+        if suffix not in _AV_FALLBACK_EXTENSIONS:
+            raise
+        return _read_av(path, max_seconds)
+
+
+def _read_in_memory(source: Any, sample_rate: int, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Encoded bytes, an array at ``sample_rate`` or an (array, rate) pair as
+    ((T,) float32 mono, its sample rate)."""
+    if isinstance(source, bytes):
         try:
-            wave, rate = _read_soundfile(path, max_seconds)
+            return _read_soundfile(source, max_seconds)
         except DecodeError:
-            if suffix not in _AV_FALLBACK_EXTENSIONS:
+            if source.startswith(_SOUNDFILE_MAGIC):
                 raise
-            wave, rate = _read_av(path, max_seconds)
-    if wave.size == 0:
-        raise DecodeError(f"audio {path} has zero samples")
-    if not np.isfinite(wave).all():
-        raise DecodeError(f"audio {path} contains non-finite samples (NaN or inf)")
-    return resample(wave, rate, sample_rate)  # (T,)
+        try:
+            return _read_av(source, max_seconds)  # MP3 and other formats libsndfile lacks
+        except DecodeError:
+            raise DecodeError(
+                f"cannot decode audio {describe_cell(source)}: not an audio file of a known "
+                "format (WAV, FLAC, OGG, AIFF, MP3, ...)"
+            ) from None
+    array, rate = source if isinstance(source, tuple) else (source, sample_rate)
+    if rate < 1:
+        raise DecodeError(f"the sample rate of {describe_cell(source)} must be at least 1 Hz")
+    return _array_wave(array)[: int(max_seconds * rate)], int(rate)
+
+
+def _array_wave(array: np.ndarray) -> np.ndarray:
+    """Float samples (T,) or 2-D (the shorter axis is channels, averaged) as (T,) float32."""
+    if array.dtype.kind != "f":
+        raise DecodeError(
+            f"an audio array holds float samples (about -1 to 1); got dtype {array.dtype} "
+            "(divide 16-bit samples by 32768 and pass them as float32)"
+        )
+    if array.ndim == 2:
+        array = array.mean(axis=int(np.argmin(array.shape)))
+    elif array.ndim != 1:
+        raise DecodeError(
+            f"an audio array has shape (samples,) or (samples, channels); got {array.shape}"
+        )
+    return array.astype(np.float32, copy=False)
 
 
 def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:

@@ -7,11 +7,11 @@ Layout under the cache root::
     ROOT/<encoder-slug>/<k[:2]>/<k>.npy     # one feature array per input
 
 ``<encoder-slug>`` (16 hex digits) hashes the fingerprint (network + package versions +
-preprocessing), ``<k>`` (64 hex digits) hashes the input's content (the file's bytes, or the text
-itself), so a changed file or a new encoder version can never hit an old entry. Entries are
-written to a temporary file and renamed (atomic: concurrent runs and interrupted writes never
-leave a partial entry; at worst a ``.tmp`` file that ``clear`` removes). A size limit evicts the
-least recently used entries.
+preprocessing), ``<k>`` (64 hex digits) hashes the input's content (the file's bytes, the text
+itself, or an in-memory cell's bytes: see ``content_key``), so a changed file or a new encoder
+version can never hit an old entry. Entries are written to a temporary file and renamed
+(atomic: concurrent runs and interrupted writes never leave a partial entry; at worst a
+``.tmp`` file that ``clear`` removes). A size limit evicts the least recently used entries.
 
 Deleting only what mmfuse wrote: the folder carries a ``CACHEDIR.TAG`` (the Cache Directory
 Tagging Specification, https://bford.info/cachedir/) that names mmfuse. It is written when mmfuse
@@ -33,6 +33,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,11 +66,17 @@ def default_cache_dir() -> Path:
         ) from None
 
 
-def content_key(path: Path | None = None, text: str | None = None) -> str:
-    """SHA-256 of a file's bytes, or of a text (for inline text cells)."""
+def content_key(path: Path | None = None, text: str | None = None, value: Any = None) -> str:
+    """SHA-256 of a file's bytes, of a text (for inline text cells) or of an in-memory media
+    cell (``value``: bytes hash as a file with those bytes would; a numpy array by its dtype,
+    shape and bytes; an ``(array, rate)`` pair also by its rate; a PIL image by its mode, size,
+    palette, transparency and pixels)."""
     h = hashlib.sha256()
     if text is not None:
         h.update(b"text\0" + text.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+    if value is not None:
+        _hash_value(h, value)
         return h.hexdigest()
     assert path is not None
     if path.is_dir():  # a folder of frames: names and bytes of every file, in order
@@ -79,6 +86,27 @@ def content_key(path: Path | None = None, text: str | None = None) -> str:
         return h.hexdigest()
     _hash_file(h, path)
     return h.hexdigest()
+
+
+def _hash_value(h: hashlib._Hash, value: Any) -> None:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        h.update(value)  # the same bytes as a file: one entry for both
+    elif isinstance(value, tuple):  # (array, sample_rate)
+        h.update(f"wave\0{int(value[1])}\0".encode())
+        _hash_array(h, value[0])
+    elif isinstance(value, np.ndarray):
+        h.update(b"array\0")
+        _hash_array(h, value)
+    else:  # a PIL image
+        palette = value.getpalette() or []
+        head = f"pil\0{value.mode}\0{value.size}\0{palette}\0{value.info.get('transparency')!r}\0"
+        h.update(head.encode())
+        h.update(value.tobytes())
+
+
+def _hash_array(h: hashlib._Hash, array: np.ndarray) -> None:
+    h.update(f"{array.dtype.str}\0{array.shape}\0".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
 
 
 def _hash_file(h: hashlib._Hash, path: Path) -> None:

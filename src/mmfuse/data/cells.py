@@ -1,16 +1,28 @@
-"""Decoding one table cell into a modality's array: paths, text, embeddings and media files.
+"""Decoding one table cell into a modality's array: paths, text, embeddings and media.
 
 ``checked_cell`` is the one validation every cell passes on every encoder path (from-scratch,
 fine-tuned and frozen pretrained): empty cells, text that is not UTF-8, URLs, missing files and
 folders are decided there, with the same message everywhere. ``cell_decoder`` then picks, per
 modality, the network's own preparation (pretrained encoders), the text vocabulary, the
 embedding parser or the image / video / audio loader.
+
+A media cell of a DataFrame may hold the media itself instead of a path ("in-memory" cells):
+
+- image: a ``PIL.Image.Image`` (any mode), a numpy array (H, W), (H, W, 3) or (H, W, 4) of
+  uint8 or of floats in [0, 1], or ``bytes`` of an encoded image (PNG, JPEG, ...);
+- audio: ``bytes`` of an encoded file (WAV, FLAC, OGG, ...), a 1-D float array (or 2-D, the
+  shorter axis being channels) taken to be at ``PreprocessConfig.sample_rate`` (16 kHz), or an
+  ``(array, sample_rate)`` pair, resampled from its own rate.
+
+They pass the same checks as files (decompression bombs, corrupt content); video cells are
+paths only.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,6 +42,130 @@ Corruption = Callable[[str, Any, np.random.Generator], Any]
 URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 """A cell that starts like ``http://`` or ``s3://``: a URL, never fetched."""
 _SURROGATES = re.compile("[\udc80-\udcff]")  # undecodable bytes, as read by surrogateescape
+_BUFFER_REPR = re.compile(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+_MEMORY_FORMS = {
+    "image": "a PIL image, a uint8 or [0, 1] float numpy array, or encoded image bytes",
+    "audio": "encoded audio bytes, a float numpy array, or an (array, sample_rate) pair",
+}
+_SIGNATURES = (  # (offset, magic bytes, kind) of the encoded formats recognised in bytes cells
+    (0, b"\x89PNG\r\n\x1a\n", "image"),
+    (0, b"\xff\xd8\xff", "image"),  # JPEG
+    (0, b"GIF87a", "image"),
+    (0, b"GIF89a", "image"),
+    (8, b"WEBP", "image"),  # after "RIFF" and the size
+    (0, b"BM", "image"),
+    (0, b"II*\x00", "image"),  # TIFF, little endian
+    (0, b"MM\x00*", "image"),  # TIFF, big endian
+    (8, b"WAVE", "audio"),
+    (0, b"fLaC", "audio"),
+    (0, b"OggS", "audio"),
+    (8, b"AIFF", "audio"),
+    (8, b"AIFC", "audio"),
+    (0, b"ID3", "audio"),  # MP3 with a tag
+)
+
+
+def sniff_media(data: bytes) -> str | None:
+    """"image" or "audio" from the magic bytes of an encoded file; None when unrecognised."""
+    for offset, magic, kind in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return kind
+    return None
+
+
+def is_pil_image(value: Any) -> bool:
+    """Whether ``value`` is a ``PIL.Image.Image`` (without importing Pillow)."""
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(value, module.Image)
+
+
+def is_wave_pair(value: Any) -> bool:
+    """Whether ``value`` is an ``(array, sample_rate)`` audio cell."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], np.ndarray)
+        and isinstance(value[1], (int, np.integer))
+        and not isinstance(value[1], bool)
+    )
+
+
+def is_in_memory(value: Any) -> bool:
+    """Whether a cell holds media itself (bytes, an array, a PIL image, a wave pair)."""
+    return (
+        isinstance(value, (bytes, bytearray, memoryview, np.ndarray))
+        or is_pil_image(value)
+        or is_wave_pair(value)
+    )
+
+
+def in_memory_kind(value: Any) -> str | None:
+    """The kind an in-memory cell suggests, for schema inference: "image", "audio",
+    "embedding" (a 1-D array), "" when it cannot tell; None for a cell that is not in memory.
+
+    PIL images, 2-D / 3-D uint8 arrays and (H, W, 3|4) arrays are images; an
+    ``(array, sample_rate)`` pair is audio; bytes go by their magic bytes (:func:`sniff_media`).
+    """
+    if not is_in_memory(value):
+        return None
+    if is_pil_image(value):
+        return "image"
+    if is_wave_pair(value):
+        return "audio"
+    if not isinstance(value, np.ndarray):
+        return sniff_media(bytes(value[:16])) or ""
+    if value.ndim == 1:
+        return "embedding"
+    if value.ndim in (2, 3) and value.dtype == np.uint8:
+        return "image"
+    return "image" if value.ndim == 3 and value.shape[2] in (3, 4) else ""
+
+
+def describe_cell(value: Any) -> str:
+    """A short name for an in-memory cell ("<PIL image 32x32>", "<array (16000,)>",
+    "<bytes 1234>", "<wave (8000,) at 8000 Hz>"); ``str(value)`` for anything else."""
+    if is_pil_image(value):
+        return f"<PIL image {value.width}x{value.height}>"
+    if is_wave_pair(value):
+        return f"<wave {value[0].shape} at {int(value[1])} Hz>"
+    if isinstance(value, np.ndarray):
+        return f"<array {value.shape}>"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<bytes {len(value)}>"
+    return str(value)
+
+
+def error_text(err: BaseException) -> str:
+    """A decoder's message without the address of an in-memory file object (which would make
+    the same bad cell read differently on every run)."""
+    return _BUFFER_REPR.sub("", str(err))
+
+
+def checked_in_memory(value: Any, kind: str) -> Any:
+    """An in-memory media cell whose form fits ``kind`` (bytearray / memoryview as bytes); its
+    content is checked when it is decoded.
+
+    Raises:
+        DecodeError: Empty bytes, a form the kind does not take, or a video / other column.
+    """
+    if kind not in _MEMORY_FORMS:
+        raise DecodeError(
+            f"{describe_cell(value)} is an in-memory value, but a {kind} column takes file "
+            "paths only; save it to a file and put the path in the column"
+        )
+    if isinstance(value, (bytearray, memoryview)):
+        value = bytes(value)
+    if isinstance(value, bytes) and not value:
+        raise DecodeError(f"the {kind} bytes are empty (0 bytes)")
+    allowed = is_pil_image(value) if kind == "image" else is_wave_pair(value)
+    if not (allowed or isinstance(value, (bytes, np.ndarray))):
+        raise DecodeError(
+            f"{describe_cell(value)} is not an {kind}; an {kind} cell holds a file path or "
+            f"{_MEMORY_FORMS[kind]}"
+        )
+    return value
 
 
 def resolve_path(value: Any, base_dir: Path) -> Path:
@@ -101,12 +237,13 @@ def checked_cell(
             is a missing modality.
 
     Returns:
-        None for a missing modality; the NFC text for text; an existing local path for media;
-        the value itself for embeddings (their parser checks them).
+        None for a missing modality; the NFC text for text; an existing local path, or the
+        in-memory media (see :func:`checked_in_memory`), for media; the value itself for
+        embeddings (their parser checks them).
 
     Raises:
-        DecodeError: Text that is not valid UTF-8; a URL, a missing file or a folder in a
-            media column. The message says what to do.
+        DecodeError: Text that is not valid UTF-8; a URL, a missing file, a folder or an
+            unusable in-memory value in a media column. The message says what to do.
     """
     if is_empty(value):
         return None
@@ -114,6 +251,8 @@ def checked_cell(
         return checked_text(value)
     if kind == "embedding":
         return value
+    if is_in_memory(value):
+        return checked_in_memory(value, kind)
     path = checked_path(value, kind, base_dir, missing_files)
     if path is not None and audio_track:
         from mmfuse.data.video import has_audio_track
@@ -196,7 +335,8 @@ def _finisher(
         prep = get_preparation(pre.pretrained[name].preparation)
         if prep.kind == "text":
             return lambda v, r: prep.finish(alter(prep.decode(v, None), r))
-        return lambda p, r: prep.finish(alter(prep.decode(None, p), r))
+        # media: a checked path, or in-memory media read from the value itself
+        return lambda m, r: prep.finish(alter(prep.decode(m, _path_of(m)), r))
     if kind == "text":
         vocab = pre.vocabularies[name]
         return lambda v, r: vocab.encode(alter(v, r), c.text_max_length)
@@ -208,9 +348,14 @@ def _finisher(
     return _media_loader(pre, kind, alter)
 
 
+def _path_of(cell: Any) -> Path | None:
+    return cell if isinstance(cell, Path) else None
+
+
 def _media_loader(
     pre: Preprocessor, kind: str, alter: Callable[[Any, Any], Any]
-) -> Callable[[Path, Any], np.ndarray]:
+) -> Callable[[Any, Any], np.ndarray]:
+    """(path or in-memory media, rng) -> the from-scratch encoder's array."""
     from mmfuse.data.image import load_image, normalize_image
 
     c = pre.config
@@ -223,8 +368,8 @@ def _media_loader(
         return lambda p, r: normalize_image(alter(frames(p), r))
     from mmfuse.data.audio import load_audio, log_mel_spectrogram
 
-    def audio(path: Path, rng: Any) -> np.ndarray:
-        wave = alter(load_audio(path, c.sample_rate), rng)
+    def audio(source: Any, rng: Any) -> np.ndarray:
+        wave = alter(load_audio(source, c.sample_rate), rng)
         return log_mel_spectrogram(wave, c.sample_rate, n_mels=c.n_mels, num_frames=c.audio_frames)
 
     return audio

@@ -1,8 +1,8 @@
 """Frozen pretrained features of one column: cache lookups first, then decode + encode misses.
 
-For every non-empty cell: hash its content (file bytes or text), look the key up in the
-feature cache; decode and prepare only the misses (in threads, one batch ahead of the
-network), run the frozen network on full batches without gradients, and store the results.
+For every non-empty cell: hash its content (file bytes, text or in-memory media), look the key
+up in the feature cache; decode and prepare only the misses (in threads, one batch ahead of
+the network), run the frozen network on full batches without gradients, and store the results.
 A second ``fit`` on the same files therefore never decodes or re-encodes media.
 """
 
@@ -37,7 +37,8 @@ class Column:
 
     Attributes:
         values: The cells, in record order.
-        kind: The column's kind ("text", or "image" / "audio" / "video" for file paths).
+        kind: The column's kind ("text", or "image" / "audio" / "video" for media: file
+            paths, or in-memory images and audio).
         base_dir: Folder that relative paths resolve against.
         missing_files: "error" or "missing" (see ``Preprocessor.transform``).
         audio_track: The cells are videos whose audio track is wanted.
@@ -141,12 +142,13 @@ def extract_features(
     return x, present, sorted(errors)
 
 
-def _checked_sources(column: Column) -> tuple[dict[int, Path | str], list[tuple[int, str]]]:
-    """Position -> checked text or existing file, and the bad cells, by the same validation
-    as every other encoder path (``checked_cell``); missing modalities are in neither."""
+def _checked_sources(column: Column) -> tuple[dict[int, Any], list[tuple[int, str]]]:
+    """Position -> checked text, existing file or in-memory media, and the bad cells, by the
+    same validation as every other encoder path (``checked_cell``); missing modalities are in
+    neither."""
     from mmfuse.data.cells import checked_cell
 
-    sources: dict[int, Path | str] = {}
+    sources: dict[int, Any] = {}
     errors: list[tuple[int, str]] = []
     for pos, value in enumerate(column.values):
         try:
@@ -166,15 +168,21 @@ def _items(batches: list[list[int]]) -> Any:
         yield from batch
 
 
-def _keys(sources: dict[int, Path | str], num_threads: int) -> dict[int, str]:
-    """Content key per position; an unreadable file gets none (its decoder reports why)."""
+def _keys(sources: dict[int, Any], num_threads: int) -> dict[int, str]:
+    """Content key per position; an unreadable file or image gets none (its decoder reports
+    why). Files are hashed in threads; in-memory cells (one object may fill several cells)
+    in this thread."""
 
-    def key(src: Path | str) -> str | None:
+    def key(src: Any) -> str | None:
         try:
-            return content_key(path=src) if isinstance(src, Path) else content_key(text=src)
-        except OSError:
+            if isinstance(src, Path):
+                return content_key(path=src)
+            return content_key(text=src) if isinstance(src, str) else content_key(value=src)
+        except (OSError, ValueError):  # a broken file, a closed or truncated PIL image
             return None
 
+    files = {pos: src for pos, src in sources.items() if isinstance(src, Path)}
     with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-        keys = dict(zip(sources, pool.map(key, sources.values())))
+        keys = dict(zip(files, pool.map(key, files.values())))
+    keys.update({pos: key(src) for pos, src in sources.items() if pos not in files})
     return {pos: k for pos, k in keys.items() if k is not None}

@@ -1,21 +1,26 @@
 """Image decoding: any file Pillow reads -> float32 RGB array (3, size, size) in [0, 1].
 
+Besides files, an image may come in memory (a DataFrame cell): a ``PIL.Image.Image``, a numpy
+array (see :func:`array_to_image`) or the bytes of an encoded file; all go the same way.
 Decoding and normalisation are separate steps: :func:`load_image` returns pixels scaled to
 [0, 1]; :func:`normalize_image` applies the ImageNet mean/std that pretrained encoders expect.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import struct
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, Union
 
 import numpy as np
 from PIL import Image
 
+from mmfuse.data.cells import describe_cell, error_text
 from mmfuse.errors import DecodeError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -36,6 +41,8 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is not thread-safe
 T = TypeVar("T")
+ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
+"""A file path, the bytes of an encoded image, a pixel array or a Pillow image."""
 
 
 def check_media_file(path: Path, extensions: tuple[str, ...], kind: str) -> None:
@@ -125,58 +132,124 @@ def image_to_array(img: Image.Image, size: int) -> np.ndarray:
     return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
 
 
-def read_image(path: Path, convert: Callable[[Image.Image], T]) -> T:
-    """Open an image file, refuse a decompression bomb from its header, decode it, convert it.
+def read_image(source: ImageSource, convert: Callable[[Image.Image], T]) -> T:
+    """Open an image, refuse a decompression bomb from its header, decode it, convert it.
 
-    Every image decoder (from-scratch and pretrained) reads files through here, so a bad file
+    Every image decoder (from-scratch and pretrained) reads images through here, so a bad one
     gives the same message on every path. An image with more pixels than Pillow's
     ``Image.MAX_IMAGE_PIXELS`` is refused before a single pixel is decoded (Pillow would only
     warn below twice that limit, and decode it).
 
     Args:
-        path: Image file with one of :data:`IMAGE_EXTENSIONS`; the content decides the
-            format, so a PNG named ``.jpg`` is read. Animated files give their first frame.
+        source: Image file with one of :data:`IMAGE_EXTENSIONS` (the content decides the
+            format, so a PNG named ``.jpg`` is read; animated files give their first frame),
+            the bytes of such a file, a pixel array (:func:`array_to_image`) or a Pillow image
+            (read, never closed).
         convert: Turns the loaded image into the result (called while the file is open).
 
     Raises:
-        DecodeError: The file is missing, empty, has an unsupported extension, is too large,
-            or is corrupt or truncated.
+        DecodeError: The file is missing, empty or has an unsupported extension; the image is
+            too large, corrupt or truncated; the array has the wrong shape, dtype or range.
     """
-    check_media_file(path, IMAGE_EXTENSIONS, "image")
+    if isinstance(source, (bytes, np.ndarray, Image.Image)):
+        name = describe_cell(source)
+    else:
+        source = Path(source)
+        check_media_file(source, IMAGE_EXTENSIONS, "image")
+        name = str(source)
     try:
-        with _OPEN_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
-            img = Image.open(path)
-        with img:
-            _check_pixels(img, path)
-            img.load()
+        with _opened(source, name) as img:
             return convert(img)
     except Image.DecompressionBombError as err:
         raise DecodeError(
-            f"image {path} is too large to decode safely (a possible decompression bomb): "
-            f"{err} Shrink the image, or leave the record out."
+            f"image {name} is too large to decode safely (a possible decompression bomb): "
+            f"{error_text(err)} Shrink the image, or leave the record out."
         ) from err
     except PIL_ERRORS as err:
-        raise DecodeError(f"cannot decode image {path}: {err}") from err
+        raise DecodeError(f"cannot decode image {name}: {error_text(err)}") from err
 
 
-def _check_pixels(img: Image.Image, path: Path) -> None:
+@contextlib.contextmanager
+def _opened(source: Path | bytes | np.ndarray | Image.Image, name: str) -> Iterator[Image.Image]:
+    """The loaded image, its size checked first; a caller's Pillow image is not closed."""
+    if isinstance(source, np.ndarray):
+        source = array_to_image(source, name)
+    if isinstance(source, Image.Image):
+        _check_pixels(source.width, source.height, name)
+        with _OPEN_LOCK:  # one image object may sit in several cells, decoded by several threads
+            source.load()
+        yield source
+        return
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    with img:
+        _check_pixels(img.width, img.height, name)
+        img.load()
+        yield img
+
+
+def _check_pixels(width: int, height: int, name: str) -> None:
     limit = Image.MAX_IMAGE_PIXELS
-    width, height = img.size
     if limit is not None and width * height > limit:
         raise DecodeError(
-            f"image {path} is too large to decode safely (a possible decompression bomb): "
+            f"image {name} is too large to decode safely (a possible decompression bomb): "
             f"{width} x {height} = {width * height} pixels, over the limit of {limit}. "
             "Shrink the image, or leave the record out."
         )
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode an image file to float32 RGB (3, size, size) in [0, 1].
+def array_to_image(array: np.ndarray, name: str = "array") -> Image.Image:
+    """A pixel array as a Pillow image: (H, W) grey, (H, W, 1) grey, (H, W, 3) RGB or
+    (H, W, 4) RGBA (transparency is later flattened on white, as for files).
 
     Args:
-        path: Image file with one of :data:`IMAGE_EXTENSIONS` (see :func:`read_image`). For
-            animated files (GIF, multi-page TIFF) the first frame is used.
+        array: uint8 pixels (0-255), or floats in [0, 1] (scaled to 0-255 and rounded).
+        name: How messages name the array.
+
+    Raises:
+        DecodeError: Another shape or dtype, an empty array, more pixels than
+            ``Image.MAX_IMAGE_PIXELS``, floats outside [0, 1] or not finite.
+    """
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise DecodeError(
+            f"an image array has shape (H, W), (H, W, 3) or (H, W, 4); got {array.shape}"
+        )
+    if array.size == 0:
+        raise DecodeError(f"the image array is empty (shape {array.shape})")
+    _check_pixels(array.shape[1], array.shape[0], name)
+    if array.dtype.kind == "f":
+        array = _float_pixels(array)
+    elif array.dtype != np.uint8:
+        raise DecodeError(
+            f"an image array holds uint8 (0-255) or float (0-1) pixels; got dtype {array.dtype} "
+            "(convert it with .astype(np.uint8) or scale it to [0, 1])"
+        )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def _float_pixels(array: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] as uint8 (0-255)."""
+    if not np.isfinite(array).all():
+        raise DecodeError("the image array contains non-finite values (NaN or inf)")
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise DecodeError(
+            f"a float image array holds values in [0, 1]; got values from {low:g} to {high:g} "
+            "(divide 0-255 pixels by 255, or pass them as uint8)"
+        )
+    return (array.astype(np.float32) * 255.0).round().astype(np.uint8)
+
+
+def load_image(source: ImageSource, size: int) -> np.ndarray:
+    """Decode an image file (or an in-memory image) to float32 RGB (3, size, size) in [0, 1].
+
+    Args:
+        source: Image file with one of :data:`IMAGE_EXTENSIONS`, its bytes, a pixel array or
+            a Pillow image (see :func:`read_image`). For animated files (GIF, multi-page TIFF)
+            the first frame is used.
         size: Output height and width; the image is resized (bilinear, no crop).
 
     Returns:
@@ -184,9 +257,9 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 
     Raises:
         DecodeError: The file is missing, empty, too large, has an unsupported extension, or
-            is corrupt or truncated.
+            is corrupt or truncated; an array of the wrong shape, dtype or range.
     """
-    return read_image(Path(path), lambda img: image_to_array(img, size))
+    return read_image(source, lambda img: image_to_array(img, size))
 
 
 def normalize_image(x: np.ndarray) -> np.ndarray:

@@ -5,7 +5,9 @@ preprocessing travels with the encoder. A preparation decodes a cell in two step
 robustness corruptions can act on the decoded value in between:
 
 ``decode(value, path)`` -> decoded value (image/frames in [0, 1], a mono wave, a string), then
-``finish(decoded)`` -> the network's fixed-shape input array.
+``finish(decoded)`` -> the network's fixed-shape input array. A media cell is read from
+``path``, or, when ``path`` is None, from ``value`` itself: an in-memory image or audio cell
+(see ``mmfuse.data.cells``).
 
 Only numpy, Pillow and the packages that ship each model are used (imported lazily).
 """
@@ -42,7 +44,8 @@ class Preparation:
     dtype: str = "float32"
 
     def decode(self, value: Any, path: Path | None) -> Any:
-        """The decoded cell (``path`` for media, ``value`` for inline text)."""
+        """The decoded cell: media from ``path`` (or from ``value`` when in memory and
+        ``path`` is None), text from ``value``."""
         raise NotImplementedError
 
     def finish(self, decoded: Any) -> np.ndarray:
@@ -96,8 +99,8 @@ class ImageNetImage(Preparation):
     def decode(self, value: Any, path: Path | None) -> np.ndarray:
         from mmfuse.data.image import read_image
 
-        assert path is not None
-        return read_image(path, lambda img: resize_center_crop(img, self.size, self.resize))
+        source = value if path is None else path
+        return read_image(source, lambda img: resize_center_crop(img, self.size, self.resize))
 
     def finish(self, decoded: np.ndarray) -> np.ndarray:
         return ((decoded - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
@@ -181,8 +184,7 @@ class VoiceMel(Preparation):
     def decode(self, value: Any, path: Path | None) -> np.ndarray:
         from mmfuse.data.audio import load_audio
 
-        assert path is not None
-        return load_audio(path, self.sample_rate)
+        return load_audio(value if path is None else path, self.sample_rate)
 
     def finish(self, decoded: np.ndarray) -> np.ndarray:
         audio = _resemblyzer_audio()

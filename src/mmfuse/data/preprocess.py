@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mmfuse._hints import option
 from mmfuse._progress import log, track
 from mmfuse.data.cells import Corruption, cell_decoder, is_empty, printable, valid_texts
 from mmfuse.data.readers import Table
@@ -490,6 +491,6 @@ def summarise_rejections(name: str, errors: list[Rejection]) -> str:
     return (
         f"{name}: {len(errors)} bad value(s) in {rows} record(s):\n"
         + _summarise_lines(errors)
-        + "\nFix them, or pass --on-bad-record skip to leave these records out "
+        + f"\nFix them, or pass {option('on_bad_record', 'skip')} to leave these records out "
         "(they are listed in rejected.csv)."
     )

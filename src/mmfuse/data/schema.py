@@ -2,12 +2,17 @@
 
 Rules, applied to the non-empty values of each column (the first that fits wins):
   1. ``--kinds`` overrides.
-  2. Strings ending in a known image / audio / video suffix (>= 80 % of values): that kind.
-  3. JSON lists of numbers, Python lists/arrays, or ``.npy`` paths: ``embedding``.
-  4. Numbers (>= 90 % parse as finite numbers): ``numeric``.
-  5. Identifier-like columns (named ``id``/``*_id``, or one distinct short token per row): ignored.
-  6. Few distinct short values (<= max(20, 5 % of rows), <= 3 words each): ``categorical``.
-  7. Anything else: ``text``.
+  2. In-memory media (>= 80 % of values; see ``mmfuse.data.cells``): PIL images, 2-D / 3-D
+     uint8 arrays and (H, W, 3|4) arrays are ``image``; ``(array, sample_rate)`` pairs are
+     ``audio``; bytes go by their magic bytes (PNG/JPEG/GIF/WebP/BMP/TIFF -> ``image``,
+     WAV/FLAC/OGG/AIFF/MP3 -> ``audio``); 1-D arrays stay ``embedding`` (name an array of
+     samples ``audio`` with ``kinds``). A column of other arrays or bytes is ignored, with why.
+  3. Strings ending in a known image / audio / video suffix (>= 80 % of values): that kind.
+  4. JSON lists of numbers, Python lists/arrays, or ``.npy`` paths: ``embedding``.
+  5. Numbers (>= 90 % parse as finite numbers): ``numeric``.
+  6. Identifier-like columns (named ``id``/``*_id``, or one distinct short token per row): ignored.
+  7. Few distinct short values (<= max(20, 5 % of rows), <= 3 words each): ``categorical``.
+  8. Anything else: ``text``.
 Numeric and categorical columns together form one ``tabular`` modality; every other column is a
 modality of its own, named after the column. A video column whose clips mostly carry an audio
 track (at least half of up to 32 probed clips) adds a modality ``<column>_audio`` of kind audio.
@@ -185,6 +190,9 @@ def _infer_kind(name: str, series: pd.Series) -> str:
         return "categorical"
     if pd.api.types.is_numeric_dtype(series):
         return _numeric_or_id(name, values)
+    memory = _in_memory_kind(name, values)
+    if memory is not None:
+        return memory
     if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).mean() >= 0.8:
         return "embedding"
     # object dtype: pandas' default string dtype (pyarrow) rejects the surrogates that stand
@@ -208,6 +216,26 @@ def _infer_kind(name: str, series: pd.Series) -> str:
     if n_unique == len(text) and words.max() == 1 and len(text) > 20:
         return "ignore: identifier-like (one distinct value per row)"
     return "text"
+
+
+def _in_memory_kind(name: str, values: pd.Series) -> str | None:
+    """The kind of a column of in-memory media (None when under 80 % of its cells are)."""
+    from mmfuse._hints import option
+    from mmfuse.data.cells import in_memory_kind
+
+    kinds = pd.Series([in_memory_kind(v) for v in values], dtype=object)
+    if kinds.notna().mean() < 0.8:
+        return None
+    counts = kinds.value_counts()
+    kind = str(counts.index[0])
+    if kind and counts.iloc[0] >= 0.8 * len(kinds):
+        return kind
+    seen = ", ".join(f"{k or 'unrecognised'}: {n}" for k, n in counts.items())
+    return (
+        f"ignore: in-memory cells of no single kind ({seen}); an image cell is a PIL image, a "
+        f"uint8 array or image bytes, an audio cell audio bytes or an (array, rate) pair; name "
+        f"the kind with {option('kinds', f'{name}=image')} (or audio)"
+    )
 
 
 def _numeric_or_id(name: str, values: pd.Series) -> str:

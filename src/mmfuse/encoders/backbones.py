@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmfuse._registry import unregistered
 from mmfuse.errors import MmfuseError
 from mmfuse.pretrained import BACKBONES, minilm_path
 
@@ -28,6 +29,7 @@ _ITEM_RANK = {"efficientnet-lite0": 3, "minilm": 2, "voice": 3}
 """Rank of one prepared item per backbone (an extra leading axis = frames of a clip)."""
 
 
+@unregistered("a frozen network wrapped by the efficientnet-lite0 encoders")
 class EfficientNetLite0Backbone(nn.Module):
     """EfficientNet-Lite0: (B, 3, 224, 224) -> (B, 1440) features ``[semantic | style]``.
 
@@ -66,6 +68,7 @@ class EfficientNetLite0Backbone(nn.Module):
         return torch.cat([semantic, style], dim=1)  # (B, 1440)
 
 
+@unregistered("a frozen network wrapped by the minilm encoder")
 class MiniLMBackbone(nn.Module):
     """all-MiniLM-L6-v2: (B, 2, L) ids + attention mask -> mean-pooled, L2-normalised (B, 384)."""
 
@@ -89,6 +92,7 @@ class MiniLMBackbone(nn.Module):
         return F.normalize(pooled, dim=-1)
 
 
+@unregistered("a frozen network wrapped by the voice encoder")
 class VoiceBackbone(nn.Module):
     """Resemblyzer's voice encoder: (B, P, 160, 40) mel partials -> (B, 768) features.
 

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mmfuse._registry import unregistered
 from mmfuse.encoders import register_encoder
 from mmfuse.encoders.backbones import load_backbone, run_backbone
 from mmfuse.pretrained import BACKBONES
@@ -28,6 +29,7 @@ TEMPORAL_POOLING = ("mean", "attention")
 ADAPTERS = ("mlp", "none")
 
 
+@unregistered("the shared base class; each subclass is registered for one backbone")
 class PretrainedEncoder(nn.Module):
     """Base class; subclasses set ``backbone_name``.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -24,7 +26,7 @@ class MultimodalClassifier(MultimodalEstimator):
 
     @property
     def classes_(self) -> np.ndarray:
-        self._check_fitted()
+        self.check_fitted()
         return np.asarray(self.preprocessor_.fitted_target.classes, dtype=object)
 
     def predict_proba(self, data: DataLike) -> np.ndarray:
@@ -48,6 +50,6 @@ class MultimodalClassifier(MultimodalEstimator):
             frame[f"proba_{label}"] = proba[:, i]
         return frame, enc.rejected
 
-    def score(self, data: DataLike, y: object = None) -> float:
-        """Accuracy on labelled records (the target column must be in ``data``)."""
-        return self.evaluate(data)["accuracy"]
+    def score(self, data: DataLike, y: Any = None) -> float:
+        """Accuracy on labelled records (the target column in ``data``, or given as ``y``)."""
+        return self.evaluate(data, y)["accuracy"]

@@ -25,12 +25,15 @@ from mmfuse._memory import PeakMemory
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.readers import Table, read_table
-from mmfuse.data.schema import infer_schema
 from mmfuse.data.target import infer_task
 from mmfuse.errors import MmfuseError
-from mmfuse.estimators.base import DataLike, MultimodalEstimator, take_records
+from mmfuse.estimators.base import DataLike, MultimodalEstimator
+from mmfuse.estimators.pipeline import Pipeline, stratifiable, take_records
+from mmfuse.params import CompareParams, EstimatorParams, defaults
 
 SECONDARY = {"classification": "f1_macro", "regression": "r2"}
+COMPARE_DEFAULTS = {n: v for n, v in defaults(CompareParams).items() if v != defaults(EstimatorParams)[n]}
+"""Where compare's shared parameters differ from fit's (a smaller epoch budget per model)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ def compare(
         explain: Add contribution, correlation and robustness sections to the report
             (measured on the last fold's held-out records; needs ``out_dir``).
         **params: Estimator parameters shared by every candidate (epochs, batch_size, seed,
-            kinds, features, encoders, modality_dropout, num_threads, ...).
+            kinds, features, encoders, modality_dropout, num_threads, ...), with the defaults
+            of ``mmfuse.params.CompareParams``.
     """
     from mmfuse.training.device import set_threads
 
@@ -106,18 +110,18 @@ def compare(
     task = infer_task(table.df[target]) if task == "auto" else task
     proto = _estimator(task, params)
     set_threads(proto.num_threads)
-    schema = infer_schema(table.df, target, proto.kinds, proto.features, table.base_dir)
-    grid = candidates(list(schema.modalities()), parse_fusions(fusions), unimodal)
+    pipeline = Pipeline.plan(table, target, task, proto)  # pretrained encoders and cache, as in fit
+    grid = candidates(list(pipeline.modalities), parse_fusions(fusions), unimodal)
     records: list[dict[str, Any]] = []
     total = len(grid) * folds
     kept: dict[str, MultimodalEstimator] = {}
     splits = _folds(table, target, task, folds, proto.seed)
     for fold, (train_rows, test_rows) in enumerate(splits):
-        pre = proto._preprocessor(schema, task)  # pretrained encoders and their cache, as in fit
-        pre.fit(Table(table.df.loc[train_rows], table.base_dir, table.name))
-        if task == "classification":  # every class, even one absent from this fold's training part
-            pre.fitted_target.fit(table.df[target], target)
-        encoded = proto.__class__(**{**proto.get_params(), "verbose": False})._encode(pre, table)
+        fold_pipeline = Pipeline.for_schema(pipeline.schema, task, proto)
+        # every class is known, even one absent from this fold's training part
+        fold_pipeline.fit(Table(table.df.loc[train_rows], table.base_dir, table.name), everything=table)
+        pre = fold_pipeline.preprocessor
+        encoded = fold_pipeline.prepare(table)
         encoded.rejected = []
         parts = _fold_parts(encoded, train_rows, test_rows, task, proto.seed)
         keep = kept if explain and fold == folds - 1 else None
@@ -156,7 +160,7 @@ def _estimator(task: str, params: dict[str, Any]) -> MultimodalEstimator:
         if banned in params:
             raise MmfuseError(f"compare sets {banned!r} itself; pass fusions=... instead")
     try:
-        return cls(**{"epochs": 20, "verbose": False, **params})
+        return cls(**{**COMPARE_DEFAULTS, "verbose": False, **params})
     except TypeError as err:
         raise MmfuseError(f"compare: {err}") from None
 
@@ -200,7 +204,6 @@ def _fold_parts(
     in_train = np.isin(enc.rows, train_rows)
     pool = take_records(enc, in_train)
     test = take_records(enc, np.isin(enc.rows, test_rows))
-    from mmfuse.estimators.base import stratifiable
 
     labels = pool.targets if task == "classification" else None
     if not stratifiable(labels, 0.2):
@@ -244,7 +247,7 @@ def _fit_and_score(
         seconds = time.perf_counter() - started
     if keep is not None:
         keep[cand.name] = est
-    return _record(cand, est, est._evaluate_encoded(test), seconds, memory.peak_mb, task)
+    return _record(cand, est, est.score_prepared(test), seconds, memory.peak_mb, task)
 
 
 def _late_candidates(
@@ -281,7 +284,7 @@ def _late_candidates(
         seconds = first["train_seconds"] + time.perf_counter() - started
         if keep is not None:
             keep[cand.name] = est
-        results.append(_record(cand, est, est._evaluate_encoded(test), seconds, first["peak_memory_mb"], task))
+        results.append(_record(cand, est, est.score_prepared(test), seconds, first["peak_memory_mb"], task))
     return results
 
 

@@ -14,9 +14,8 @@ import numpy as np
 
 from mmfuse._io import write_json
 from mmfuse._progress import log
-from mmfuse.data.preprocess import PreprocessConfig, Preprocessor
 from mmfuse.data.readers import Table, read_table
-from mmfuse.data.schema import infer_schema
+from mmfuse.estimators.pipeline import Pipeline
 
 DEMO_FEATURES = ["image", "review", "audio", "video", "income", "age", "region", "channel"]
 FUSED = (  # (name, level, fusion)
@@ -44,13 +43,13 @@ def run_demo(
         make_demo_dataset(data_dir, n=rows, seed=seed)
     table = read_table(data_dir)
     parts = _split(table, seed)
-    # The clips' audio tracks carry no information in the demo story, so they are left out.
-    schema = infer_schema(
-        table.df, "label", features=DEMO_FEATURES, base_dir=table.base_dir, use_audio_tracks=False
-    )
-    pre = Preprocessor(schema, PreprocessConfig(), "classification").fit(parts[0])
-    encoded = [pre.transform(p, num_threads=threads) for p in parts]
-    log("modalities: " + ", ".join(f"{m} ({k})" for m, k in pre.modalities.items()))
+    # From-scratch encoders first; the clips' audio tracks carry no information in the demo
+    # story, so they are left out.
+    scratch = MultimodalClassifier(pretrained=False, num_threads=threads)
+    pipeline = Pipeline.plan(table, "label", "classification", scratch, DEMO_FEATURES, use_audio_tracks=False)
+    pipeline.fit(parts[0])
+    pre, schema = pipeline.preprocessor, pipeline.schema
+    encoded = [pipeline.prepare(p) for p in parts]
     runs = [(f"{m} only", "feature", "concat", [m]) for m in pre.modalities]
     runs += [(name, level, fusion, list(pre.modalities)) for name, level, fusion in FUSED]
     results = []
@@ -81,7 +80,7 @@ def _split(table: Table, seed: int) -> list[Table]:
 
 
 def _result(name: str, clf: Any, test: Any, mods: list[str]) -> dict[str, Any]:
-    metrics = clf._evaluate_encoded(test)
+    metrics = clf.score_prepared(test)
     cfg = clf.model_config_
     log(f"{name:<24} accuracy {metrics['accuracy']:.3f}  ({clf.train_seconds_:.1f}s)")
     return {
@@ -97,18 +96,18 @@ def _pretrained_run(schema: Any, parts: list[Table], epochs: int, seed: int, thr
     """The attention model once more with the pretrained image and text encoders (frozen,
     features cached), where their packages are installed and MMFUSE_PRETRAINED is not 0."""
     from mmfuse.estimators.classifier import MultimodalClassifier
-    from mmfuse.estimators.pretrained import attach_extractors, plan_pretrained
 
-    clf = MultimodalClassifier(fusion="attention", epochs=epochs, seed=seed, verbose=False)
-    plan = plan_pretrained(clf, schema.modalities())
-    if not plan:
+    clf = MultimodalClassifier(fusion="attention", epochs=epochs, seed=seed, verbose=False,
+                               num_threads=threads)
+    pipeline = Pipeline.for_schema(schema, "classification", clf)
+    pre = pipeline.preprocessor
+    if not pre.pretrained:
         return None
-    pre = Preprocessor(schema, PreprocessConfig(), "classification", plan)
-    attach_extractors(pre, clf)
-    pre.fit(parts[0])
-    encoded = [pre.transform(p, num_threads=threads) for p in parts]
+    pipeline.verbose = True  # progress while the networks encode
+    pipeline.fit(parts[0])
+    encoded = [pipeline.prepare(p) for p in parts]
     clf.fit_encoded(pre, encoded[0], encoded[1])
-    names = ", ".join(sorted({p.backbone for p in plan.values()}))
+    names = ", ".join(sorted({p.backbone for p in pre.pretrained.values()}))
     return _result(f"feature/attention + {names}", clf, encoded[2], list(pre.modalities))
 
 

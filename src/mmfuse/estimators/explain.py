@@ -3,6 +3,10 @@
 ``explain`` runs the pure functions of ``mmfuse.evaluation.contribution`` on a table and
 optionally writes ``contributions.json``, ``contributions.png`` and, for one record,
 ``samples/row_<ROW>_<modality>.png`` and ``samples/row_<ROW>.json``.
+
+A modality fed to a pretrained network is occluded in its raw cell (the picture, the words,
+the sound), re-encoded by the network for each occluded copy, so its map shows image regions,
+words and time segments rather than feature dimensions.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from mmfuse.data.readers import read_table
 from mmfuse.errors import MmfuseError
 
 if TYPE_CHECKING:
+    from mmfuse.data.preprocess import Preprocessor
+    from mmfuse.data.readers import Table
     from mmfuse.estimators.base import DataLike, MultimodalEstimator
     from mmfuse.evaluation.contribution import ShapleyResult
+    from mmfuse.evaluation.occlusion import RawInput
+    from mmfuse.types import InputSpec
 
 
 def explain(
@@ -37,7 +45,8 @@ def explain(
         data: Records (file path, DataFrame or Table); with the target column the ablation
             deltas are computed too.
         out_dir: Folder for the JSON and PNG files; None writes nothing.
-        sample: An original data-row number to explain at the input level (occlusion maps).
+        sample: An original data-row number to explain at the input level (occlusion maps;
+            modalities fed to a pretrained network are occluded in the raw cell).
         max_records: Explain a seeded random subset of at most this many records (the
             ``sample`` record is always kept); None: all.
 
@@ -47,12 +56,12 @@ def explain(
     """
     from mmfuse.evaluation.contribution import fusion_weights, modality_shapley, plot_contributions
 
-    est._check_fitted()
+    est.check_fitted()
     if max_records is not None and max_records < 1:
         raise MmfuseError(f"max_records must be >= 1 or None, got {max_records}")
     table = read_table(data)
     target = est.preprocessor_.schema.target
-    enc = est._encode(est.preprocessor_, table, with_target=target in table.df.columns)
+    enc = est.pipeline_.prepare(table, with_target=target in table.df.columns)
     if len(enc) == 0:
         raise MmfuseError("no records to explain")
     position = _position(enc, sample)
@@ -65,7 +74,7 @@ def explain(
     summary["fusion_weights"] = fusion_weights(model, enc)
     values = pd.DataFrame(result.values, index=pd.Index(enc.rows, name="row"),
                           columns=result.modalities)  # fmt: skip
-    detail = None if position is None else _sample(est, enc, position, result)
+    detail = None if position is None else _sample(est, table, enc, position, result)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,7 +107,7 @@ def _subset(
     enc: Encoded, max_records: int | None, position: int | None, seed: int
 ) -> tuple[Encoded, int | None]:
     """At most ``max_records`` records (seeded, in order), always keeping ``position``."""
-    from mmfuse.estimators.base import take_records
+    from mmfuse.estimators.pipeline import take_records
 
     if max_records is None or len(enc) <= max_records:
         return enc, position
@@ -157,9 +166,13 @@ def _score_label(est: MultimodalEstimator, target_class: int | None) -> str:
 
 
 def _sample(
-    est: MultimodalEstimator, enc: Encoded, i: int, result: ShapleyResult
+    est: MultimodalEstimator, table: Table, enc: Encoded, i: int, result: ShapleyResult
 ) -> dict[str, Any]:
-    """Occlusion maps and Shapley values of the record at position ``i``."""
+    """Occlusion maps and Shapley values of the record at position ``i``.
+
+    ``inputs`` holds what each map is drawn over: the model's input, or the decoded cell of a
+    modality fed to a pretrained network (listed with its parts under ``raw``).
+    """
     from mmfuse.evaluation.contribution import occlusion_attribution
 
     model, task = est.model_, est.model_config_.task
@@ -167,11 +180,10 @@ def _sample(
     mask = {m: bool(enc.mask[m][i]) for m in model.modalities}
     target_class = None
     if task == "classification":
-        from mmfuse.estimators.training import predict_outputs
-
-        target_class = int(predict_outputs(est, _one(enc, i)).argmax(1)[0])
+        target_class = int(est.fitted_model.outputs(_one(enc, i)).argmax(1)[0])
     specs = est.preprocessor_.input_specs()
-    maps = occlusion_attribution(model, inputs, mask, specs, task, target_class)
+    raw = _raw_inputs(est.preprocessor_, table, int(enc.rows[i]), mask)
+    maps = occlusion_attribution(model, inputs, mask, specs, task, target_class, raw=raw)
     return {
         "row": int(enc.rows[i]),
         "present": mask,
@@ -180,12 +192,65 @@ def _sample(
         "base_value": float(result.base[i]),
         "shapley": {m: float(v) for m, v in zip(result.modalities, result.values[i])},
         "occlusion": maps,
-        "inputs": inputs,
+        "inputs": {**inputs, **{m: r.decoded for m, r in raw.items()}},
+        "raw": {m: _raw_detail(est.preprocessor_.pretrained[m].backbone, r, maps[m])
+                for m, r in raw.items()},  # fmt: skip
     }
 
 
+def _raw_inputs(
+    pre: Preprocessor, table: Table, row: int, mask: dict[str, bool]
+) -> dict[str, RawInput]:
+    """The cell of data row ``row`` of each present modality fed to a pretrained network,
+    decoded as its network's preparation does, with that network when it is frozen."""
+    from mmfuse.data.cells import checked_cell
+    from mmfuse.data.preparations import get_preparation
+    from mmfuse.data.schema import AUDIO_TRACK_SUFFIX
+    from mmfuse.errors import DecodeError
+    from mmfuse.evaluation.occlusion import RawInput
+
+    tracks = pre.track_modalities()
+    raw: dict[str, RawInput] = {}
+    for m, p in pre.pretrained.items():
+        if not mask.get(m):
+            continue
+        column = m[: -len(AUDIO_TRACK_SUFFIX)] if m in tracks else m
+        kind = "video" if m in tracks else pre.modalities[m]
+        prep = get_preparation(p.preparation)
+        try:
+            cell = table.df.loc[row, column]
+            source = checked_cell(cell, kind, table.base_dir, "error", m in tracks)
+            decoded = prep.decode(source, source if isinstance(source, Path) else None)
+        except DecodeError as err:
+            raise MmfuseError(f"{table.name}, row {row}, column {column!r}: {err}") from None
+        if p.frozen and m not in pre.extractors:
+            raise MmfuseError(f"no feature extractor for the frozen {kind} modality {m!r}")
+        raw[m] = RawInput(decoded, prep, pre.extractors[m] if p.frozen else None)
+    return raw
+
+
+def _raw_detail(backbone: str, raw: RawInput, attribution: np.ndarray) -> dict[str, Any]:
+    """What the JSON and the plot say about a raw cell's map: its kind, how its parts were
+    hidden, a label per part of a one-dimensional map, and the audio sample rate."""
+    from mmfuse.evaluation.occlusion import hidden_parts, image_cells, raw_parts
+
+    encoded = f"re-encoded by {backbone}" if raw.network is not None else (
+        f"prepared for the fine-tuned {backbone}")  # fmt: skip
+    detail: dict[str, Any] = {
+        "kind": raw.preparation.kind,
+        "hidden": f"{hidden_parts(raw, attribution.shape)}, {encoded}",
+    }
+    if attribution.ndim == 1:
+        detail["parts"] = raw_parts(raw, len(attribution))
+    else:  # an image map is constant on cells; the JSON keeps one value per cell
+        detail["row_edges"], detail["col_edges"] = image_cells(*attribution.shape)
+    if raw.preparation.kind == "audio":
+        detail["sample_rate"] = getattr(raw.preparation, "sample_rate", None)
+    return detail
+
+
 def _one(enc: Encoded, i: int) -> Encoded:
-    from mmfuse.estimators.base import take_records
+    from mmfuse.estimators.pipeline import take_records
 
     keep = np.zeros(len(enc), dtype=bool)
     keep[i] = True
@@ -195,16 +260,10 @@ def _one(enc: Encoded, i: int) -> Encoded:
 def _write_sample(
     est: MultimodalEstimator, enc: Encoded, i: int, detail: dict[str, Any], folder: Path
 ) -> None:
-    from mmfuse.evaluation.contribution import plot_sample
-
     pre, row = est.preprocessor_, detail["row"]
     specs = pre.input_specs()
     files = {}
     for m, attribution in detail["occlusion"].items():
-        tokens = pre.vocabularies[m].tokens if m in pre.vocabularies else None  # word vocabularies only
-        names = None
-        if specs[m].kind == "tabular":
-            names = list(pre.tabular.numeric) + list(pre.tabular.categorical)
         path = folder / f"row_{row}_{m}.png"
         kind = "" if specs[m].kind == m else f" ({specs[m].kind})"
         title = (
@@ -212,13 +271,51 @@ def _write_sample(
             f"modality present\nShapley value of {m} (whole modality removed): "
             f"{detail['shapley'][m]:+.3f}; below: parts hidden one at a time"
         )
-        plot_sample(m, specs[m], detail["inputs"][m], attribution, path, detail["explained"],
-                    title, tokens, names)  # fmt: skip
+        if m in detail["raw"]:
+            _plot_raw(m, detail, path, title)
+        else:
+            _plot_input(pre, m, specs, detail, path, title)
         files[m] = path.name
     record = {k: v for k, v in detail.items() if k not in ("occlusion", "inputs")}
-    record["occlusion"] = {m: np.round(a, 6).tolist() for m, a in detail["occlusion"].items()}
+    record["occlusion"] = {m: np.round(_cells(a, detail["raw"].get(m, {})), 6).tolist()
+                           for m, a in detail["occlusion"].items()}  # fmt: skip
     record["plots"] = files
     write_json(folder / f"row_{row}.json", record)
+
+
+def _cells(attribution: np.ndarray, raw: dict[str, Any]) -> np.ndarray:
+    """One value per cell of a raw image map (its cell edges are in ``raw``); other maps whole."""
+    if "row_edges" not in raw:
+        return attribution
+    return attribution[np.ix_(raw["row_edges"][:-1], raw["col_edges"][:-1])]
+
+
+def _plot_input(
+    pre: Preprocessor, m: str, specs: dict[str, InputSpec], detail: dict[str, Any], path: Path,
+    title: str,
+) -> None:  # fmt: skip
+    """The map of a modality occluded in the model's input."""
+    from mmfuse.evaluation.contribution import plot_sample
+
+    tokens = pre.vocabularies[m].tokens if m in pre.vocabularies else None  # word vocabularies only
+    names = None
+    if specs[m].kind == "tabular":
+        names = list(pre.tabular.numeric) + list(pre.tabular.categorical)
+    plot_sample(m, specs[m], detail["inputs"][m], detail["occlusion"][m], path, detail["explained"],
+                title, tokens, names)  # fmt: skip
+
+
+def _plot_raw(m: str, detail: dict[str, Any], path: Path, title: str) -> None:
+    """The map of a modality occluded in its raw cell."""
+    import textwrap
+
+    from mmfuse.evaluation.contribution_plots import plot_raw_sample
+
+    raw = detail["raw"][m]
+    hidden = textwrap.fill(f"({raw['hidden']})", 100)
+    plot_raw_sample(raw["kind"], detail["inputs"][m], detail["occlusion"][m], path,
+                    detail["explained"], f"{title}\n{hidden}", raw.get("parts"),
+                    raw.get("sample_rate"))  # fmt: skip
 
 
 def _title(est: MultimodalEstimator, n: int) -> str:

@@ -87,6 +87,7 @@ def metrics_document(est: Any) -> dict[str, Any]:
         "n_rejected": len({r.row for r in est.rejected_}),
         "train_seconds": round(est.train_seconds_, 3),
         "epochs_run": len(est.history_),
+        "kept_epoch": getattr(est, "kept_epoch_", None),
         "parameters": est.model_.num_parameters(),
         "metrics": est.metrics_,
     }
@@ -108,8 +109,13 @@ def write_rejected(path: Path, rejected: list[Rejection]) -> None:
         frame.to_csv(handle, index=False)
 
 
-def load(path: str | Path) -> Any:
+def load(path: str | Path, **overrides: Any) -> Any:
     """Loads a model directory written by ``fit --out`` or ``estimator.save``.
+
+    ``overrides`` set run-time parameters before anything is built (``num_threads``,
+    ``device``, ``batch_size``, ``cache_dir``, ``on_bad_record`` ...); a ``cache_dir`` given
+    here is the caller's own (writable) cache, while the one recorded in config.json is only
+    read.
 
     The directory is verified before it is used: every file present, a known format version,
     weights whose SHA-256 matches config.json, and JSON sections that match what they rebuild.
@@ -134,7 +140,7 @@ def load(path: str | Path) -> Any:
     if not isinstance(fingerprint, str) or not re.fullmatch("[0-9a-f]{64}", fingerprint):
         raise damaged(config_path, f"fingerprint {fingerprint!r} is not the SHA-256 of {WEIGHTS}")
     weights = load_weights(folder / WEIGHTS, sha256=fingerprint)  # verified before anything is built
-    est = _rebuild(folder, config)
+    est = _rebuild(folder, config, overrides)
     try:
         est.model_.load_state_dict(weights)
     except RuntimeError as err:
@@ -147,7 +153,7 @@ def load(path: str | Path) -> Any:
     return est
 
 
-def _rebuild(folder: Path, config: dict[str, Any]) -> Any:
+def _rebuild(folder: Path, config: dict[str, Any], overrides: dict[str, Any]) -> Any:
     """The estimator, preprocessor and untrained model described by config.json and
     preprocess.json, each section checked."""
     from mmfuse.estimators.classifier import MultimodalClassifier
@@ -169,12 +175,17 @@ def _rebuild(folder: Path, config: dict[str, Any]) -> Any:
         raise damaged(config_path, what)
     cls, config_cls, build = kinds[config["estimator"]]
     est = construct(cls, config["params"], config_path, "params")
+    foreign = sorted(set(overrides) - set(est.get_params()))
+    if foreign:
+        raise MmfuseError(f"{', '.join(foreign)} does not apply to this {config['estimator']} model")
+    est.set_params(**overrides)
     pre_path = folder / PREPROCESS
     with reading(pre_path):
         pre = Preprocessor.from_dict(read_model_json(folder, PREPROCESS, PREPROCESS_SECTIONS))
     with reading(config_path, "pretrained"):
         _check_pretrained(folder, pre, config.get("pretrained", {}))
-    attach_extractors(pre, est, model_dir=folder)  # its cache_dir is used read-only
+    recorded_cache = None if "cache_dir" in overrides else folder  # read-only unless given now
+    attach_extractors(pre, est, model_dir=recorded_cache)
     est.preprocessor_, est.schema_ = pre, pre.schema
     est.model_config_ = construct(
         config_cls, config["model"], config_path, "model", config_cls.from_dict
@@ -211,6 +222,9 @@ def restore_results(est: Any, folder: Path) -> None:
         est.metrics_ = dict(metrics.get("metrics", {}))
         est.n_train_, est.n_valid_ = int(metrics.get("n_train", 0)), int(metrics.get("n_valid", 0))
         est.train_seconds_ = float(metrics.get("train_seconds", 0.0))
+        est.kept_epoch_ = metrics.get("kept_epoch")
+        if "refit_epochs" in metrics:
+            est.refit_epochs_ = int(metrics["refit_epochs"])
         if "projection" in metrics:  # retrieval: which projection validation chose
             est.projection_ = metrics["projection"]["chosen"]
             est.projection_scores_ = metrics["projection"]["valid_recall_mean"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,6 @@ class MultimodalRegressor(MultimodalEstimator):
         frame = pd.DataFrame({"row": enc.rows, "prediction": self.preprocessor_.fitted_target.decode(values)})
         return frame, enc.rejected
 
-    def score(self, data: DataLike, y: object = None) -> float:
-        """R² on labelled records (the target column must be in ``data``)."""
-        return self.evaluate(data)["r2"]
+    def score(self, data: DataLike, y: Any = None) -> float:
+        """R² on labelled records (the target column in ``data``, or given as ``y``)."""
+        return self.evaluate(data, y)["r2"]

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 
 ROW = "row"
 VALUE = "value"
+SOURCE = "source"
+"""Metadata of every indexed row: ``source`` (the table it came from, as given to ``index``),
+``row`` (its row there) and ``value`` (what was embedded); with the index's own ``row_id``,
+unique across appends, they tell apart rows of several appended files. Input columns of these
+names are not copied."""
+UNKNOWN_SOURCE = "(not recorded)"
+"""``source`` of rows indexed by an mmfuse that did not record it, shown after an append."""
 
 
 def tower_for_column(est: MultimodalRetriever, table: Table, column: str) -> str:
@@ -78,6 +85,7 @@ def build_index(
                 f"the index in {out_dir} holds {index.info.get('tower')!r} vectors; column "
                 f"{column!r} is embedded by the {tower!r} tower: write it to another index"
             )
+        _record_sources(index)
         index.add(vectors, meta)
     else:
         index = VectorIndex.build(vectors, meta, info, approximate)
@@ -109,11 +117,22 @@ def _unique_values(table: Table, column: str, verbose: bool) -> Table:
 
 def _metadata(table: Table, column: str, rows: np.ndarray) -> pd.DataFrame:
     df = table.df.loc[rows]
-    meta = pd.DataFrame({ROW: rows.astype(np.int64), VALUE: df[column].astype(str).to_numpy()})
+    meta = pd.DataFrame({
+        SOURCE: np.full(len(rows), table.name, dtype=object),
+        ROW: rows.astype(np.int64),
+        VALUE: df[column].astype(str).to_numpy(),
+    })
     for col in df.columns:
         if col not in meta.columns:
             meta[col] = df[col].astype(str).to_numpy() if df[col].dtype == object else df[col].to_numpy()
     return meta
+
+
+def _record_sources(index: VectorIndex) -> None:
+    """Gives an index written before sources were recorded a ``source`` column, so rows of
+    the file appended now can be told apart from them."""
+    if SOURCE not in index.metadata.columns:
+        index.metadata.insert(1, SOURCE, UNKNOWN_SOURCE)
 
 
 def check_compatible(est: MultimodalRetriever, index: VectorIndex) -> None:

@@ -17,6 +17,7 @@ from mmfuse.errors import MmfuseError
 from mmfuse.models.builder import resolve_encoders
 from mmfuse.models.retrieval import RetrievalConfig, RetrievalModel, build_retrieval_model
 from mmfuse.tasks.retrieval import RetrievalTask, split_output
+from mmfuse.training.trained import TrainedModel
 from mmfuse.training.trainer import TrainConfig, Trainer
 
 if TYPE_CHECKING:
@@ -96,11 +97,12 @@ def train_retrieval(
     refit_epochs: int | None = None,
     projection: str = "mlp",
     checkpoint_name: str = "checkpoint",
-) -> tuple[RetrievalModel, RetrievalConfig, TrainConfig, list[dict[str, float]]]:
+) -> TrainedModel:
     """Builds the dual encoder and trains it with symmetric InfoNCE.
 
     ``refit_epochs``: train exactly that many epochs and keep the last weights (a refit on all
-    pairs once validation chose the epoch count); ``valid`` then only reports progress.
+    pairs once validation chose the epoch count); ``valid`` then only reports progress, and as
+    its pairs are among those trained on, its numbers are labelled "seen", not "valid".
     ``projection``: "linear" or "mlp" (see ``PROJECTIONS``).
     """
     cfg = retrieval_config(est, pre, projection)
@@ -117,17 +119,21 @@ def train_retrieval(
     specs = {m: s for m, s in pre.input_specs().items() if m in cfg.pair}
     model = build_retrieval_model(cfg, specs)
     if est.verbose and refit_epochs:
-        log(f"refitting on all {len(train)} pairs for {refit_epochs} epochs (the count chosen on validation)")
+        log(f"refitting on all {len(train)} pairs (training and validation) for {refit_epochs} "
+            f"epochs, the count chosen on validation; seen_{METRIC} is measured on the "
+            f"{len(valid)} validation pairs, which the refit trains on: a training score, not a "
+            "held-out one")
     elif est.verbose:
         log(f"training a {cfg.pair[0]} <-> {cfg.pair[1]} dual encoder ({projection} projection, "
             f"{model.num_parameters():,} parameters) on {len(train)} pairs, validating on {len(valid)}")
     checkpoint = Path(out_dir) / checkpoint_name if out_dir is not None else None
     trainer = Trainer(
-        model, RetrievalTask(), specs, tcfg, (METRIC, mean_recall(cfg.pair)), checkpoint, est.verbose
+        model, RetrievalTask(), specs, tcfg, (METRIC, mean_recall(cfg.pair)), checkpoint,
+        est.verbose, valid_label="seen" if refit_epochs else "valid",
     )
     data = [TensorData.from_encoded(e.select(list(cfg.pair))) for e in (train, valid)]
     history = trainer.fit(data[0], data[1], resume)
-    return model.cpu().eval(), cfg, tcfg, history
+    return TrainedModel(model.cpu().eval(), cfg, tcfg, history, trainer.kept_epoch)
 
 
 def refit_epochs(history: list[dict[str, float]], n_valid: int) -> int:

@@ -8,7 +8,6 @@ collection; ``search`` embeds a text or a media file and ranks the collection;
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 import time
 from pathlib import Path
@@ -23,13 +22,16 @@ from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.readers import Table, read_table
 from mmfuse.data.schema import infer_schema
 from mmfuse.errors import MmfuseError
-from mmfuse.estimators.base import DataLike, MultimodalEstimator, take_records
+from mmfuse.params import RetrieverParams, takes_params
+from mmfuse.estimators.facade import DataLike, Facade
+from mmfuse.estimators.pipeline import Pipeline, split_encoded, take_records
 from mmfuse.estimators.retrieval_query import QueryTower, choose_tower, query_kind
 
 PAIR_KINDS = ("image", "text", "audio", "video", "embedding")
 
 
-class MultimodalRetriever(MultimodalEstimator):
+@takes_params(RetrieverParams)
+class MultimodalRetriever(Facade):
     """Dual encoder for cross-modal search (SPEC §5).
 
     Args:
@@ -43,56 +45,16 @@ class MultimodalRetriever(MultimodalEstimator):
             (with frozen networks both are trained and validation keeps the better; the choice
             is ``projection_``, the scores ``projection_scores_``).
         The others as for ``MultimodalClassifier`` (``encoders``, ``pretrained``, ``finetune``,
-        ``cache_dir``, ``epochs`` ...).
+        ``cache_dir``, ``epochs`` ...), with the defaults of ``mmfuse.params.RetrieverParams``.
     """
 
     _task = "retrieval"
 
-    def __init__(
-        self,
-        pair: str | tuple[str, str] | None = None,
-        encoders: str | dict[str, str] | None = None,
-        pretrained: bool = True,
-        finetune: str | list[str] | None = None,
-        cache_dir: str | None = None,
-        use_cache: bool = True,
-        epochs: int = 40,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        patience: int = 15,
-        dim: int = 256,
-        embed_dim: int = 256,
-        temperature: float = 0.07,
-        refit: bool = True,
-        projection: str = "auto",
-        seed: int = 0,
-        device: str = "auto",
-        augment: str = "light",
-        on_bad_record: str = "raise",
-        missing_files: str = "error",
-        kinds: str | dict[str, str] | None = None,
-        image_size: int = 32,
-        valid_fraction: float = 0.2,
-        num_threads: int | None = None,
-        verbose: bool = True,
-    ) -> None:
-        params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        for name, value in params.items():
-            setattr(self, name, value)
-        self.fusion, self.level, self.features, self.modality_dropout = None, "feature", None, 0.0
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        names = inspect.signature(MultimodalRetriever.__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self"}
-
-    def __repr__(self) -> str:
-        defaults = MultimodalRetriever().get_params()
-        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
-        return f"MultimodalRetriever({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+    # A retriever has one tower per side and no fusion; the shared pipeline reads these.
+    fusion, level, features, modality_dropout, allow_missing_columns = None, "feature", None, 0.0, False
 
     # ---------------------------------------------------------------- fitting
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         data: DataLike,
         pair: str | tuple[str, str] | None = None,
@@ -115,7 +77,7 @@ class MultimodalRetriever(MultimodalEstimator):
         if pair is not None:
             self.pair = pair
         a, b = self.pair_columns()
-        table = read_table(data)
+        table = self.read(data)
         try:
             schema = infer_schema(table.df, None, self.kinds, [a, b], table.base_dir, use_audio_tracks=False)
         except MmfuseError as err:
@@ -129,22 +91,17 @@ class MultimodalRetriever(MultimodalEstimator):
                 )
         table = self._paired_rows(table, a, b)
         train_table, valid_table = self._split(table, valid, schema)
-        pre = self._preprocessor(schema, None)
-        pre.fit(train_table)
-        self._log_schema(schema, pre)
+        pipeline = Pipeline.for_schema(schema, None, self).fit(train_table)
+        pre = pipeline.preprocessor
         if valid is None:
-            encoded = self._encode(pre, table, with_target=False)
-            in_train = np.isin(encoded.rows, train_table.df.index.to_numpy())
-            train, valid_enc = take_records(encoded, in_train), take_records(encoded, ~in_train)
-            valid_enc.rejected = []
+            encoded = pipeline.prepare(table, with_target=False)
+            train, valid_enc = split_encoded(encoded, train_table.df.index.to_numpy())
             codes = _item_codes(table, a, b)
             train, valid_enc = _with_items(train, codes), _with_items(valid_enc, codes)
         else:
             valid_table = self._paired_rows(valid_table, a, b)
-            train = _with_items(self._encode(pre, train_table, with_target=False), _item_codes(train_table, a, b))
-            valid_enc = _with_items(
-                self._encode(pre, valid_table, with_target=False), _item_codes(valid_table, a, b)
-            )
+            train = _with_items(pipeline.prepare(train_table, False), _item_codes(train_table, a, b))
+            valid_enc = _with_items(pipeline.prepare(valid_table, False), _item_codes(valid_table, a, b))
         started = time.perf_counter()
         self.preprocessor_, self.schema_ = pre, schema
         self.rejected_ = train.rejected + valid_enc.rejected
@@ -156,12 +113,14 @@ class MultimodalRetriever(MultimodalEstimator):
                                checkpoint_name="checkpoint" if len(candidates) == 1 else f"checkpoint-{p}")
             for p in candidates
         }  # fmt: skip
-        histories = {p: run[3] for p, run in runs.items()}
+        histories = {p: run.history for p, run in runs.items()}
         self.projection_, self.projection_scores_ = best_projection(histories), projection_scores(histories)
         if self.verbose and len(candidates) > 1:
             scores = ", ".join(f"{p} {v:.4f}" for p, v in self.projection_scores_.items())
             log(f"projection: {self.projection_} (best validation {METRIC}: {scores})")
-        self.model_, self.model_config_, self.train_config_, self.history_ = runs[self.projection_]
+        chosen = runs[self.projection_]
+        self.model_, self.model_config_, self.train_config_ = chosen.model, chosen.config, chosen.train_config
+        self.history_, self.kept_epoch_ = chosen.history, chosen.kept_epoch
         self.fingerprint_ = self.model_dir_ = None  # new weights: not those of any saved model
         self.n_train_, self.n_valid_ = len(train), len(valid_enc)
         self.metrics_ = self._pair_metrics(valid_enc)  # held-out pairs, before any refit
@@ -171,7 +130,7 @@ class MultimodalRetriever(MultimodalEstimator):
             everything = _concat_pairs(train, valid_enc, same_items=valid is None)
             self.model_ = train_retrieval(
                 self, pre, everything, valid_enc, None, False, self.refit_epochs_, self.projection_
-            )[0]
+            ).model
         self.train_seconds_ = time.perf_counter() - started
         if out_dir is not None:
             self.save(out_dir)
@@ -203,7 +162,7 @@ class MultimodalRetriever(MultimodalEstimator):
     def _split(self, table: Table, valid: DataLike | None, schema: Any) -> tuple[Table, Table]:
         """Holds out whole items of one side (see ``_item_side``) for validation."""
         if valid is not None:
-            return table, read_table(valid)
+            return table, self.read(valid)
         from sklearn.model_selection import GroupShuffleSplit
 
         a, b = self.pair_columns()
@@ -225,7 +184,7 @@ class MultimodalRetriever(MultimodalEstimator):
     @torch.no_grad()
     def encode(self, data: DataLike, column: str | None = None) -> np.ndarray:
         """(N, embed_dim) unit vectors of one column (default: side A), for the kept rows."""
-        vectors, _ = self.encode_table(read_table(data), column or self.pair_columns()[0])
+        vectors, _ = self.encode_table(self.read(data), column or self.pair_columns()[0])
         return vectors
 
     def encode_table(
@@ -234,7 +193,7 @@ class MultimodalRetriever(MultimodalEstimator):
         """Embeddings of ``column`` through ``tower`` (default: the tower of that name)."""
         from mmfuse.estimators.retrieval_training import embed_encoded
 
-        self._check_fitted()
+        self.check_fitted()
         tower = tower or column
         if tower not in self.model_config_.pair:
             raise MmfuseError(f"this model embeds {' and '.join(self.model_config_.pair)}, not {tower!r}")
@@ -243,7 +202,7 @@ class MultimodalRetriever(MultimodalEstimator):
         df = table.df[[column]].rename(columns={column: tower})
         sub = Table(df, table.base_dir, table.name)
         sub.bad_lines = table.bad_lines
-        enc = self._encode(self.preprocessor_.restrict([tower]), sub, False, on_bad_record)
+        enc = self.pipeline_.restrict([tower]).prepare(sub, False, on_bad_record)
         enc = take_records(enc, enc.mask[tower])
         return embed_encoded(self.model_, tower, enc), enc
 
@@ -258,7 +217,7 @@ class MultimodalRetriever(MultimodalEstimator):
         """A VectorIndex of ``column`` (with row ids, the value and every original column)."""
         from mmfuse.estimators.retrieval_index import build_index
 
-        return build_index(self, read_table(data), column, out_dir, approximate, append)
+        return build_index(self, self.read(data), column, out_dir, approximate, append)
 
     def search(self, index: Any, query: str, k: int = 10, modality: str | None = None) -> pd.DataFrame:
         """The ``k`` best matches of a text or a media file in ``index`` (a VectorIndex or dir)."""
@@ -285,14 +244,14 @@ class MultimodalRetriever(MultimodalEstimator):
         """Scores every record against ``labels`` (through the text tower); one row per record."""
         from mmfuse.estimators.retrieval_index import zero_shot
 
-        return zero_shot(self, read_table(data), labels, prompt)
+        return zero_shot(self, self.read(data), labels, prompt)
 
-    def evaluate(self, data: DataLike) -> dict[str, Any]:  # type: ignore[override]
+    def evaluate(self, data: DataLike) -> dict[str, Any]:
         """R@1/5/10, MedR and mAP in both directions on the pairs in ``data``."""
-        self._check_fitted()
+        self.check_fitted()
         a, b = self.model_config_.pair
-        table = self._paired_rows(read_table(data), a, b)
-        enc = self._encode(self.preprocessor_, table, with_target=False)
+        table = self._paired_rows(self.read(data), a, b)
+        enc = self.pipeline_.prepare(table, with_target=False)
         return self._pair_metrics(_with_items(enc, _item_codes(table, a, b)))
 
     def _pair_metrics(self, enc: Encoded) -> dict[str, Any]:
@@ -314,12 +273,14 @@ class MultimodalRetriever(MultimodalEstimator):
         """Writes the model directory (SPEC §4), with retrieval metrics in metrics.json."""
         from mmfuse.estimators.io import save_model
 
-        self._check_fitted()
+        self.check_fitted()
         a, b = self.model_config_.pair
         metrics: dict[str, Any] = {
             "task": "retrieval", "pair": [a, b], "modalities": self.preprocessor_.modalities,
             "n_train": self.n_train_, "n_valid": self.n_valid_,
             "train_seconds": round(self.train_seconds_, 3), "epochs_run": len(self.history_),
+            "kept_epoch": getattr(self, "kept_epoch_", None),
+            "refit_epochs": getattr(self, "refit_epochs_", 0),
             "parameters": self.model_.num_parameters(), "metrics": self.metrics_,
         }  # fmt: skip
         if getattr(self, "projection_scores_", None):

@@ -17,6 +17,7 @@ from mmfuse.models.builder import ModelConfig, build_model, resolve_encoders, re
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.tasks import create_task
 from mmfuse.tasks.classification import balanced_class_weights
+from mmfuse.training.trained import TrainedModel
 from mmfuse.training.trainer import TrainConfig, Trainer
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ def train_model(
     valid: Encoded,
     out_dir: str | Path | None,
     resume: bool,
-) -> tuple[MultimodalModel, ModelConfig, TrainConfig, list[dict[str, float]]]:
-    """Builds the model and trains it; returns (model, model config, train config, history)."""
+) -> TrainedModel:
+    """Builds the model and trains it (a decision-level combiner is fitted on ``valid``)."""
     mcfg, tcfg = model_config(est, pre), train_config(est)
     torch.manual_seed(tcfg.seed)
     specs = pre.input_specs()
@@ -91,7 +92,7 @@ def train_model(
     model.cpu().eval()
     if hasattr(model.fusion, "fit_combiner"):
         fit_combiner(model, valid)
-    return model, mcfg, tcfg, history
+    return TrainedModel(model, mcfg, tcfg, history, trainer.kept_epoch)
 
 
 def fit_combiner(model: MultimodalModel, valid: Encoded) -> None:
@@ -125,20 +126,3 @@ def per_modality_outputs(
 def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:
     assert pre.target is not None
     return y if pre.target.task == "classification" else pre.target.decode(y)
-
-
-@torch.no_grad()
-def predict_outputs(est: Any, enc: Encoded, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, C) or standardised regression values (N,), in record order."""
-    model: MultimodalModel = est.model_
-    model.eval()
-    data = TensorData.from_encoded(enc)
-    task = create_task(est.model_config_.task, est.model_config_.num_outputs)
-    outs = []
-    for index in torch.arange(len(data)).split(batch_size):
-        batch = data.batch(index, torch.device("cpu"))
-        outs.append(task.predict(model(batch.inputs, batch.mask).logits))
-    if not outs:
-        width = est.model_config_.num_outputs
-        return np.zeros((0, width) if est.model_config_.task == "classification" else (0,))
-    return torch.cat(outs).numpy()

@@ -125,6 +125,49 @@ def plot_sample(
     return _save(fig, path)
 
 
+def plot_raw_sample(
+    kind: str,
+    decoded: Any,
+    attribution: np.ndarray,
+    path: str | Path,
+    score_label: str = "score",
+    title: str | None = None,
+    parts: Sequence[str] | None = None,
+    sample_rate: int | None = None,
+) -> Path:
+    """A modality fed to a pretrained network, as decoded for it, with its occlusion map
+    (see ``mmfuse.evaluation.occlusion.raw_occlusions``).
+
+    Image: the picture the network sees and the map over it; video: the frames with one bar
+    per frame; audio: the waveform shaded by each time segment's value, and one bar per
+    segment; text: the words coloured by importance.
+
+    Args:
+        kind: "image", "video", "audio" or "text".
+        decoded: The decoded cell: (3, H, W) or (N, 3, H, W) in [0, 1], a waveform, a string.
+        attribution: Its occlusion map.
+        path: PNG file to write.
+        score_label: What the drop is measured in, e.g. ``"P(positive)"``.
+        title: Figure title (any number of lines).
+        parts: Audio: one label per segment.
+        sample_rate: Audio: samples per second (None: the time axis counts samples).
+    """
+    a = np.asarray(attribution)
+    if kind == "image":
+        fig = _picture(np.asarray(decoded).transpose(1, 2, 0), a, score_label)
+    elif kind == "video":
+        fig = _frames(np.asarray(decoded).transpose(0, 2, 3, 1), a, score_label)
+    elif kind == "audio":
+        fig = _waveform(np.asarray(decoded), a, score_label, parts, sample_rate)
+    elif kind == "text":
+        fig = _words(str(decoded).split(), a, score_label, "word removed")
+    else:
+        kinds = "image, video, audio, text"
+        raise ValueError(f"unknown kind {kind!r} of a decoded cell; choose one of: {kinds}")
+    fig.suptitle(title or kind, fontsize=11.5, y=1.01, va="bottom")  # grows upwards
+    return _save(fig, path)
+
+
 def _colour_legend(ax: Any, score_label: str) -> None:
     from matplotlib.patches import Patch
 
@@ -134,7 +177,7 @@ def _colour_legend(ax: Any, score_label: str) -> None:
 
 
 def _limit(a: np.ndarray) -> float:
-    return float(max(np.abs(a).max(), 1e-6))
+    return float(max(np.abs(a).max(initial=0.0), 1e-6))
 
 
 def _unnormalise(x: np.ndarray) -> np.ndarray:
@@ -147,10 +190,14 @@ def _unnormalise(x: np.ndarray) -> np.ndarray:
 
 
 def _image(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec) -> Any:
+    return _picture(_unnormalise(x), a, score)
+
+
+def _picture(picture: np.ndarray, a: np.ndarray, score: str) -> Any:
+    """(H, W, 3) picture in [0, 1] beside its (H, W) occlusion map over a grey copy."""
     plt = _pyplot()
     label = f"drop in {score} when hidden"
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 4.0))
-    picture = _unnormalise(x)
     left.imshow(picture, interpolation="nearest")
     left.set_title("input image", fontsize=10)
     right.imshow(picture.mean(-1), cmap="gray", interpolation="nearest")
@@ -165,14 +212,19 @@ def _image(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec
 
 
 def _video(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec) -> Any:
+    return _frames(np.stack([_unnormalise(f) for f in x]), a, score)
+
+
+def _frames(frames: np.ndarray, a: np.ndarray, score: str) -> Any:
+    """(N, H, W, 3) frames in [0, 1] above one bar per frame."""
     plt = _pyplot()
     label = f"drop in {score} when hidden"
-    n = x.shape[0]
+    n = frames.shape[0]
     fig = plt.figure(figsize=(max(6.0, 1.1 * n), 3.6))
     grid = fig.add_gridspec(2, n, height_ratios=[1.0, 1.1], hspace=0.35)
     for f in range(n):
         ax = fig.add_subplot(grid[0, f])
-        ax.imshow(_unnormalise(x[f]), interpolation="nearest")
+        ax.imshow(frames[f], interpolation="nearest")
         ax.set_title(f"frame {f}", fontsize=8)
         ax.axis("off")
     bars = fig.add_subplot(grid[1, :])
@@ -213,14 +265,52 @@ def _audio(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec
     return fig
 
 
-def _text(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec) -> Any:
+def _waveform(
+    wave: np.ndarray, a: np.ndarray, score: str, parts: Sequence[str] | None, rate: int | None
+) -> Any:
+    """The waveform with each time segment shaded by its value, above one bar per segment."""
     plt = _pyplot()
-    label = f"drop in {score} when hidden"
     from matplotlib.colors import Normalize
 
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.0, 5.0), height_ratios=[1.0, 1.2])
+    scale, step = float(rate or 1), max(1, len(wave) // 4000)  # long clips: an envelope
+    bins = wave[: len(wave) // step * step].reshape(-1, step)
+    top.fill_between(np.arange(len(bins)) * step / scale, bins.min(1), bins.max(1), color="black",
+                     linewidth=0.5)  # fmt: skip
+    cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-_limit(a), _limit(a))
+    for span, value in zip(np.array_split(np.arange(len(wave)), max(len(a), 1)), a):
+        top.axvspan(span[0] / scale, (span[-1] + 1) / scale, color=cmap(norm(value)), alpha=0.7,
+                    linewidth=0)  # fmt: skip
+    top.set_xlim(0, len(wave) / scale)
+    top.set_xlabel("time (s)" if rate else "sample", fontsize=9)
+    top.set_ylabel("amplitude", fontsize=9)
+    top.set_title(f"waveform; segments coloured by the drop (red: raises {score}, blue: lowers it)",
+                  fontsize=9)  # fmt: skip
+    x = np.arange(len(a))
+    bottom.bar(x, a, color=[POSITIVE if v >= 0 else NEGATIVE for v in a])
+    bottom.axhline(0.0, color="black", linewidth=0.8)
+    bottom.set_xticks(x, list(parts) if parts else [str(i) for i in x], fontsize=7.5, rotation=45,
+                      ha="right")  # fmt: skip
+    bottom.set_xlim(-0.5, len(a) - 0.5)
+    bottom.set_ylabel(f"drop in {score}\nwhen silenced", fontsize=9)
+    bottom.grid(axis="y", alpha=0.3)
+    _colour_legend(bottom, score)
+    fig.tight_layout()
+    return fig
+
+
+def _text(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec) -> Any:
     ids = [int(t) for t in x if int(t) != 0]
     words = [names[t] if 0 <= t < len(names) else "<unk>" for t in ids]
-    values = a[: len(ids)]
+    return _words(words, a[: len(ids)], score, "token replaced by <unk>")
+
+
+def _words(words: Sequence[str], values: np.ndarray, score: str, hidden: str) -> Any:
+    """The words on coloured boxes, one value per word."""
+    plt = _pyplot()
+    from matplotlib.colors import Normalize
+
+    a = np.asarray(values)
     cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-_limit(a), _limit(a))
     per_line = 60
     lines, column, row = max(1, sum(len(w) + 1 for w in words) // per_line + 1), 0, 0
@@ -238,7 +328,7 @@ def _text(x: np.ndarray, a: np.ndarray, score: str, names: Any, spec: InputSpec)
         ax.text(0, 0, "(no tokens)", fontsize=11)
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     bar = fig.colorbar(mappable, ax=ax, orientation="horizontal", fraction=0.25, pad=0.05)
-    bar.set_label(f"{label} (token replaced by <unk>); red: raises {score}", fontsize=9)
+    bar.set_label(f"drop in {score} when hidden ({hidden}); red: raises {score}", fontsize=9)
     return fig
 
 

@@ -44,9 +44,12 @@ from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.errors import MmfuseError
 from mmfuse.evaluation.corruptions import DROP, CorruptionFn, drop_modality, get_kind
 from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC
+from mmfuse.evaluation.scoring import score
+from mmfuse.models.fitted import as_fitted
 
 if TYPE_CHECKING:
-    from mmfuse.estimators.base import DataLike, MultimodalEstimator
+
+    from mmfuse.data.readers import Table
 
 CURVE_COLUMNS = ["modality", "corruption", "severity", "metric", "value"]
 SUMMARY_COLUMNS = [
@@ -59,22 +62,23 @@ Curve = tuple[np.ndarray, np.ndarray]
 
 
 def robustness_curves(
-    est: MultimodalEstimator,
-    data: DataLike,
+    model: Any,
+    data: str | Path | pd.DataFrame | Table,
     severities: Sequence[float] = DEFAULT_SEVERITIES,
     modalities: Sequence[str] | None = None,
     seed: int = 0,
     num_threads: int | None = None,
     clean: Encoded | None = None,
 ) -> pd.DataFrame:
-    """Every metric of ``est`` on labelled ``data`` with one modality corrupted at a time.
+    """Every metric of ``model`` on labelled ``data`` with one modality corrupted at a time.
 
     The clean records are decoded once; for each corruption and severity only the corrupted
     modality is decoded again and substituted into them. Severity 0 is always included and
     is the clean metric (computed once).
 
     Args:
-        est: A fitted MultimodalClassifier or MultimodalRegressor.
+        model: A ``FittedModel``, or anything with a ``fitted_model`` (a fitted classifier or
+            regressor).
         data: Labelled records (file, folder, DataFrame or Table).
         severities: Severities in [0, 1].
         modalities: Modalities to corrupt (None: all of the model's).
@@ -89,18 +93,18 @@ def robustness_curves(
     from mmfuse.data.readers import read_table
     from mmfuse.training.device import set_threads
 
-    est._check_fitted()
-    pre: Preprocessor = est.preprocessor_
+    fitted = as_fitted(model)
+    pre: Preprocessor = fitted.preprocessor
     grid = _check_severities(severities)
     names = _check_modalities(modalities, pre)
     table = read_table(data)
-    threads = set_threads(est.num_threads if num_threads is None else num_threads)
-    options: dict[str, Any] = {"on_bad_record": est.on_bad_record, "missing_files": est.missing_files}
+    threads = set_threads(fitted.num_threads if num_threads is None else num_threads)
+    options: dict[str, Any] = {"on_bad_record": fitted.on_bad_record, "missing_files": fitted.missing_files}
     if clean is None:
         clean = pre.transform(table, num_threads=threads, verbose=False, **options)
     if len(clean) == 0:
         raise MmfuseError("no records to evaluate")
-    clean_metrics = est._evaluate_encoded(clean)
+    clean_metrics = score(fitted, clean)
     rows: list[tuple[str, str, float, str, float]] = []
     for modality in names:
         kind = pre.modalities[modality]
@@ -117,7 +121,7 @@ def robustness_curves(
                         corrupt=hook, **options,
                     )  # fmt: skip
                     enc = substitute(clean, modality, redone)
-                rows += _rows(modality, name, float(s), est._evaluate_encoded(enc))
+                rows += _rows(modality, name, float(s), score(fitted, enc))
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 

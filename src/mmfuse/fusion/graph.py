@@ -8,10 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmfuse._registry import unregistered
 from mmfuse.fusion import register_fusion
 from mmfuse.fusion.weighted_sum import masked_softmax
 
 
+@unregistered("one message-passing round inside GraphFusion, not an operator of its own")
 class MessagePassingRound(nn.Module):
     """One round of attention-weighted message passing between modality nodes.
 

@@ -106,6 +106,15 @@ class Trainer:
         checkpoint_dir: Folder for per-epoch checkpoints (None: no checkpoints).
         verbose: Print progress.
         higher_is_better: Orientation of ``metric`` (False for errors such as rmse).
+        valid_label: Prefix of the validation loss and metric in the history and the progress
+            lines ("valid": held-out data; e.g. "seen" when the validation records are part of
+            the training data, as in a refit on all records, so no line calls them held out).
+
+    Attributes:
+        history: One record per epoch (epoch, train and validation loss, metric, seconds).
+        kept_epoch: The epoch whose weights the model holds after ``fit``: the best validation
+            epoch, or the last one with ``keep_last``. None before ``fit`` (and after resuming
+            a checkpoint written before it was recorded, unless a later epoch was kept).
     """
 
     def __init__(
@@ -118,6 +127,7 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         verbose: bool = True,
         higher_is_better: bool = True,
+        valid_label: str = "valid",
     ) -> None:
         self.model = model
         self.task = task
@@ -127,8 +137,10 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.verbose = verbose
         self.sign = 1.0 if higher_is_better else -1.0
+        self.valid_label = valid_label
         self.device = resolve_device(config.device)
         self.history: list[dict[str, float]] = []
+        self.kept_epoch: int | None = None
 
     def fit(self, train: TensorData, valid: TensorData, resume: bool = False) -> list[dict[str, float]]:
         """Trains, restores the best weights and returns the per-epoch history."""
@@ -138,13 +150,14 @@ class Trainer:
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.lr, cfg.backbone_lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        best_state, best, stale, start = self._snapshot(), [-float("inf")] * 2, 0, 1
+        best_state, best, stale, start, best_epoch = self._snapshot(), [-float("inf")] * 2, 0, 1, 0
         fingerprint = data_fingerprint(train, valid) if self.checkpoint_dir is not None else ""
         if resume and self.checkpoint_dir is not None:
             restored = self._restore(model, optimizer, fingerprint)
             if restored is not None:
                 state, best_state = restored
                 self.history, best, stale = state["history"], state["best"], state["stale"]
+                best_epoch = int(state.get("best_epoch", 0))
                 start = state["epoch"] + 1
                 log(f"resuming after epoch {state['epoch']}", self.verbose)
         for epoch in range(start, cfg.epochs + 1):
@@ -156,22 +169,38 @@ class Trainer:
             score = self.sign * metric if np.isfinite(metric) else -float("inf")
             key = [score if self.metric is not None else 0.0, -valid_loss]
             if _better(key, best):
-                best, best_state, stale = key, self._snapshot(), 0
+                best, best_state, stale, best_epoch = key, self._snapshot(), 0, epoch
             else:
                 stale += 1
-            record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss}
+            record = {"epoch": epoch, "train_loss": train_loss}
+            record[f"{self.valid_label}_loss"] = valid_loss
             if self.metric is not None:
-                record[f"valid_{self.metric[0]}"] = metric
+                record[f"{self.valid_label}_{self.metric[0]}"] = metric
             record["seconds"] = time.perf_counter() - began
             self.history.append(record)
             self._report(record)
             if self.checkpoint_dir is not None:
                 state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
-                         "config": self._resumable_settings(), "data": fingerprint}
+                         "best_epoch": best_epoch, "config": self._resumable_settings(),
+                         "data": fingerprint}
                 save_checkpoint(self.checkpoint_dir, model, best_state, optimizer, state)
         if not cfg.keep_last:
             model.load_state_dict(best_state)
+        last = int(self.history[-1]["epoch"]) if self.history else 0
+        self.kept_epoch = (last if cfg.keep_last else best_epoch) or None
+        self._report_kept()
         return self.history
+
+    def _report_kept(self) -> None:
+        """One line naming the epoch whose weights the model keeps, and why."""
+        if not self.verbose or self.kept_epoch is None:
+            return
+        if self.config.keep_last:
+            log(f"kept epoch {self.kept_epoch}, the last")
+            return
+        record = next(h for h in self.history if int(h["epoch"]) == self.kept_epoch)
+        name = f"{self.valid_label}_{self.metric[0] if self.metric is not None else 'loss'}"
+        log(f"kept epoch {self.kept_epoch} of {len(self.history)}: best {name}={record[name]:.4f}")
 
     def _resumable_settings(self) -> dict[str, Any]:
         """Settings that must match for a resumed run to equal an uninterrupted one."""

@@ -1,0 +1,229 @@
+"""Every user-facing parameter, declared once.
+
+Each parameter is a field of a frozen dataclass: its name is the Python keyword and the key in
+``config.json``, its default is the one default, and its metadata holds the help text and how
+it is spelled on the command line. The estimators take their keyword arguments from these
+classes (``takes_params``), and the CLI generates its flags from them (``mmfuse.cli.flags``),
+so the two can never disagree.
+
+Groups are plain dataclasses combined by inheritance (listed last-first, so that the most
+specific group's parameters come first in signatures); a class that needs another default for a
+parameter (the retriever trains longer, on bigger batches) restates it with ``retuned``, which
+keeps the help text of the original declaration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a parameter appears on the command line.
+
+    Attributes:
+        help: One line for ``--help`` and the docstring.
+        flag: The option (default: ``--`` + the name with dashes).
+        choices: Allowed values, checked by the parser.
+        metavar: Placeholder in ``--help``.
+        off: For a boolean that defaults to True: the option that sets it False
+            (``--no-pretrained``, ``--quiet``); the positive option is then not offered.
+        kind: The argument's type on the command line (default: the default's type).
+    """
+
+    help: str
+    flag: str | None = None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+    off: str | None = None
+    kind: Callable[[str], Any] | None = None
+
+
+def param(default: Any, help: str, **cli: Any) -> Any:
+    """A parameter field: its default and its command-line spelling (``Cli``'s fields)."""
+    return field(default=default, metadata={"cli": Cli(help, **cli)})
+
+
+def retuned(group: type, name: str, default: Any) -> Any:
+    """The parameter ``name`` of ``group`` with another default (same help and flag)."""
+    original = next(f for f in dataclasses.fields(group) if f.name == name)
+    return field(default=default, metadata=original.metadata)
+
+
+def cli_of(f: dataclasses.Field[Any]) -> Cli:
+    """The command-line spelling of a parameter field."""
+    return f.metadata["cli"]
+
+
+def flag_of(f: dataclasses.Field[Any]) -> str:
+    """The option that sets a parameter (``--threads`` for ``num_threads``)."""
+    spec = cli_of(f)
+    return spec.off or spec.flag or "--" + f.name.replace("_", "-")
+
+
+# ---------------------------------------------------------------------------- groups
+@dataclass(frozen=True)
+class EncoderParams:
+    """Which encoders read each modality, and the cache of frozen pretrained features."""
+
+    encoders: str | dict[str, str] | None = param(
+        None, "encoders per kind or column, e.g. text=transformer,audio=gru (see `mmfuse list "
+        "encoders`)", flag="--encoder", metavar="KIND=NAME,...")
+    pretrained: bool = param(
+        True, "use the packaged pretrained encoders by default where installed",
+        off="--no-pretrained")
+    finetune: str | None = param(
+        None, "train these pretrained encoders too, at a lower learning rate (default: frozen)",
+        metavar="KIND[,KIND]")
+    cache_dir: str | None = param(
+        None, "feature cache of frozen encoders (default: $MMFUSE_CACHE_DIR or ~/.cache/mmfuse)")
+    use_cache: bool = param(True, "read and write the feature cache", off="--no-cache")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How long and how a model is trained."""
+
+    epochs: int = param(30, "maximum epochs (early stopping may end sooner)")
+    batch_size: int = param(64, "records per step")
+    lr: float = param(2e-3, "learning rate (AdamW)")
+    weight_decay: float = param(1e-4, "AdamW weight decay")
+    patience: int = param(6, "early-stopping patience in epochs (0: never stop early)")
+    seed: int = param(0, "random seed (same data + seed -> same model on CPU)")
+    device: str = param("auto", "auto, cpu or cuda")
+    augment: str = param("light", "training-time augmentation", choices=("none", "light", "strong"))
+    valid_fraction: float = param(0.2, "share of the data held out for validation without --valid")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """How a table is read and what happens to bad values."""
+
+    kinds: str | dict[str, str] | None = param(
+        None, "kind overrides, e.g. zip=categorical,notes=text (or col=ignore)",
+        metavar="COL=KIND,...")
+    image_size: int = param(32, "image side in pixels")
+    base_dir: str | None = param(
+        None, "folder against which relative media paths resolve (default: the data file's "
+        "folder; for a DataFrame, the current folder)")
+    on_bad_record: str = param(
+        "raise", "stop on a bad value (raise), or leave the record out (skip; listed in "
+        "rejected.csv)", choices=("raise", "skip"))
+    missing_files: str = param(
+        "error", "a media file that does not exist is an error, or a missing modality",
+        choices=("error", "missing"))
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    """Where and how loudly the work runs."""
+
+    num_threads: int | None = param(None, "CPU threads (default: all cores)", flag="--threads",
+                                    kind=int)
+    verbose: bool = param(True, "print progress", off="--quiet")
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """The fused model of a classifier or regressor."""
+
+    fusion: str | None = param(None, "fusion operator (see `mmfuse list fusions`; default: the "
+                               "level's default)")
+    level: str | None = param(None, "fusion level (default: from --fusion, else feature)",
+                              choices=("early", "feature", "late"))
+    dim: int = param(128, "embedding width of every encoder (and of the fused vector)")
+    modality_dropout: float = param(0.0, "probability of hiding each modality of a training "
+                                    "sample (trains for missing modalities)")
+    features: list[str] | None = param(None, "columns to use (default: all but the target)",
+                                       metavar="COL,...", kind=lambda s: [c.strip() for c in s.split(",") if c.strip()])
+    allow_missing_columns: bool = param(
+        False, "a feature column absent at predict/evaluate time counts as a missing modality "
+        "instead of an error")
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    """The dual encoder of a retriever."""
+
+    pair: str | None = param(None, "the two columns to map into one space, e.g. image,caption",
+                             metavar="COL_A,COL_B")
+    dim: int = retuned(FusionParams, "dim", 256)
+    embed_dim: int = param(256, "width of the shared space")
+    temperature: float = param(0.07, "initial InfoNCE temperature (learned)")
+    refit: bool = param(True, "once validation chose the epoch count, train again on all pairs",
+                        off="--no-refit")
+    projection: str = param(
+        "auto", "how pretrained towers reach the shared space (auto: with frozen networks both "
+        "are trained and validation keeps the better)", choices=("auto", "linear", "mlp"))
+
+
+# ---------------------------------------------------------------------- per estimator
+@dataclass(frozen=True)
+class EstimatorParams(RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
+    """The parameters of MultimodalClassifier and MultimodalRegressor."""
+
+
+@dataclass(frozen=True)
+class RetrieverParams(RuntimeParams, DataParams, TrainParams, EncoderParams, RetrievalParams):
+    """The parameters of MultimodalRetriever: contrastive training wants longer runs on bigger
+    batches with a lower learning rate and more patience, and wider towers."""
+
+    epochs: int = retuned(TrainParams, "epochs", 40)
+    batch_size: int = retuned(TrainParams, "batch_size", 128)
+    lr: float = retuned(TrainParams, "lr", 1e-3)
+    patience: int = retuned(TrainParams, "patience", 15)
+
+
+@dataclass(frozen=True)
+class CompareParams(EstimatorParams):
+    """The parameters every model of ``mmfuse compare`` shares: it trains many models, so each
+    gets a smaller epoch budget."""
+
+    epochs: int = retuned(TrainParams, "epochs", 20)
+
+
+def names(params: type) -> list[str]:
+    """The parameter names of a params class, in declaration order."""
+    return [f.name for f in dataclasses.fields(params)]
+
+
+def defaults(params: type) -> dict[str, Any]:
+    """Name -> default of a params class."""
+    return {f.name: f.default for f in dataclasses.fields(params)}
+
+
+def takes_params(params: type) -> Callable[[type[T]], type[T]]:
+    """Class decorator: ``__init__`` takes exactly ``params``' fields as keyword arguments
+    (stored as attributes, sklearn's contract), with their defaults and a generated docstring;
+    ``get_params`` lists them."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        declared = dataclasses.fields(params)
+
+        def __init__(self: Any, **kwargs: Any) -> None:  # noqa: N807 - becomes cls.__init__
+            unknown = sorted(set(kwargs) - {f.name for f in declared})
+            if unknown:
+                raise TypeError(f"{type(self).__name__} got unknown parameter(s) {', '.join(unknown)}; "
+                                f"valid: {', '.join(f.name for f in declared)}")
+            for f in declared:
+                setattr(self, f.name, kwargs.get(f.name, f.default))
+
+        self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [self_param] + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                              default=f.default, annotation=f.type)
+                            for f in declared])
+        __init__.__doc__ = "Args:\n" + "\n".join(
+            f"    {f.name}: {cli_of(f).help} (default: {f.default!r})." for f in declared)
+        __init__.__qualname__ = f"{cls.__name__}.__init__"
+        cls.__init__ = __init__  # type: ignore[misc]
+        cls.params_class = params  # type: ignore[attr-defined]
+        return cls
+
+    return decorate

@@ -1,0 +1,259 @@
+"""Every script in ``benchmarks/`` runs in its ``--quick`` mode and prints its JSON keys.
+
+Each script runs as a subprocess (``python benchmarks/x.py --quick --threads 1``) with the
+feature cache and temporary files in the test's folder, so a change that breaks a benchmark
+fails the tests instead of surfacing months later. A script that needs a pretrained network
+or FAISS is skipped when its packages are missing; ``gpu_pretrained.py`` takes its CPU path
+when there is no GPU. The subprocesses inherit the suite's ``MMFUSE_PRETRAINED=0``: scripts
+about pretrained encoders turn them on themselves, the others train from scratch. The quick
+numbers mean nothing and are not checked; what is checked holds at any size (the quick sizes
+were used, the benchmark did the work it reports). Together about 70-90 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Case:
+    """How one benchmark's quick run is started and what its output must hold.
+
+    Attributes:
+        keys: Top-level keys of the printed JSON object.
+        check: Further assertions on the parsed output (the quick sizes were used, the work
+            reported was done).
+        backbones: Pretrained networks it needs (skipped when their packages are missing).
+        modules: Other optional modules it needs (skipped when missing).
+        args: Extra arguments after ``--quick --threads 1`` (``{tmp}``: the test's folder).
+    """
+
+    keys: frozenset[str]
+    check: Callable[[dict[str, Any]], None]
+    backbones: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+def _check_fusion_complexity(out: dict[str, Any]) -> None:
+    from mmfuse.fusion import list_fusions
+
+    assert [r for r in out["results"] if "error" in r] == []
+    assert sorted(out["table"]) == sorted(list_fusions())
+    assert out["setup"]["M"] == [2, 3]
+
+
+def _check_index_scale(out: dict[str, Any]) -> None:
+    (size,) = out["results"]
+    assert size["size"] == 2000
+    methods = size["methods"]
+    assert set(methods) == {"faiss_exact", "faiss_exact_blas", "brute_force_torch", "ivf", "hnsw"}
+    assert methods["brute_force_torch"]["recall_at_10"] == 1.0
+
+
+def _check_feature_cache(out: dict[str, Any]) -> None:
+    from mmfuse.pretrained import BACKBONES
+
+    assert out["feature_dim"] == BACKBONES["efficientnet-lite0"].dim
+    assert out["rows"] == 16
+    assert len(out["without_cache"]["epoch_seconds"]) == 1
+    assert len(out["with_cache"]["epoch_seconds"]) == 1
+
+
+def _check_pretrained_vs_scratch(out: dict[str, Any]) -> None:
+    runs = [(r["setting"].split()[0], r["encoders"]) for r in out["results"]]
+    sides = ("from scratch", "pretrained")
+    assert runs == [(s, e) for s in ("image", "text", "audio", "fused") for e in sides]
+    assert out["n_train"] + out["n_valid"] + out["n_test"] == out["rows"] == 24
+
+
+def _check_retrieval_baseline(out: dict[str, Any]) -> None:
+    assert set(out["results"]) == {"image", "audio", "sentences"}
+    image = out["results"]["image"]
+    assert set(image["comparison"]) == {"standard_features", "same_features"}
+    assert (image["sizes"]["train_items"], image["sizes"]["test_items"]) == (12, 8)
+    speech = [out["results"][name] for name in ("audio", "sentences")]
+    if shutil.which("espeak-ng") is None:
+        assert [r["skipped"] for r in speech] == ["espeak-ng is not on PATH"] * 2
+    else:
+        assert [set(r) for r in speech] == [set(image)] * 2
+
+
+def _check_gpu_pretrained(out: dict[str, Any]) -> None:
+    import torch
+
+    assert out["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert out["items"] == 8
+    assert list(out["frozen_extraction"]) == ["cold cache", "warm cache"]
+    assert len(out["finetune"]["epoch_seconds"]) == 1
+
+
+def _check_robustness_dropout(out: dict[str, Any]) -> None:
+    assert list(out["models"]) == ["modality_dropout=0.0", "modality_dropout=0.3"]
+    for model in out["models"].values():
+        assert list(model["mean_accuracy_by_severity"]) == ["0.0", "0.5", "1.0"]
+        assert Path(model["plot"]).is_file()
+
+
+def _check_trainer_overhead(out: dict[str, Any]) -> None:
+    assert out["same_losses"] is True  # both loops did the same work, batch for batch
+    assert (out["setup"]["n_train"], out["setup"]["n_valid"]) == (128, 64)
+
+
+CASES = {
+    "feature_cache.py": Case(
+        frozenset({"benchmark", "plain_encoding_loop_seconds", "without_cache", "with_cache",
+                   "later_epoch_speedup", "caching_pass_over_plain_loop", "goals", "machine"}),
+        _check_feature_cache, backbones=("efficientnet-lite0",),
+    ),
+    "fusion_complexity.py": Case(
+        frozenset({"benchmark", "setup", "noisy_cases", "results", "table", "table_fwd_ms",
+                   "table_parameters"}),
+        _check_fusion_complexity,
+    ),
+    "gpu_pretrained.py": Case(
+        frozenset({"device", "gpu", "torch", "items", "frozen_extraction", "finetune",
+                   "retrieval"}),
+        _check_gpu_pretrained, backbones=("efficientnet-lite0",),
+    ),
+    "index_scale.py": Case(
+        frozenset({"benchmark", "machine", "config", "results", "total_s", "peak_rss_bytes"}),
+        _check_index_scale, modules=("faiss",),
+    ),
+    "pretrained_vs_scratch.py": Case(
+        frozenset({"benchmark", "rows", "n_train", "n_valid", "n_test", "threads", "results"}),
+        _check_pretrained_vs_scratch, backbones=("efficientnet-lite0", "minilm", "voice"),
+    ),
+    "retrieval_baseline.py": Case(
+        frozenset({"setup", "results", "total_seconds"}),
+        _check_retrieval_baseline, backbones=("efficientnet-lite0", "minilm", "voice"),
+    ),
+    "robustness_dropout.py": Case(
+        frozenset({"n_train", "n_test", "models", "total_seconds"}),
+        _check_robustness_dropout, args=("--out", "{tmp}/robust"),
+    ),
+    "trainer_overhead.py": Case(
+        frozenset({"benchmark", "ratio_mmfuse_over_hand", "same_losses", "mmfuse", "hand",
+                   "mmfuse_light", "setup", "environment"}),
+        _check_trainer_overhead,
+    ),
+}  # fmt: skip
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The last JSON object in ``stdout`` that starts a line and runs to its end."""
+    decoder = json.JSONDecoder()
+    start = len(stdout)
+    while (start := stdout.rfind("{", 0, start)) >= 0:
+        if start == 0 or stdout[start - 1] == "\n":
+            try:
+                value, end = decoder.raw_decode(stdout, start)
+            except json.JSONDecodeError:
+                continue
+            if not stdout[end:].strip():
+                return value
+    raise AssertionError(f"no JSON object ends stdout; its tail:\n{stdout[-2000:]}")
+
+
+def run_quick(script: str, tmp: Path, args: tuple[str, ...]) -> dict[str, Any]:
+    """Runs ``benchmarks/<script> --quick --threads 1`` with its caches and temp files in
+    ``tmp``; the printed JSON object."""
+    (tmp / "tmp").mkdir()
+    env = {**os.environ, "MMFUSE_CACHE_DIR": str(tmp / "cache"), "TMPDIR": str(tmp / "tmp")}
+    command = [sys.executable, str(BENCHMARKS / script), "--quick", "--threads", "1"]
+    command += [a.format(tmp=tmp) for a in args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    failure = f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, failure
+    return last_json(done.stdout)
+
+
+def test_every_benchmark_has_a_case() -> None:
+    scripts = sorted(p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
+    assert scripts == sorted(CASES), "add a Case (and a --quick mode) for every benchmark script"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_quick_mode_runs(script: str, tmp_path: Path) -> None:
+    case = CASES[script]
+    for module in case.modules:
+        pytest.importorskip(module)
+    from mmfuse.pretrained import BACKBONES
+
+    missing = [p for name in case.backbones for p in BACKBONES[name].missing()]
+    if missing:
+        pytest.skip(f"{script} needs {', '.join(missing)}")
+    out = run_quick(script, tmp_path, case.args)
+    assert case.keys <= set(out), f"missing keys: {sorted(case.keys - set(out))}"
+    case.check(out)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        ('progress\n{"a": 1}\n', {"a": 1}),
+        ('{"a": 1}\nlog line\n{\n  "b": {"c": [1, 2]}\n}\n', {"b": {"c": [1, 2]}}),
+    ],
+)
+def test_last_json(stdout: str, expected: dict[str, Any]) -> None:
+    assert last_json(stdout) == expected
+
+
+def test_last_json_without_an_object_fails() -> None:
+    with pytest.raises(AssertionError, match="no JSON object ends stdout"):
+        last_json('{"a": 1}\nTraceback: boom\n')
+
+
+def _quick_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_quick", BENCHMARKS / "_quick.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=3)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"rows": 256, "epochs": 3, "quick": False}),
+        (["--quick"], {"rows": 16, "epochs": 1, "quick": True}),
+        (["--quick", "--rows", "40"], {"rows": 40, "epochs": 1, "quick": True}),
+        (["--epochs", "2", "--quick"], {"rows": 16, "epochs": 2, "quick": True}),
+    ],
+)
+def test_quick_sets_defaults_and_explicit_flags_win(
+    argv: list[str], expected: dict[str, Any]
+) -> None:
+    args = _quick_module().parse_with_quick(_parser(), {"rows": 16, "epochs": 1}, argv)
+    assert vars(args) == expected
+
+
+def test_quick_default_for_an_unknown_option_is_refused() -> None:
+    refused = r"unknown options \['row'\]; options: \['epochs', 'rows'\]"
+    with pytest.raises(ValueError, match=refused):
+        _quick_module().parse_with_quick(_parser(), {"row": 16}, [])
