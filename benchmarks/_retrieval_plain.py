@@ -57,7 +57,7 @@ def valid_split(
 
     df = pd.DataFrame({"a": list(items_a), "b": list(items_b)})
     schema = SimpleNamespace(kinds={"a": kinds[0], "b": kinds[1]})
-    train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION, seed=seed)._split(
+    train, valid = MultimodalRetriever(pair="a,b", valid_fraction=VALID_FRACTION, seed=seed).validation_split(
         Table(df, Path("."), "pairs"), None, schema
     )
     return train.df.index.to_numpy(), valid.df.index.to_numpy()

@@ -65,7 +65,7 @@ def image_index(fitted: MultimodalRetriever, pairs: Path, model_dir: Path) -> Pa
 @pytest.fixture(scope="module")
 def valid_csv(fitted: MultimodalRetriever, pairs: Path) -> Path:
     """The rows the fit held out for validation, as a CSV next to data.csv."""
-    _, valid = fitted._split(read_table(pairs), None, None)
+    _, valid = fitted.validation_split(read_table(pairs))
     path = pairs.parent / "valid.csv"
     valid.df.to_csv(path, index=False)
     return path
@@ -93,7 +93,7 @@ def test_metrics_cover_both_directions(fitted: MultimodalRetriever) -> None:
 @pytest.mark.parametrize("pair", ["image,caption", "caption,image"])
 def test_validation_split_keeps_each_image_on_one_side(pairs: Path, pair: str) -> None:
     table = read_table(pairs)
-    train, valid = MultimodalRetriever(pair=pair)._split(table, None, None)
+    train, valid = MultimodalRetriever(pair=pair).validation_split(table)
     assert len(train.df) + len(valid.df) == len(table.df)
     assert set(train.df.index).isdisjoint(valid.df.index)
     assert 0.1 < len(valid.df) / len(table.df) < 0.35

@@ -1,4 +1,4 @@
-"""Tests for mmfuse.models.retrieval: the dual encoder's packed output, scale and wiring."""
+"""Tests for mmfuse.models.retrieval: the dual encoder's output (embeddings, scale), wiring."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mmfuse.models.retrieval import (
     RetrievalModel,
     build_retrieval_model,
 )
-from mmfuse.tasks.retrieval import RetrievalTask, split_output
+from mmfuse.tasks.retrieval import RetrievalTask
 from mmfuse.types import InputSpec
 
 SPECS = {
@@ -51,28 +51,33 @@ def model() -> RetrievalModel:
     return build_retrieval_model(config(), SPECS).eval()
 
 
-def test_output_packs_both_sides_and_the_scale(model: RetrievalModel) -> None:
+def test_output_carries_both_sides_embeddings_and_the_scale_not_logits(model: RetrievalModel) -> None:
     x, mask = batch(4)
     out = model(x, mask)
-    assert out.logits.shape == (4, 2 * EMBED_DIM + 1)
-    assert out.per_modality is None
-    za, zb, scale = split_output(out.logits)
+    assert out.logits is None and out.per_modality is None
+    assert out.embeddings is not None and list(out.embeddings) == ["photo", "caption"]
+    za, zb = out.embeddings["photo"], out.embeddings["caption"]
+    assert za.shape == zb.shape == (4, EMBED_DIM)
     assert torch.allclose(za.norm(dim=1), torch.ones(4), atol=1e-5)
     assert torch.allclose(zb.norm(dim=1), torch.ones(4), atol=1e-5)
-    assert torch.allclose(out.logits[:, -1], scale.expand(4))  # one scale on every row
-    assert torch.allclose(za, model.embed("photo", x["photo"]))
-    assert torch.allclose(zb, model.embed("caption", x["caption"]))
+    assert torch.equal(za, model.embed("photo", x["photo"]))
+    assert torch.equal(zb, model.embed("caption", x["caption"]))
     assert not torch.allclose(za, zb)
+    assert out.logit_scale is not None and out.logit_scale.shape == ()
+    assert out.mask is mask
+    with pytest.raises(ValueError, match=r"no logits, only embeddings of \['caption', 'photo'\]"):
+        out.require_logits()
 
 
 def test_scale_starts_at_one_over_temperature_and_is_capped(model: RetrievalModel) -> None:
     x, mask = batch(2)
-    assert model(x, mask).logits[0, -1].item() == pytest.approx(1 / 0.07, rel=1e-5)
+    assert model(x, mask).logit_scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
     warm = build_retrieval_model(config(temperature=0.5), SPECS)
-    assert warm(x, mask).logits[0, -1].item() == pytest.approx(2.0, rel=1e-5)
+    assert warm(x, mask).logit_scale.item() == pytest.approx(2.0, rel=1e-5)
+    assert warm.logit_scale().item() == pytest.approx(2.0, rel=1e-5)
     with torch.no_grad():
         model.log_scale.fill_(math.log(1000.0))
-    assert model(x, mask).logits[0, -1].item() == pytest.approx(MAX_LOGIT_SCALE)
+    assert model(x, mask).logit_scale.item() == pytest.approx(MAX_LOGIT_SCALE)
     assert MAX_LOGIT_SCALE == 100.0
 
 
@@ -80,7 +85,7 @@ def test_loss_gradients_reach_both_towers_and_the_scale(model: RetrievalModel) -
     model.train()
     x, mask = batch(4)
     items = torch.arange(4).repeat(2, 1).T
-    RetrievalTask().loss(model(x, mask), items)["loss"].backward()
+    RetrievalTask(("photo", "caption")).loss(model(x, mask), items)["loss"].backward()
     for name, p in model.named_parameters():
         if name.startswith(("encoders.photo", "encoders.caption", "projections", "log_scale")):
             assert p.grad is not None, name
@@ -101,7 +106,10 @@ def test_builder_wires_each_encoder_output_dim_into_its_projection() -> None:
     assert raw.projections["vec"].in_features == 5  # raw: the input width, no dim
     assert raw.projections["caption"].in_features == 12
     x, mask = batch(3)
-    assert raw(x, mask).logits.shape == (3, 2 * EMBED_DIM + 1)
+    embeddings = raw(x, mask).embeddings
+    assert {m: z.shape for m, z in embeddings.items()} == {
+        "vec": (3, EMBED_DIM), "caption": (3, EMBED_DIM)
+    }
     assert raw.output_dim == EMBED_DIM
     assert raw.pair == ("vec", "caption")
 

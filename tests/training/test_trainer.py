@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
-from mmfuse.training import TrainConfig
+from mmfuse.models.retrieval import RetrievalConfig, build_retrieval_model
+from mmfuse.tasks import RetrievalTask
+from mmfuse.training import TrainConfig, Trainer
+
+from .conftest import SPECS
 
 
 def _history(trainer_history: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -22,7 +28,7 @@ def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 
 def _valid_loss(trainer, data) -> float:
-    return float(F.cross_entropy(trainer.predict(data), data.targets.long()))
+    return float(F.cross_entropy(trainer.predict(data).logits, data.targets.long()))
 
 
 def test_learns_a_separable_problem(problem, make_trainer) -> None:
@@ -33,7 +39,7 @@ def test_learns_a_separable_problem(problem, make_trainer) -> None:
     assert set(history[0]) == {"epoch", "train_loss", "valid_loss", "seconds"}
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert _valid_loss(trainer, problem.valid) < 0.5 * untrained
-    logits = trainer.predict(problem.valid)
+    logits = trainer.predict(problem.valid).logits
     assert logits.shape == (len(problem.valid), 2)
     accuracy = (logits.argmax(1) == problem.valid.targets.long()).float().mean()
     assert accuracy >= 0.9
@@ -153,7 +159,38 @@ def test_predict_keeps_record_order(problem, make_trainer) -> None:
     trainer.fit(problem.train, problem.valid)
     whole = trainer.predict(problem.valid, batch_size=7)
     part = trainer.predict(problem.valid.subset(torch.arange(10, 20)))
-    torch.testing.assert_close(whole[10:20], part)
+    torch.testing.assert_close(whole.logits[10:20], part.logits)
+    assert whole.logits.shape == (len(problem.valid), 2) and whole.logits.dtype == torch.float32
+    assert torch.equal(whole.mask["vec"], problem.valid.mask["vec"])
+
+
+def test_validation_loss_and_metric_come_from_the_task(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=1)
+    seen = []
+    trainer.metric = ("accuracy", lambda y, p: seen.append(p) or float((p.argmax(1) == y).mean()))
+    history = trainer.fit(problem.train, problem.valid)
+    output = trainer.predict(problem.valid)  # the kept weights are epoch 1's
+    expected = trainer.task.eval_loss(output, problem.valid.targets)
+    assert history[0]["valid_loss"] == float(expected)
+    np.testing.assert_array_equal(seen[0], output.logits.softmax(-1).numpy())
+
+
+def test_validates_a_retrieval_model_from_its_embeddings(problem) -> None:
+    torch.manual_seed(0)
+    config = RetrievalConfig(("tabular", "vec"), {"tabular": "mlp", "vec": "mlp"}, dim=8, embed_dim=4)
+    task = RetrievalTask(config.pair)
+    items = torch.arange(len(problem.train)).repeat(2, 1).T.contiguous()
+    pairs = [TensorData(d.inputs, d.mask, items[: len(d)]) for d in (problem.train, problem.valid)]
+    seen = []
+    settings = TrainConfig(epochs=1, batch_size=32, device="cpu", augment="none")
+    trainer = Trainer(build_retrieval_model(config, SPECS), task, SPECS, settings,
+                      ("shape", lambda y, p: seen.append(p) or 0.0), verbose=False)
+    history = trainer.fit(pairs[0], pairs[1])
+    output = trainer.predict(pairs[1])
+    assert output.logits is None and set(output.embeddings) == {"tabular", "vec"}
+    assert history[0]["valid_loss"] == float(task.eval_loss(output, pairs[1].targets))
+    assert seen[0].shape == (len(problem.valid), 2, 4)
+    np.testing.assert_array_equal(seen[0][:, 1], output.embeddings["vec"].numpy())
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def robustness_section(est: Any, data: Any, out: Path | None, clean: Encoded | N
     from mmfuse.evaluation.robustness import plot_robustness, robustness_curves, robustness_summary
 
     task = est.model_config_.task
-    curves = robustness_curves(est, data, clean=clean)
+    curves = robustness_curves(est, data, clean=clean, verbose=est.verbose)
     summary = robustness_summary(curves, task)
     if out is not None:
         _write_csv(curves, out / "robustness.csv")

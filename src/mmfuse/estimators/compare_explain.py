@@ -31,11 +31,12 @@ def explain_sections(
         plot_correlation_heatmap,
     )
     from mmfuse.evaluation.metrics import PRIMARY_METRIC
+    from mmfuse._progress import track
     from mmfuse.evaluation.robustness import plot_robustness, robustness_curves, robustness_summary
 
     out.mkdir(parents=True, exist_ok=True)
     rows = {}
-    for name, est in models.items():
+    for name, est in track(models.items(), len(models), "modality contributions of each model"):
         mods = list(est.model_.modalities)
         result = modality_shapley(est.model_, test.select(mods), task, num_bootstrap=200)
         rows[name] = dict(zip(result.modalities, result.mean_abs))
@@ -44,7 +45,7 @@ def explain_sections(
     pairs = pairwise_correlation(modality_embeddings(est.model_, test), test.mask)
     plot_correlation_heatmap(correlation_matrix(pairs, "cka"), out / "correlation.png",
                              title=f"Inter-modal linear CKA: {best}")
-    curves = robustness_curves(est, test_table, clean=test)  # test is already decoded
+    curves = robustness_curves(est, test_table, clean=test, verbose=True)  # test is already decoded
     summary = robustness_summary(curves, task)
     plot_robustness(curves, out / "robustness.png", PRIMARY_METRIC[task])
     for frame, name in ((contributions, "contributions"), (pairs, "correlation"), (summary, "robustness")):

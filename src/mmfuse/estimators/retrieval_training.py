@@ -16,9 +16,9 @@ from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
 from mmfuse.models.builder import resolve_encoders
 from mmfuse.models.retrieval import RetrievalConfig, RetrievalModel, build_retrieval_model
-from mmfuse.tasks.retrieval import RetrievalTask, split_output
+from mmfuse.tasks.retrieval import RetrievalTask
 from mmfuse.training.trained import TrainedModel
-from mmfuse.training.trainer import TrainConfig, Trainer
+from mmfuse.training.trainer import MetricFn, TrainConfig, Trainer
 
 if TYPE_CHECKING:
     from mmfuse.estimators.retriever import MultimodalRetriever
@@ -75,13 +75,14 @@ def best_projection(histories: dict[str, list[dict[str, float]]]) -> str:
     return max(best, key=lambda p: (best[p], -list(best).index(p)))
 
 
-def mean_recall(pair: tuple[str, str]):  # type: ignore[no-untyped-def]
-    """The validation metric ``METRIC`` as ``(targets, packed outputs) -> float``."""
+def mean_recall(pair: tuple[str, str]) -> MetricFn:
+    """The validation metric ``METRIC`` as ``(item ids (N, 2), embeddings (N, 2, D)) -> float``
+    (``RetrievalTask.predict``: each pair's side A and side B embeddings)."""
     from mmfuse.retrieval.metrics import bidirectional_metrics
 
-    def metric(y: np.ndarray, packed: np.ndarray) -> float:
-        za, zb, _ = split_output(torch.from_numpy(packed))
-        both = bidirectional_metrics(za.numpy(), zb.numpy(), y[:, 0], y[:, 1], pair)
+    def metric(y: np.ndarray, embeddings: np.ndarray) -> float:
+        za, zb = embeddings[:, 0], embeddings[:, 1]
+        both = bidirectional_metrics(za, zb, y[:, 0], y[:, 1], pair)
         return float(np.mean([d[k] for d in both.values() for k in ("R@1", "R@5", "R@10")]))
 
     return metric
@@ -128,7 +129,7 @@ def train_retrieval(
             f"{model.num_parameters():,} parameters) on {len(train)} pairs, validating on {len(valid)}")
     checkpoint = Path(out_dir) / checkpoint_name if out_dir is not None else None
     trainer = Trainer(
-        model, RetrievalTask(), specs, tcfg, (METRIC, mean_recall(cfg.pair)), checkpoint,
+        model, RetrievalTask(cfg.pair), specs, tcfg, (METRIC, mean_recall(cfg.pair)), checkpoint,
         est.verbose, valid_label="seen" if refit_epochs else "valid",
     )
     data = [TensorData.from_encoded(e.select(list(cfg.pair))) for e in (train, valid)]

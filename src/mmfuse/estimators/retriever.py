@@ -90,7 +90,7 @@ class MultimodalRetriever(Facade):
                     f"{', '.join(PAIR_KINDS)}{hint}"
                 )
         table = self._paired_rows(table, a, b)
-        train_table, valid_table = self._split(table, valid, schema)
+        train_table, valid_table = self.validation_split(table, valid, schema)
         pipeline = Pipeline.for_schema(schema, None, self).fit(train_table)
         pre = pipeline.preprocessor
         if valid is None:
@@ -159,8 +159,11 @@ class MultimodalRetriever(Facade):
         kept.bad_lines = table.bad_lines
         return kept
 
-    def _split(self, table: Table, valid: DataLike | None, schema: Any) -> tuple[Table, Table]:
-        """Holds out whole items of one side (see ``_item_side``) for validation."""
+    def validation_split(
+        self, table: Table, valid: DataLike | None = None, schema: Any = None
+    ) -> tuple[Table, Table]:
+        """(train, validation) pairs: ``valid`` when given, else whole items of one side held out
+        (see ``_item_side``), so no item is on both sides of the split."""
         if valid is not None:
             return table, self.read(valid)
         from sklearn.model_selection import GroupShuffleSplit

@@ -78,5 +78,5 @@ def outputs_under(
     for index in torch.arange(len(data)).split(batch_size):
         inputs = {m: x[index] for m, x in data.inputs.items()}
         out = model(inputs, {m: v[index] for m, v in mask.items()})
-        outs.append(predict(out.logits, task))
+        outs.append(predict(out.require_logits(), task))
     return torch.cat(outs)

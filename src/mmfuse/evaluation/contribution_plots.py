@@ -276,11 +276,11 @@ def _waveform(
     scale, step = float(rate or 1), max(1, len(wave) // 4000)  # long clips: an envelope
     bins = wave[: len(wave) // step * step].reshape(-1, step)
     top.fill_between(np.arange(len(bins)) * step / scale, bins.min(1), bins.max(1), color="black",
-                     linewidth=0.5)  # fmt: skip
+                     linewidth=0.5, zorder=2)  # fmt: skip
     cmap, norm = plt.get_cmap("RdBu_r"), Normalize(-_limit(a), _limit(a))
     for span, value in zip(np.array_split(np.arange(len(wave)), max(len(a), 1)), a):
         top.axvspan(span[0] / scale, (span[-1] + 1) / scale, color=cmap(norm(value)), alpha=0.7,
-                    linewidth=0)  # fmt: skip
+                    linewidth=0, zorder=0)  # fmt: skip
     top.set_xlim(0, len(wave) / scale)
     top.set_xlabel("time (s)" if rate else "sample", fontsize=9)
     top.set_ylabel("amplitude", fontsize=9)

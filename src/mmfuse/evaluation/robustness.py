@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mmfuse._progress import track
 from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.errors import MmfuseError
 from mmfuse.evaluation.corruptions import DROP, CorruptionFn, drop_modality, get_kind
@@ -69,6 +70,7 @@ def robustness_curves(
     seed: int = 0,
     num_threads: int | None = None,
     clean: Encoded | None = None,
+    verbose: bool = False,
 ) -> pd.DataFrame:
     """Every metric of ``model`` on labelled ``data`` with one modality corrupted at a time.
 
@@ -86,6 +88,7 @@ def robustness_curves(
         num_threads: Threads for decoding media (None: the estimator's setting).
         clean: ``data`` already encoded with its target by the estimator's preprocessor, to
             save decoding it again (None: decode it here).
+        verbose: Show progress (one step per modality and corruption).
 
     Returns:
         Long table with columns modality, corruption, severity, metric, value.
@@ -106,22 +109,22 @@ def robustness_curves(
         raise MmfuseError("no records to evaluate")
     clean_metrics = score(fitted, clean)
     rows: list[tuple[str, str, float, str, float]] = []
-    for modality in names:
+    steps = [(m, name) for m in names for name in [*get_kind(pre.modalities[m]), DROP]]
+    for modality, name in track(steps, len(steps), "robustness (modality, corruption)", verbose):
         kind = pre.modalities[modality]
         single = pre.restrict([modality])
-        for name in [*get_kind(kind), DROP]:
-            rows += _rows(modality, name, 0.0, clean_metrics)
-            for s in grid[grid > 0]:
-                if name == DROP:
-                    enc = drop_modality(clean, modality, s, np.random.default_rng([seed, 0]))
-                else:
-                    hook = _hook(modality, get_kind(kind)[name], s, seed, _context(pre, kind, name))
-                    redone = single.transform(
-                        table, with_target=False, num_threads=threads, verbose=False,
-                        corrupt=hook, **options,
-                    )  # fmt: skip
-                    enc = substitute(clean, modality, redone)
-                rows += _rows(modality, name, float(s), score(fitted, enc))
+        rows += _rows(modality, name, 0.0, clean_metrics)
+        for s in grid[grid > 0]:
+            if name == DROP:
+                enc = drop_modality(clean, modality, s, np.random.default_rng([seed, 0]))
+            else:
+                hook = _hook(modality, get_kind(kind)[name], s, seed, _context(pre, kind, name))
+                redone = single.transform(
+                    table, with_target=False, num_threads=threads, verbose=False,
+                    corrupt=hook, **options,
+                )  # fmt: skip
+                enc = substitute(clean, modality, redone)
+            rows += _rows(modality, name, float(s), score(fitted, enc))
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 

@@ -50,7 +50,7 @@ class FittedModel:
         self.model.eval()
         data = TensorData.from_encoded(enc)
         task = create_task(self.config.task, self.config.num_outputs)
-        outs = [task.predict(self.model(b.inputs, b.mask).logits)
+        outs = [task.predict(self.model(b.inputs, b.mask))
                 for b in (data.batch(i, torch.device("cpu"))
                           for i in torch.arange(len(data)).split(max(self.batch_size, 1)))]
         if not outs:

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -17,17 +18,62 @@ from torch import Tensor, nn
 
 @dataclass
 class ModelOutput:
-    """What a forward pass returns.
+    """What a forward pass returns: predictions (a classifier's or regressor's) or embeddings
+    (a dual encoder's).
 
     Attributes:
-        logits: (B, C) combined logits (classification) or (B, 1) values (regression).
+        logits: (B, C) combined logits (classification) or (B, 1) values (regression); None
+            for a model that outputs embeddings.
         per_modality: Late level only: modality -> (B, C) that modality's own prediction.
         mask: Modality -> (B,) presence mask used for this batch.
+        embeddings: Modality (tower) -> (B, D) unit-length embeddings in a shared space, or None.
+        logit_scale: () learned factor turning the embeddings' cosine similarities into logits
+            (1 / temperature), or None.
     """
 
-    logits: Tensor
+    logits: Tensor | None
     per_modality: dict[str, Tensor] | None
     mask: Mapping[str, Tensor]
+    embeddings: dict[str, Tensor] | None = None
+    logit_scale: Tensor | None = None
+
+    def require_logits(self) -> Tensor:
+        """``logits``; ValueError for an output that carries embeddings instead."""
+        if self.logits is None:
+            raise ValueError(
+                f"this output has no logits, only embeddings of {sorted(self.embeddings or {})}; "
+                "a retrieval model ranks items, it does not predict classes or values"
+            )
+        return self.logits
+
+    def cpu(self) -> ModelOutput:
+        """The same output detached on the CPU, with floating-point tensors as float32."""
+
+        def move(x: Tensor) -> Tensor:
+            return (x.float() if x.is_floating_point() else x).detach().cpu()
+
+        def moved(value: Any) -> Any:
+            if isinstance(value, Tensor):
+                return move(value)
+            return None if value is None else {k: move(v) for k, v in value.items()}
+
+        return ModelOutput(*(moved(getattr(self, f.name)) for f in fields(self)))
+
+    @staticmethod
+    def cat(outputs: Sequence[ModelOutput]) -> ModelOutput:
+        """One output for consecutive batches, rows in order; ``logit_scale`` is the first
+        batch's (one learned value, the same for every batch of a model in eval mode)."""
+        if not outputs:
+            return ModelOutput(torch.zeros(0), None, {})
+
+        def joined(name: str) -> Any:
+            parts = [getattr(o, name) for o in outputs]
+            if isinstance(parts[0], Tensor):
+                return torch.cat(parts)
+            return None if parts[0] is None else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+        names = ("logits", "per_modality", "mask", "embeddings")
+        return ModelOutput(*(joined(n) for n in names), outputs[0].logit_scale)
 
 
 class MultimodalModel(nn.Module):

@@ -1,8 +1,8 @@
 """Two towers mapping two modalities into one L2-normalised space (a dual encoder).
 
 Each tower is the modality's encoder (``encode``, as in ``MultimodalModel``) followed by a
-projection head into the shared space. ``forward`` packs both sides' embeddings and the
-learnable logit scale into one (B, 2 * dim + 1) tensor for ``RetrievalTask``.
+projection head into the shared space. ``forward`` returns both sides' embeddings and the
+learnable logit scale (``ModelOutput.embeddings`` and ``logit_scale``) for ``RetrievalTask``.
 """
 
 from __future__ import annotations
@@ -79,11 +79,14 @@ class RetrievalModel(nn.Module):
         """(B, embed_dim) unit-length embeddings of one side's inputs."""
         return F.normalize(self.projections[modality](self.encoders[modality](x)), dim=-1)
 
+    def logit_scale(self) -> Tensor:
+        """() the learned factor 1 / temperature, capped at ``MAX_LOGIT_SCALE``."""
+        return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> ModelOutput:
-        za, zb = (self.embed(m, inputs[m]) for m in self.pair)
-        scale = self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-        packed = torch.cat([za, zb, scale.expand(za.shape[0], 1).to(za.dtype)], dim=1)
-        return ModelOutput(packed, None, mask)
+        """Both sides' (B, embed_dim) embeddings and the logit scale; no logits."""
+        embeddings = {m: self.embed(m, inputs[m]) for m in self.pair}
+        return ModelOutput(None, None, mask, embeddings, self.logit_scale())
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

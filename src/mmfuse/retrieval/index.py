@@ -117,6 +117,11 @@ class VectorIndex:
         self.parameters = dict(parameters or {})
         self.num_threads = num_threads
 
+    @property
+    def ann_index(self) -> Any:
+        """The FAISS approximate index (None for an exact index)."""
+        return self._ann
+
     @classmethod
     def build(
         cls,

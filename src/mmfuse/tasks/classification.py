@@ -33,24 +33,24 @@ class ClassificationTask:
 
     def loss(self, output: ModelOutput, target: Tensor) -> dict[str, Tensor]:
         """{"loss": scalar} to minimise."""
-        y = target.long()
+        y, combined = target.long(), output.require_logits()
         weight = None
         if self.class_weights is not None:
-            weight = torch.tensor(self.class_weights, dtype=output.logits.dtype, device=y.device)
+            weight = torch.tensor(self.class_weights, dtype=combined.dtype, device=y.device)
         if output.per_modality is None:
-            return {"loss": F.cross_entropy(output.logits, y, weight=weight)}
+            return {"loss": F.cross_entropy(combined, y, weight=weight)}
         # Late fusion: each modality learns to predict on its own, where it is present.
-        total = output.logits.new_zeros(())
+        total = combined.new_zeros(())
         for m, logits in output.per_modality.items():
             present = output.mask[m]
             if present.any():
                 total = total + F.cross_entropy(logits[present], y[present], weight=weight)
         return {"loss": total / len(output.per_modality)}
 
-    def eval_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+    def eval_loss(self, output: ModelOutput, target: Tensor) -> Tensor:
         """Unweighted cross-entropy of the combined prediction (for validation)."""
-        return F.cross_entropy(logits, target.long())
+        return F.cross_entropy(output.require_logits(), target.long())
 
-    def predict(self, logits: Tensor) -> Tensor:
+    def predict(self, output: ModelOutput) -> Tensor:
         """(B, C) class probabilities."""
-        return logits.float().softmax(-1)
+        return output.require_logits().float().softmax(-1)

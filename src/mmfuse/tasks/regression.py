@@ -15,19 +15,20 @@ class RegressionTask:
 
     def loss(self, output: ModelOutput, target: Tensor) -> dict[str, Tensor]:
         """{"loss": scalar} to minimise."""
+        combined = output.require_logits()
         if output.per_modality is None:
-            return {"loss": F.mse_loss(output.logits.squeeze(-1), target.float())}
-        total = output.logits.new_zeros(())
+            return {"loss": F.mse_loss(combined.squeeze(-1), target.float())}
+        total = combined.new_zeros(())
         for m, pred in output.per_modality.items():
             present = output.mask[m]
             if present.any():
                 total = total + F.mse_loss(pred.squeeze(-1)[present], target.float()[present])
         return {"loss": total / len(output.per_modality)}
 
-    def eval_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+    def eval_loss(self, output: ModelOutput, target: Tensor) -> Tensor:
         """MSE of the combined prediction (for validation)."""
-        return F.mse_loss(logits.squeeze(-1).float(), target.float())
+        return F.mse_loss(output.require_logits().squeeze(-1).float(), target.float())
 
-    def predict(self, logits: Tensor) -> Tensor:
+    def predict(self, output: ModelOutput) -> Tensor:
         """(B,) standardised predictions."""
-        return logits.float().squeeze(-1)
+        return output.require_logits().float().squeeze(-1)

@@ -27,6 +27,8 @@ from mmfuse._progress import is_terminal, log, track
 from mmfuse.data.augment import AUGMENT_LEVELS, augment_batch
 from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
+from mmfuse.models.multimodal import ModelOutput
+from mmfuse.tasks.base import Task
 from mmfuse.training.checkpoint import load_checkpoint, save_checkpoint
 from mmfuse.training.device import resolve_device
 from mmfuse.types import InputSpec
@@ -96,7 +98,8 @@ class Trainer:
 
     Args:
         model: The model (its ``forward(inputs, mask)`` returns a ModelOutput).
-        task: Object with ``loss(output, y) -> {"loss"}``, ``eval_loss`` and ``predict``.
+        task: The task: its ``loss`` on training batches, its ``eval_loss`` and ``predict`` on
+            the validation records' joined output (see ``Task``).
         specs: Modality -> InputSpec (for augmentation).
         config: Training settings.
         metric: Validation metric function and its name, e.g. ("accuracy", fn). When given,
@@ -120,7 +123,7 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        task: Any,
+        task: Task,
         specs: Mapping[str, InputSpec],
         config: TrainConfig,
         metric: tuple[str, MetricFn] | None = None,
@@ -275,23 +278,24 @@ class Trainer:
         return {m: dropped[:, i] for i, m in enumerate(names)}
 
     @torch.no_grad()
-    def predict(self, data: TensorData, batch_size: int = 256) -> Tensor:
-        """(N, C) logits / values for every record, in order."""
+    def predict(self, data: TensorData, batch_size: int = 256) -> ModelOutput:
+        """The model's output for every record, in order (eval mode; float32 CPU tensors):
+        logits or values for a classifier or regressor, embeddings for a retrieval model."""
         self.model.eval()
         outs = []
         for index in torch.arange(len(data)).split(batch_size):
             batch = data.batch(index, self.device)
             with self._autocast():
-                outs.append(self.model(batch.inputs, batch.mask).logits.float().cpu())
-        return torch.cat(outs) if outs else torch.zeros(0)
+                outs.append(self.model(batch.inputs, batch.mask).cpu())
+        return ModelOutput.cat(outs)
 
     def _validate(self, data: TensorData) -> tuple[float, float]:
-        logits = self.predict(data)
+        output = self.predict(data)
         assert data.targets is not None
-        loss = float(self.task.eval_loss(logits, data.targets))
+        loss = float(self.task.eval_loss(output, data.targets))
         if self.metric is None:
             return loss, float("nan")
-        predictions = self.task.predict(logits).numpy()
+        predictions = self.task.predict(output).numpy()
         return loss, self.metric[1](data.targets.numpy(), predictions)
 
     def _snapshot(self) -> dict[str, Tensor]:
