@@ -51,7 +51,7 @@ def model() -> RetrievalModel:
     return build_retrieval_model(config(), SPECS).eval()
 
 
-def test_output_carries_both_sides_embeddings_and_the_scale_not_logits(model: RetrievalModel) -> None:
+def test_output_carries_both_embeddings_and_the_scale_not_logits(model: RetrievalModel) -> None:
     x, mask = batch(4)
     out = model(x, mask)
     assert out.logits is None and out.per_modality is None

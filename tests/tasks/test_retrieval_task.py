@@ -128,7 +128,8 @@ def test_the_pair_decides_which_side_is_a() -> None:
 def test_eval_loss_averages_batches_of_256() -> None:
     assert EVAL_BATCH == 256  # as many rows as the trainer predicts at once
     za, zb, items = random_unit(300, 4, 6), random_unit(300, 4, 7), distinct(300)
-    expected = (nce(za[:256], zb[:256], 2.0, items[:256]) + nce(za[256:], zb[256:], 2.0, items[256:])) / 2
+    head = nce(za[:256], zb[:256], 2.0, items[:256])
+    expected = (head + nce(za[256:], zb[256:], 2.0, items[256:])) / 2
     assert RetrievalTask(("a", "b")).eval_loss(output(za, zb, 2.0), items).item() == pytest.approx(
         expected.item(), rel=1e-6
     )
@@ -138,6 +139,7 @@ def test_an_output_without_embeddings_is_refused_naming_what_is_missing() -> Non
     task = RetrievalTask(("a", "b"))
     with pytest.raises(ValueError, match="needs an output with embeddings and a logit scale"):
         task.loss(ModelOutput(torch.zeros(2, 3), None, {}), distinct(2))
-    other = ModelOutput(None, None, {}, {"a": random_unit(2, 3, 0), "c": random_unit(2, 3, 1)}, torch.tensor(1.0))
+    embeddings = {"a": random_unit(2, 3, 0), "c": random_unit(2, 3, 1)}
+    other = ModelOutput(None, None, {}, embeddings, torch.tensor(1.0))
     with pytest.raises(ValueError, match="no embeddings of b; it has: a, c"):
         task.predict(other)

@@ -15,8 +15,6 @@ from mmfuse.models.retrieval import RetrievalConfig, build_retrieval_model
 from mmfuse.tasks import RetrievalTask
 from mmfuse.training import TrainConfig, Trainer
 
-from .conftest import SPECS
-
 
 def _history(trainer_history: list[dict[str, float]]) -> list[dict[str, float]]:
     """The history without wall-clock seconds (which never repeat)."""
@@ -164,10 +162,20 @@ def test_predict_keeps_record_order(problem, make_trainer) -> None:
     assert torch.equal(whole.mask["vec"], problem.valid.mask["vec"])
 
 
+def _recording(seen: list[np.ndarray]):
+    """A validation metric (always 0.5) that keeps the predictions it was given."""
+
+    def metric(targets: np.ndarray, predictions: np.ndarray) -> float:
+        seen.append(predictions)
+        return 0.5
+
+    return metric
+
+
 def test_validation_loss_and_metric_come_from_the_task(problem, make_trainer) -> None:
     trainer = make_trainer(epochs=1)
-    seen = []
-    trainer.metric = ("accuracy", lambda y, p: seen.append(p) or float((p.argmax(1) == y).mean()))
+    seen: list[np.ndarray] = []
+    trainer.metric = ("accuracy", _recording(seen))
     history = trainer.fit(problem.train, problem.valid)
     output = trainer.predict(problem.valid)  # the kept weights are epoch 1's
     expected = trainer.task.eval_loss(output, problem.valid.targets)
@@ -175,16 +183,18 @@ def test_validation_loss_and_metric_come_from_the_task(problem, make_trainer) ->
     np.testing.assert_array_equal(seen[0], output.logits.softmax(-1).numpy())
 
 
-def test_validates_a_retrieval_model_from_its_embeddings(problem) -> None:
+def test_validates_a_retrieval_model_from_its_embeddings(problem, make_trainer) -> None:
+    specs = make_trainer().specs  # tabular and vec
     torch.manual_seed(0)
-    config = RetrievalConfig(("tabular", "vec"), {"tabular": "mlp", "vec": "mlp"}, dim=8, embed_dim=4)
+    encoders = {"tabular": "mlp", "vec": "mlp"}
+    config = RetrievalConfig(("tabular", "vec"), encoders, dim=8, embed_dim=4)
     task = RetrievalTask(config.pair)
     items = torch.arange(len(problem.train)).repeat(2, 1).T.contiguous()
     pairs = [TensorData(d.inputs, d.mask, items[: len(d)]) for d in (problem.train, problem.valid)]
-    seen = []
+    seen: list[np.ndarray] = []
     settings = TrainConfig(epochs=1, batch_size=32, device="cpu", augment="none")
-    trainer = Trainer(build_retrieval_model(config, SPECS), task, SPECS, settings,
-                      ("shape", lambda y, p: seen.append(p) or 0.0), verbose=False)
+    model = build_retrieval_model(config, specs)
+    trainer = Trainer(model, task, specs, settings, ("seen", _recording(seen)), verbose=False)
     history = trainer.fit(pairs[0], pairs[1])
     output = trainer.predict(pairs[1])
     assert output.logits is None and set(output.embeddings) == {"tabular", "vec"}

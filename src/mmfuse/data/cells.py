@@ -2,9 +2,10 @@
 
 ``checked_cell`` is the one validation every cell passes on every encoder path (from-scratch,
 fine-tuned and frozen pretrained): empty cells, text that is not UTF-8, URLs, missing files and
-folders are decided there, with the same message everywhere. ``cell_decoder`` then picks, per
-modality, the network's own preparation (pretrained encoders), the text vocabulary, the
-embedding parser or the image / video / audio loader.
+folders are decided there, with the same message everywhere. Each kind's processor
+(``mmfuse.data.kinds``) then decodes the checked cell: the network's own preparation
+(pretrained encoders), the text vocabulary, the embedding parser or the image / video / audio
+loader.
 
 A media cell of a DataFrame may hold the media itself instead of a path ("in-memory" cells):
 
@@ -26,14 +27,11 @@ import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mmfuse.errors import DecodeError
-
-if TYPE_CHECKING:
-    from mmfuse.data.preprocess import Preprocessor
 
 Corruption = Callable[[str, Any, np.random.Generator], Any]
 """(modality, decoded value, rng) -> corrupted value; see ``Preprocessor.transform``."""
@@ -296,80 +294,3 @@ def checked_dim(vector: np.ndarray, dim: int) -> np.ndarray:
     if vector.shape != (dim,):
         raise DecodeError(f"embedding has {vector.shape[0]} values; expected {dim}")
     return vector
-
-
-def cell_decoder(
-    pre: Preprocessor,
-    name: str,
-    kind: str,
-    base_dir: Path,
-    missing_files: str,
-    corrupt: Corruption | None,
-) -> Callable[[Any, Any], np.ndarray | None]:
-    """(cell value, rng) -> the modality's array, None for a missing modality (an empty cell,
-    a video without sound for an audio track, a missing file with ``missing_files='missing'``);
-    raises DecodeError for a bad cell. Every cell first passes :func:`checked_cell`.
-    ``corrupt`` alters the decoded value before the last step (robustness evaluation)."""
-    track = name in pre.track_modalities()
-    finish = _finisher(pre, name, kind, base_dir, corrupt)
-
-    def decode(value: Any, rng: Any) -> np.ndarray | None:
-        cell = checked_cell(value, "video" if track else kind, base_dir, missing_files, track)
-        return None if cell is None else finish(cell, rng)
-
-    return decode
-
-
-def _finisher(
-    pre: Preprocessor, name: str, kind: str, base_dir: Path, corrupt: Corruption | None
-) -> Callable[[Any, Any], np.ndarray]:
-    """(checked cell, rng) -> the modality's array."""
-    c = pre.config
-
-    def alter(value: Any, rng: Any) -> Any:
-        return value if corrupt is None else corrupt(name, value, rng)
-
-    if name in pre.pretrained:  # the network's own preprocessing
-        from mmfuse.data.preparations import get_preparation
-
-        prep = get_preparation(pre.pretrained[name].preparation)
-        if prep.kind == "text":
-            return lambda v, r: prep.finish(alter(prep.decode(v, None), r))
-        # media: a checked path, or in-memory media read from the value itself
-        return lambda m, r: prep.finish(alter(prep.decode(m, _path_of(m)), r))
-    if kind == "text":
-        vocab = pre.vocabularies[name]
-        return lambda v, r: vocab.encode(alter(v, r), c.text_max_length)
-    if kind == "embedding":
-        from mmfuse.data.embedding import parse_embedding
-
-        dim = pre.embedding_dims[name]
-        return lambda v, r: alter(checked_dim(parse_embedding(v, base_dir), dim), r)
-    return _media_loader(pre, kind, alter)
-
-
-def _path_of(cell: Any) -> Path | None:
-    return cell if isinstance(cell, Path) else None
-
-
-def _media_loader(
-    pre: Preprocessor, kind: str, alter: Callable[[Any, Any], Any]
-) -> Callable[[Any, Any], np.ndarray]:
-    """(path or in-memory media, rng) -> the from-scratch encoder's array."""
-    from mmfuse.data.image import load_image, normalize_image
-
-    c = pre.config
-    if kind == "image":
-        return lambda p, r: normalize_image(alter(load_image(p, c.image_size), r))
-    if kind == "video":
-        from mmfuse.data.video import load_video_frames
-
-        frames = lambda p: load_video_frames(p, c.video_frames, c.video_size)  # noqa: E731
-        return lambda p, r: normalize_image(alter(frames(p), r))
-    from mmfuse.data.audio import load_audio, log_mel_spectrogram
-
-    def audio(source: Any, rng: Any) -> np.ndarray:
-        wave = alter(load_audio(source, c.sample_rate), rng)
-        return log_mel_spectrogram(wave, c.sample_rate, n_mels=c.n_mels, num_frames=c.audio_frames)
-
-    return audio

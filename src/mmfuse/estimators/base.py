@@ -123,7 +123,7 @@ class MultimodalEstimator(Facade):
         self.preprocessor_ = pre
         self.schema_ = pre.schema
         self.rejected_ = train.rejected + valid.rejected
-        trained = train_model(self, pre, train, valid, out_dir, resume)
+        trained = train_model(self.frozen_params(), pre, train, valid, out_dir, resume)
         self.model_, self.model_config_, self.train_config_ = trained.model, trained.config, trained.train_config
         self.history_, self.kept_epoch_ = trained.history, trained.kept_epoch
         self.train_seconds_ = time.perf_counter() - started

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmfuse._io import write_json
+from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded
 from mmfuse.data.readers import read_table
 from mmfuse.errors import MmfuseError
@@ -183,6 +184,9 @@ def _sample(
         target_class = int(est.fitted_model.outputs(_one(enc, i)).argmax(1)[0])
     specs = est.preprocessor_.input_specs()
     raw = _raw_inputs(est.preprocessor_, table, int(enc.rows[i]), mask)
+    if raw:
+        networks = ", ".join(f"{m} ({est.preprocessor_.pretrained[m].backbone})" for m in raw)
+        log(f"row {int(enc.rows[i])}: re-encoding occluded copies of {networks}", est.verbose)
     maps = occlusion_attribution(model, inputs, mask, specs, task, target_class, raw=raw)
     return {
         "row": int(enc.rows[i]),

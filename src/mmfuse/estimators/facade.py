@@ -43,6 +43,11 @@ class Facade:
             setattr(self, name, value)
         return self
 
+    def frozen_params(self) -> Any:
+        """The current parameters as a frozen ``params_class`` value, for functions that need
+        the parameters and nothing else of the estimator."""
+        return self.params_class(**self.get_params())
+
     def __repr__(self) -> str:
         initial = defaults(self.params_class)
         changed = {k: v for k, v in self.get_params().items() if v != initial[k]}

@@ -157,7 +157,7 @@ def _rebuild(folder: Path, config: dict[str, Any], overrides: dict[str, Any]) ->
     """The estimator, preprocessor and untrained model described by config.json and
     preprocess.json, each section checked."""
     from mmfuse.estimators.classifier import MultimodalClassifier
-    from mmfuse.estimators.pretrained import attach_extractors
+    from mmfuse.estimators.pretrained import feature_source
     from mmfuse.estimators.regressor import MultimodalRegressor
     from mmfuse.estimators.retriever import MultimodalRetriever
     from mmfuse.models.builder import ModelConfig, build_model
@@ -185,7 +185,9 @@ def _rebuild(folder: Path, config: dict[str, Any], overrides: dict[str, Any]) ->
     with reading(config_path, "pretrained"):
         _check_pretrained(folder, pre, config.get("pretrained", {}))
     recorded_cache = None if "cache_dir" in overrides else folder  # read-only unless given now
-    attach_extractors(pre, est, model_dir=recorded_cache)
+    features = feature_source(pre.pretrained, pre.modalities, est.device, est.use_cache,
+                              est.cache_dir, model_dir=recorded_cache)
+    pre = pre.with_features(features)
     est.preprocessor_, est.schema_ = pre, pre.schema
     est.model_config_ = construct(
         config_cls, config["model"], config_path, "model", config_cls.from_dict

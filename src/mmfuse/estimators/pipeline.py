@@ -69,12 +69,12 @@ class Pipeline:
     @classmethod
     def for_schema(cls, schema: Schema, task: str | None, est: MultimodalEstimator) -> Pipeline:
         """An unfitted pipeline for a known schema, with the estimator's encoders and options."""
-        from mmfuse.estimators.pretrained import attach_extractors, plan_pretrained
+        from mmfuse.estimators.pretrained import feature_source, plan_pretrained
 
         plan = plan_pretrained(est, schema.modalities())
-        pre = Preprocessor(schema, PreprocessConfig(image_size=est.image_size), task, plan)
-        attach_extractors(pre, est)
-        return cls.around(pre, est)
+        features = feature_source(plan, schema.modalities(), est.device, est.use_cache, est.cache_dir)
+        config = PreprocessConfig(image_size=est.image_size)
+        return cls.around(Preprocessor(schema, config, task, plan, features), est)
 
     @classmethod
     def around(cls, pre: Preprocessor, est: Any) -> Pipeline:

@@ -1,10 +1,11 @@
-"""Which modalities use pretrained networks, frozen or fine-tuned, and wiring their extractors.
+"""Which modalities use pretrained networks, frozen or fine-tuned, and their feature source.
 
 ``plan_pretrained`` turns an estimator's parameters (``encoders``, ``pretrained``, ``finetune``)
 into ``{modality: PretrainedInput}`` for the Preprocessor: an explicit ``--encoder`` wins;
 otherwise kinds in ``DEFAULT_PRETRAINED`` use their pretrained network where its packages are
 installed, and fall back to the from-scratch encoder with a one-line notice where not.
-``attach_extractors`` gives the Preprocessor the frozen networks and the feature cache.
+``feature_source`` makes the frozen networks and the feature cache that a Preprocessor is built
+with.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmfuse._progress import log
-from mmfuse.data.preprocess import PretrainedInput, Preprocessor
+from mmfuse.data.preprocess import FeatureSource, PretrainedInput, Preprocessor
 from mmfuse.data.schema import parse_pairs
 from mmfuse.encoders import DEFAULT_ENCODERS
 from mmfuse.errors import MmfuseError
@@ -83,31 +84,41 @@ def _finetune_names(finetune: str | list[str] | tuple[str, ...] | None) -> set[s
     return {n.strip() for n in names if n.strip()}
 
 
-def attach_extractors(
-    pre: Preprocessor, est: MultimodalEstimator, model_dir: str | Path | None = None
-) -> None:
-    """Gives ``pre`` a frozen network per frozen modality and the feature cache.
+def feature_source(
+    pretrained: Mapping[str, PretrainedInput],
+    modalities: Mapping[str, str],
+    device: str,
+    use_cache: bool,
+    cache_dir: str | None,
+    model_dir: str | Path | None = None,
+) -> FeatureSource:
+    """The frozen networks of the frozen modalities and the feature cache, for a Preprocessor.
 
     Args:
-        pre: The preprocessor.
-        est: Its estimator (``device``, ``use_cache``, ``cache_dir``).
-        model_dir: The model directory ``est`` was loaded from, if any (see ``feature_cache``).
+        pretrained: Modality -> how it feeds a pretrained network (``plan_pretrained``).
+        modalities: Modality -> kind (video clips are encoded ``CLIP_BATCH`` at a time).
+        device: "auto", "cpu" or "cuda".
+        use_cache: Read and write the feature cache (only frozen networks' features are cached).
+        cache_dir: The cache folder (None: the default cache).
+        model_dir: The model directory the preprocessing was loaded from, if any (see
+            ``feature_cache``).
+
+    Raises:
+        MmfuseError: A network's packages are not installed (the message says what to install).
     """
     from mmfuse.encoders.backbones import FrozenExtractor
     from mmfuse.training.device import resolve_device
 
-    for m, p in pre.pretrained.items():
+    for m, p in pretrained.items():
         BACKBONES[p.backbone].require(f"modality {m!r}")
-    device = resolve_device(est.device)
-    pre.extractors = {
-        m: FrozenExtractor(p.backbone, device, CLIP_BATCH if pre.modalities[m] == "video" else 32)
-        for m, p in pre.pretrained.items()
+    resolved = resolve_device(device)
+    extractors = {
+        m: FrozenExtractor(p.backbone, resolved, CLIP_BATCH if modalities[m] == "video" else 32)
+        for m, p in pretrained.items()
         if p.frozen
     }
-    if est.use_cache and pre.extractors:  # only frozen networks' features are cached
-        pre.cache = feature_cache(est.cache_dir, model_dir)
-    else:
-        pre.cache = None
+    cache = feature_cache(cache_dir, model_dir) if use_cache and extractors else None
+    return FeatureSource(extractors, cache)
 
 
 def feature_cache(cache_dir: str | None, model_dir: str | Path | None = None) -> FeatureCache:

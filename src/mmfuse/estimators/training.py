@@ -21,13 +21,13 @@ from mmfuse.training.trained import TrainedModel
 from mmfuse.training.trainer import TrainConfig, Trainer
 
 if TYPE_CHECKING:
-    from mmfuse.estimators.base import MultimodalEstimator
+    from mmfuse.params import EstimatorParams
 
 
-def model_config(est: MultimodalEstimator, pre: Preprocessor) -> ModelConfig:
+def model_config(params: EstimatorParams, pre: Preprocessor) -> ModelConfig:
     """The architecture an estimator's parameters describe for this data."""
-    level, fusion = resolve_fusion(est.level, est.fusion)
-    overrides = parse_pairs(est.encoders, "--encoder")
+    level, fusion = resolve_fusion(params.level, params.fusion)
+    overrides = parse_pairs(params.encoders, "--encoder")
     encoders = resolve_encoders(pre.modalities, level, overrides)
     if level != "early":  # the preprocessing already decided which networks are pretrained
         encoders.update({m: p.backbone for m, p in pre.pretrained.items()})
@@ -38,26 +38,26 @@ def model_config(est: MultimodalEstimator, pre: Preprocessor) -> ModelConfig:
         encoders=encoders,
         task=pre.target.task,
         num_outputs=pre.target.num_outputs,
-        dim=est.dim,
+        dim=params.dim,
     )
 
 
-def train_config(est: MultimodalEstimator) -> TrainConfig:
+def train_config(params: EstimatorParams) -> TrainConfig:
     return TrainConfig(
-        epochs=est.epochs,
-        batch_size=est.batch_size,
-        lr=est.lr,
-        weight_decay=est.weight_decay,
-        patience=est.patience,
-        seed=est.seed,
-        device=est.device,
-        augment=est.augment,
-        modality_dropout=est.modality_dropout,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        lr=params.lr,
+        weight_decay=params.weight_decay,
+        patience=params.patience,
+        seed=params.seed,
+        device=params.device,
+        augment=params.augment,
+        modality_dropout=params.modality_dropout,
     )
 
 
 def train_model(
-    est: MultimodalEstimator,
+    params: EstimatorParams,
     pre: Preprocessor,
     train: Encoded,
     valid: Encoded,
@@ -65,7 +65,7 @@ def train_model(
     resume: bool,
 ) -> TrainedModel:
     """Builds the model and trains it (a decision-level combiner is fitted on ``valid``)."""
-    mcfg, tcfg = model_config(est, pre), train_config(est)
+    mcfg, tcfg = model_config(params, pre), train_config(params)
     torch.manual_seed(tcfg.seed)
     specs = pre.input_specs()
     model = build_model(mcfg, specs)
@@ -79,14 +79,14 @@ def train_model(
     name = PRIMARY_METRIC[mcfg.task]
     metric = (name, lambda y, p: primary_metric(mcfg.task, _decode(pre, y), _decode(pre, p)))
     checkpoint = Path(out_dir) / "checkpoint" if out_dir is not None else None
-    if est.verbose:
+    if params.verbose:
         log(
             f"training {mcfg.level}-level {mcfg.fusion} model "
             f"({model.num_parameters():,} parameters) on {len(train)} records, "
             f"validating on {len(valid)}"
         )
     trainer = Trainer(
-        model, task, specs, tcfg, metric, checkpoint, est.verbose, HIGHER_IS_BETTER[name]
+        model, task, specs, tcfg, metric, checkpoint, params.verbose, HIGHER_IS_BETTER[name]
     )
     history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
     model.cpu().eval()

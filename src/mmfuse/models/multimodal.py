@@ -53,9 +53,11 @@ class ModelOutput:
             return (x.float() if x.is_floating_point() else x).detach().cpu()
 
         def moved(value: Any) -> Any:
+            if value is None:
+                return None
             if isinstance(value, Tensor):
                 return move(value)
-            return None if value is None else {k: move(v) for k, v in value.items()}
+            return {k: move(v) for k, v in value.items()}
 
         return ModelOutput(*(moved(getattr(self, f.name)) for f in fields(self)))
 
@@ -68,9 +70,11 @@ class ModelOutput:
 
         def joined(name: str) -> Any:
             parts = [getattr(o, name) for o in outputs]
+            if parts[0] is None:
+                return None
             if isinstance(parts[0], Tensor):
                 return torch.cat(parts)
-            return None if parts[0] is None else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
         names = ("logits", "per_modality", "mask", "embeddings")
         return ModelOutput(*(joined(n) for n in names), outputs[0].logit_scale)
