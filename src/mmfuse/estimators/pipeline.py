@@ -71,8 +71,9 @@ class Pipeline:
         """An unfitted pipeline for a known schema, with the estimator's encoders and options."""
         from mmfuse.estimators.pretrained import feature_source, plan_pretrained
 
-        plan = plan_pretrained(est, schema.modalities())
-        features = feature_source(plan, schema.modalities(), est.device, est.use_cache, est.cache_dir)
+        kinds = schema.modalities()
+        plan = plan_pretrained(est, kinds)
+        features = feature_source(plan, kinds, est.device, est.use_cache, est.cache_dir)
         config = PreprocessConfig(image_size=est.image_size)
         return cls.around(Preprocessor(schema, config, task, plan, features), est)
 

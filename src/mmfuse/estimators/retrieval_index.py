@@ -187,7 +187,7 @@ def zero_shot(est: MultimodalRetriever, table: Table, labels: list[str], prompt:
     if column is None:
         raise MmfuseError(f"{table.name}: zero-shot needs the column {other!r}; columns: {', '.join(table.df.columns)}")
     vectors, enc = est.encode_table(table, column, other)
-    scale = float(est.model_.log_scale.detach().exp().clamp(max=100.0))
+    scale = float(est.model_.logit_scale().detach())
     logits = scale * vectors @ label_vectors.T  # (N, L)
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)

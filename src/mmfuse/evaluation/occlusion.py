@@ -109,7 +109,7 @@ def occlusion_attribution(
     x = {m: torch.as_tensor(np.asarray(inputs[m])).unsqueeze(0) for m in model.modalities}
     present = {m: torch.tensor([bool(mask[m])]) for m in model.modalities}
     embedded = model.encode(x, present)  # the other modalities are encoded once
-    probs = predict(model(x, present).logits, task)[0]
+    probs = predict(model(x, present).require_logits(), task)[0]
     if task == "classification" and target_class is None:
         target_class = int(probs.argmax())
     base = float(probs if task == "regression" else probs[target_class])
@@ -160,7 +160,7 @@ def _scores(
         k = chunk.shape[0]
         inputs = {m: v.expand(k, -1) for m, v in embedded.items()}
         inputs[modality] = model.encoders[modality](chunk)  # (k, D_m)
-        out = predict(fast(inputs, {m: v.expand(k) for m, v in present.items()}).logits, task)
+        out = predict(fast(inputs, {m: v.expand(k) for m, v in present.items()}).require_logits(), task)
         scores.append(out if task == "regression" else out[:, target_class])
     return torch.cat(scores).double().numpy()
 
