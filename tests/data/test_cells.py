@@ -107,7 +107,12 @@ class _ZeroExtractor:
 
 
 def test_every_encoder_path_rejects_the_same_cells_the_same_way(media, tmp_path: Path) -> None:
-    from mmfuse.data.preprocess import PreprocessConfig, Preprocessor, PretrainedInput
+    from mmfuse.data.preprocess import (
+        FeatureSource,
+        PreprocessConfig,
+        Preprocessor,
+        PretrainedInput,
+    )
     from mmfuse.data.readers import read_table
     from mmfuse.data.schema import infer_schema
     from mmfuse.pretrained import BACKBONES
@@ -143,8 +148,9 @@ def test_every_encoder_path_rejects_the_same_cells_the_same_way(media, tmp_path:
             "photo": PretrainedInput(**{**vars(plans["image"]), "frozen": frozen}),
             "note": PretrainedInput(**{**vars(plans["text"]), "frozen": frozen}),
         }
-        pre = Preprocessor(schema, config, "classification", pretrained).fit(table)
-        pre.extractors = {"photo": _ZeroExtractor(5), "note": _ZeroExtractor(3)} if frozen else {}
+        extractors = {"photo": _ZeroExtractor(5), "note": _ZeroExtractor(3)} if frozen else {}
+        features = FeatureSource(extractors)
+        pre = Preprocessor(schema, config, "classification", pretrained, features).fit(table)
         enc = pre.transform(table, on_bad_record="skip", num_threads=1, verbose=False)
         return [(r.row, r.column, r.reason) for r in enc.rejected]
 

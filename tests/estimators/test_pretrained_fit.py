@@ -23,6 +23,7 @@ from mmfuse import MultimodalClassifier
 from mmfuse.cli.main import main
 from mmfuse.data.cache import FeatureCache, content_key
 from mmfuse.data.preparations import get_preparation
+from mmfuse.data.preprocess import FeatureSource
 from mmfuse.data.readers import read_table
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators import pretrained as planning
@@ -201,8 +202,8 @@ def test_copied_data_hits_and_a_changed_image_is_recomputed(
 
     monkeypatch.setattr(backbones.FrozenExtractor, "__call__", counting)
     cache = FeatureCache(fitted.cache_dir)  # fresh statistics
-    pre = fitted.est.preprocessor_
-    monkeypatch.setattr(pre, "cache", cache)
+    fitted_pre = fitted.est.preprocessor_
+    pre = fitted_pre.with_features(FeatureSource(fitted_pre.extractors, cache))
     enc = pre.transform(read_table(copy / "data.csv"), verbose=False)
     assert calls == [("efficientnet-lite0", 1)]  # only the changed file went through a network
     assert cache.stats.misses == 1 and cache.stats.writes == 1

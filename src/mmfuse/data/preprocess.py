@@ -32,8 +32,15 @@ if TYPE_CHECKING:
     from mmfuse.data.tabular import TabularProcessor
     from mmfuse.data.text import Vocabulary
 
-__all__ = ["Encoded", "FeatureSource", "PreprocessConfig", "Preprocessor", "PretrainedInput",
-           "Rejection", "summarise_rejections"]
+__all__ = [  # FeatureSource is re-exported: callers build a Preprocessor with it
+    "Encoded",
+    "FeatureSource",
+    "PreprocessConfig",
+    "Preprocessor",
+    "PretrainedInput",
+    "Rejection",
+    "summarise_rejections",
+]
 
 BAD_RECORD_POLICIES = ("raise", "skip")
 MISSING_FILE_POLICIES = ("error", "missing")
@@ -346,15 +353,16 @@ class Preprocessor:
         pretrained = {m: PretrainedInput(**p) for m, p in d.get("pretrained", {}).items()}
         task = target["task"] if target else None
         pre = cls(schema, PreprocessConfig(**d["config"]), task, pretrained, features)
-        sections = {
-            "vocabularies": d.get("vocabularies") or {},
+        stored = {
+            "vocabularies": d["vocabularies"],
             "tabular": {TABULAR: d["tabular"]} if d.get("tabular") else {},
-            "embedding_dims": d.get("embedding_dims") or {},
+            "embedding_dims": d["embedding_dims"],
         }
-        for name, processor in pre.processors.items():
-            state = sections.get(processor.section, {}).get(name)
-            if state is not None:
-                processor.load(state)
+        for section, states in stored.items():
+            for name, state in states.items():
+                processor = pre.processors.get(name)
+                if processor is not None and processor.section == section:
+                    processor.load(state)
         if target:
             pre.target = TargetEncoder.from_dict(target)
         return pre

@@ -42,47 +42,15 @@ import pandas as pd
 from mmfuse._io import atomic_open, atomic_path, write_json
 from mmfuse.errors import MmfuseError
 from mmfuse.retrieval import ann
+from mmfuse.retrieval.index_inputs import MIN_EVAL_QUERIES, MIN_MEASURED_ROWS, as_vectors, check_info, fallback_reason, metadata_for, optional_vectors
+from mmfuse.retrieval.search_result import SearchResult
 from mmfuse.retrieval.index_files import (
     ANN_FILE, FORMAT, INDEX_FILE, KINDS, METADATA_FILE, ROW_ID, VECTORS_FILE, VERSION, read_ann,
     read_header, read_metadata, read_vectors, write_parquet,
 )  # fmt: skip
 
 NUM_EVAL_QUERIES = 1000
-MIN_EVAL_QUERIES = 50
-MIN_MEASURED_ROWS = 2 * MIN_EVAL_QUERIES  # a build holds out at most half of its rows
 INSERT_CHUNK = 65536  # rows copied at a time while skipping held-out rows
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The top-k hits of each query, best first.
-
-    Attributes:
-        scores: (Q, k) float32 inner products; -inf where a query got fewer than k hits.
-        positions: (Q, k) int64 row positions in the index; -1 where there is no hit.
-        metadata: The index's metadata table (``row_id`` and the caller's columns).
-    """
-
-    scores: np.ndarray
-    positions: np.ndarray
-    metadata: pd.DataFrame = field(repr=False)
-
-    def hits(self, query: int) -> pd.DataFrame:
-        """The metadata rows of one query's hits, best first, with ``rank`` and ``score``."""
-        keep = self.positions[query] >= 0
-        rows = self.metadata.iloc[self.positions[query][keep]].reset_index(drop=True)
-        rows.insert(0, "score", self.scores[query][keep])
-        rows.insert(0, "rank", np.arange(1, int(keep.sum()) + 1))
-        return rows
-
-    def to_frame(self) -> pd.DataFrame:
-        """Every hit of every query as one long table: ``query``, ``rank``, ``score``, metadata."""
-        query, rank = np.nonzero(self.positions >= 0)
-        rows = self.metadata.iloc[self.positions[query, rank]].reset_index(drop=True)
-        rows.insert(0, "score", self.scores[query, rank])
-        rows.insert(0, "rank", rank + 1)
-        rows.insert(0, "query", query)
-        return rows
 
 
 class VectorIndex:
@@ -164,13 +132,13 @@ class VectorIndex:
             )
         if not 0 < target_recall <= 1:
             raise MmfuseError(f"target_recall must be in (0, 1]; got {target_recall!r}")
-        x = _as_vectors(vectors, None, "vectors")
-        held_out = _optional_vectors(eval_queries, x.shape[1], "eval_queries")
-        info = _check_info(info)
-        meta = _metadata_for(metadata, len(x), start=0, columns=None)
+        x = as_vectors(vectors, None, "vectors")
+        held_out = optional_vectors(eval_queries, x.shape[1], "eval_queries")
+        info = check_info(info)
+        meta = metadata_for(metadata, len(x), start=0, columns=None)
         parameters: dict[str, Any] = {"seed": seed}
         if kind != "exact" and held_out is None and len(x) < MIN_MEASURED_ROWS:
-            parameters.update(requested_kind=kind, fallback_reason=_fallback_reason(kind, len(x)))
+            parameters.update(requested_kind=kind, fallback_reason=fallback_reason(kind, len(x)))
             kind = "exact"
         with ann.faiss_threads(num_threads):
             flat = faiss.IndexFlatIP(x.shape[1])
@@ -217,11 +185,11 @@ class VectorIndex:
             metadata: M rows with the same columns as the index's metadata.
             eval_queries: Held-out queries for the new recall measurement (see ``build``).
         """
-        x = _as_vectors(vectors, self.dim, "vectors")
-        held_out = _optional_vectors(eval_queries, self.dim, "eval_queries")
+        x = as_vectors(vectors, self.dim, "vectors")
+        held_out = optional_vectors(eval_queries, self.dim, "eval_queries")
         columns = [c for c in self.metadata.columns if c != ROW_ID]
         start = len(self)
-        meta = _metadata_for(metadata, len(x), start=start, columns=columns)
+        meta = metadata_for(metadata, len(x), start=start, columns=columns)
         with ann.faiss_threads(self.num_threads):
             self._flat.add(x)
         self.metadata = pd.concat([self.metadata, meta], ignore_index=True)
@@ -240,7 +208,7 @@ class VectorIndex:
             raise MmfuseError(f"k must be a positive integer; got {k!r}")
         if len(self) == 0:
             raise MmfuseError("the index is empty; add vectors before searching")
-        q = _as_vectors(queries, self.dim, "queries")
+        q = as_vectors(queries, self.dim, "queries")
         index = self._flat if exact or self._ann is None else self._ann
         with ann.faiss_threads(self.num_threads):
             scores, positions = index.search(q, min(int(k), len(self)))
@@ -390,80 +358,3 @@ class VectorIndex:
             "parameters": self.parameters,
             "info": self.info,
         }
-
-
-def _fallback_reason(kind: str, count: int) -> str:
-    """Why a build of ``count`` rows is exact although ``kind`` was asked for."""
-    return (
-        f"{count} rows are too few to measure the recall of an approximate ({kind}) index "
-        f"(measuring holds out {MIN_EVAL_QUERIES} rows as queries and needs at least "
-        f"{MIN_MEASURED_ROWS} rows), so the index uses exact search (recall 1.0, and as fast at "
-        f"this size); it stays exact when rows are appended: build it again as an approximate "
-        f"index once the collection has at least {MIN_MEASURED_ROWS} rows"
-    )
-
-
-def _as_vectors(values: np.ndarray, dim: int | None, name: str) -> np.ndarray:
-    """(N, D) float32 C-contiguous finite vectors; D must equal ``dim`` when given."""
-    array = np.asarray(values)
-    if array.ndim != 2:
-        raise MmfuseError(f"{name} must be a 2-D (N, D) array; got shape {array.shape}")
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise MmfuseError(f"{name} must hold numbers; got dtype {array.dtype}")
-    if dim is not None and array.shape[1] != dim:
-        raise MmfuseError(
-            f"{name} have dimension {array.shape[1]} but the index has dimension {dim}"
-        )
-    if dim is None and array.shape[1] == 0:
-        raise MmfuseError(f"{name} have dimension 0; need at least one column")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    bad = ~np.isfinite(array).all(1)
-    if bad.any():
-        raise MmfuseError(
-            f"{name} hold non-finite values (NaN or inf) in {int(bad.sum())} rows, "
-            f"first row {int(np.flatnonzero(bad)[0])}"
-        )
-    return array
-
-
-def _optional_vectors(values: np.ndarray | None, dim: int, name: str) -> np.ndarray | None:
-    if values is None:
-        return None
-    array = _as_vectors(values, dim, name)
-    if len(array) == 0:
-        raise MmfuseError(f"{name} is empty; pass at least one query or None")
-    return array
-
-
-def _metadata_for(
-    metadata: pd.DataFrame | None, count: int, start: int, columns: list[str] | None
-) -> pd.DataFrame:
-    """The caller's metadata with a ``row_id`` column (start..start+count-1) in front."""
-    frame = pd.DataFrame(index=range(count)) if metadata is None else metadata
-    if not isinstance(frame, pd.DataFrame):
-        raise MmfuseError(f"metadata must be a pandas DataFrame; got {type(frame).__name__}")
-    if len(frame) != count:
-        raise MmfuseError(f"metadata has {len(frame)} rows but there are {count} vectors")
-    if ROW_ID in frame.columns:
-        raise MmfuseError(f"metadata may not have a {ROW_ID!r} column; the index adds it")
-    names = [c for c in frame.columns if not isinstance(c, str)]
-    if names:
-        raise MmfuseError(f"metadata column names must be strings; got {names[0]!r}")
-    if columns is not None and sorted(frame.columns) != sorted(columns):
-        raise MmfuseError(
-            f"metadata columns {sorted(frame.columns)} differ from the index's {sorted(columns)}"
-        )
-    frame = frame.reset_index(drop=True)
-    frame = frame if columns is None else frame[columns]
-    frame.insert(0, ROW_ID, np.arange(start, start + count, dtype=np.int64))
-    return frame
-
-
-def _check_info(info: dict[str, Any] | None) -> dict[str, Any]:
-    info = {} if info is None else info
-    if not isinstance(info, dict):
-        raise MmfuseError(f"info must be a dict; got {type(info).__name__}")
-    try:
-        return json.loads(json.dumps(info))
-    except (TypeError, ValueError) as err:
-        raise MmfuseError(f"info must be JSON-serialisable: {err}") from err
