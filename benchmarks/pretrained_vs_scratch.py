@@ -36,16 +36,9 @@ QUICK = {"rows": 24, "epochs": 1, "seeds": 1}
 
 def split(table: Any, seed: int) -> list[Any]:
     """Train / valid / test tables, 60/20/20 and stratified by label, as ``mmfuse demo`` splits."""
-    import numpy as np
-    from sklearn.model_selection import train_test_split
+    from mmfuse.estimators.demo import demo_split
 
-    from mmfuse.data.readers import Table
-
-    index = np.arange(len(table.df))
-    labels = table.df["label"].astype(str).to_numpy()
-    train, rest = train_test_split(index, test_size=0.4, random_state=seed, stratify=labels)
-    valid, test = train_test_split(rest, test_size=0.5, random_state=seed, stratify=labels[rest])
-    return [Table(table.df.iloc[np.sort(i)], table.base_dir, table.name) for i in (train, valid, test)]
+    return demo_split(table, seed)
 
 
 SETTINGS = {

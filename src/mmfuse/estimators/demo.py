@@ -42,7 +42,7 @@ def run_demo(
         log(f"generating {rows} demo records in {data_dir}")
         make_demo_dataset(data_dir, n=rows, seed=seed)
     table = read_table(data_dir)
-    parts = _split(table, seed)
+    parts = demo_split(table, seed)
     # From-scratch encoders first; the clips' audio tracks carry no information in the demo
     # story, so they are left out.
     scratch = MultimodalClassifier(pretrained=False, num_threads=threads)
@@ -69,7 +69,8 @@ def run_demo(
     return summary
 
 
-def _split(table: Table, seed: int) -> list[Table]:
+def demo_split(table: Table, seed: int) -> list[Table]:
+    """Train / valid / test tables, 60/20/20, stratified by label (shared with the benchmarks)."""
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(table.df))

@@ -10,7 +10,7 @@ out validation records. ``fit``, ``compare``, the demo and the retriever all go 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import numpy as np
 
@@ -21,8 +21,27 @@ from mmfuse.data.readers import Table
 from mmfuse.data.schema import Schema, infer_schema
 from mmfuse.errors import MmfuseError
 
-if TYPE_CHECKING:
-    from mmfuse.estimators.base import MultimodalEstimator
+
+class PipelineOptions(Protocol):
+    """The parameters a pipeline reads (an estimator, or its ``frozen_params()``): how columns
+    are read, which encoders and networks prepare them, and how bad input is handled."""
+
+    kinds: str | dict[str, str] | None
+    features: list[str] | None
+    allow_missing_columns: bool
+    image_size: int
+    encoders: str | dict[str, str] | None
+    pretrained: bool
+    finetune: str | list[str] | None
+    cache_dir: str | None
+    use_cache: bool
+    device: str
+    level: str | None
+    fusion: str | None
+    on_bad_record: str
+    missing_files: str
+    num_threads: int | None
+    verbose: bool
 
 
 @dataclass
@@ -52,7 +71,7 @@ class Pipeline:
         table: Table,
         target: str | None,
         task: str | None,
-        est: MultimodalEstimator,
+        est: PipelineOptions,
         features: list[str] | None = None,
         use_audio_tracks: bool = True,
     ) -> Pipeline:
@@ -67,7 +86,7 @@ class Pipeline:
         return cls.for_schema(schema, task, est)
 
     @classmethod
-    def for_schema(cls, schema: Schema, task: str | None, est: MultimodalEstimator) -> Pipeline:
+    def for_schema(cls, schema: Schema, task: str | None, est: PipelineOptions) -> Pipeline:
         """An unfitted pipeline for a known schema, with the estimator's encoders and options."""
         from mmfuse.estimators.pretrained import feature_source, plan_pretrained
 
@@ -78,10 +97,10 @@ class Pipeline:
         return cls.around(Preprocessor(schema, config, task, plan, features), est)
 
     @classmethod
-    def around(cls, pre: Preprocessor, est: Any) -> Pipeline:
+    def around(cls, pre: Preprocessor, est: PipelineOptions) -> Pipeline:
         """A pipeline over an existing preprocessor, with the estimator's run options."""
         return cls(pre, est.on_bad_record, est.missing_files, est.num_threads, est.verbose,
-                   getattr(est, "allow_missing_columns", False))
+                   est.allow_missing_columns)
 
     @property
     def schema(self) -> Schema:

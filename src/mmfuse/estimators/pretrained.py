@@ -24,13 +24,13 @@ from mmfuse.pretrained import BACKBONES, backbone_of, default_pretrained
 
 if TYPE_CHECKING:
     from mmfuse.data.cache import FeatureCache
-    from mmfuse.estimators.base import MultimodalEstimator
+    from mmfuse.estimators.pipeline import PipelineOptions
 
 CLIP_BATCH = 4
 """Clips per forward pass when a frozen image network encodes video frames."""
 
 
-def plan_pretrained(est: MultimodalEstimator, modalities: Mapping[str, str]) -> dict[str, PretrainedInput]:
+def plan_pretrained(est: PipelineOptions, modalities: Mapping[str, str]) -> dict[str, PretrainedInput]:
     """Modality -> how it feeds a pretrained network (empty at the early level)."""
     level, _ = resolve_fusion(est.level, est.fusion)
     finetune = _finetune_names(est.finetune)
