@@ -1,29 +1,46 @@
 """How to tell the user to set a parameter: as a flag on the command line, as a keyword in
-Python. The CLI marks its calls (``from_cli``); messages ask ``option`` for the spelling."""
+Python. The CLI marks its calls (``from_cli``); messages ask ``option`` for the spelling, which
+comes from the parameter's one declaration in ``mmfuse.params``."""
 
 from __future__ import annotations
 
-import contextvars
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_FROM_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("mmfuse_from_cli", default=False)
+_cli_depth = 0
+"""How many ``from_cli`` blocks are open: process-wide, since decoding runs in worker threads
+(which a context variable would not reach)."""
 
 
 @contextmanager
 def from_cli() -> Iterator[None]:
     """Within the block, ``option`` spells parameters as command-line flags."""
-    token = _FROM_CLI.set(True)
+    global _cli_depth
+    _cli_depth += 1
     try:
         yield
     finally:
-        _FROM_CLI.reset(token)
+        _cli_depth -= 1
 
 
-def option(name: str, value: object = None) -> str:
-    """``--on-bad-record skip`` on the command line, ``on_bad_record="skip"`` in Python (a
-    boolean flag without a value: ``--allow-missing-columns`` / ``allow_missing_columns=True``)."""
-    if _FROM_CLI.get():
-        flag = "--" + name.replace("_", "-")
-        return flag if value is None or value is True else f"{flag} {value}"
-    return f"{name}={True if value is None else value!r}"
+def option(name: str, value: object = True) -> str:
+    """``--on-bad-record skip`` on the command line, ``on_bad_record='skip'`` in Python.
+
+    Booleans: ``option("allow_missing_columns")`` is ``--allow-missing-columns`` /
+    ``allow_missing_columns=True``; ``option("use_cache", False)`` is ``--no-cache`` /
+    ``use_cache=False``.
+    """
+    if not _cli_depth:
+        return f"{name}={value!r}"
+    from mmfuse.params import EstimatorParams, RetrieverParams, cli_of, flag_of
+
+    declared = {f.name: f for cls in (EstimatorParams, RetrieverParams)
+                for f in dataclasses.fields(cls)}
+    f = declared.get(name)
+    if f is None:
+        return "--" + name.replace("_", "-") + ("" if isinstance(value, bool) else f" {value}")
+    if isinstance(value, bool):
+        spec = cli_of(f)
+        return (spec.off or flag_of(f)) if value != f.default else (spec.flag or flag_of(f))
+    return f"{flag_of(f)} {value}"

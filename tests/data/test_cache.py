@@ -354,7 +354,7 @@ def test_a_file_in_the_way_turns_the_cache_off_with_one_notice(
         cache.prune_after_writes()
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{tmp_path / 'f'} is a file, not a folder" in err
-        assert "--cache-dir" in err and cache.stats.writes == 0
+        assert "cache_dir=" in err and cache.stats.writes == 0  # from Python: the keyword
     assert (tmp_path / "f").read_text() == "a file"
 
 

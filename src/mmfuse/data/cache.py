@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from mmfuse._hints import option
 from mmfuse._io import atomic_path, read_json, write_json
 from mmfuse._progress import log
 from mmfuse.data.cache_layout import Scan, blocking_file, read_tag, remove_empty, scan, write_tag
@@ -230,8 +231,9 @@ class FeatureCache:
     def _give_up(self, reason: str) -> bool:
         if self._writable is not False:
             log(f"note: the feature cache {self.root} cannot be written ({reason}); continuing "
-                f"without caching new features. To cache them, point --cache-dir or ${CACHE_ENV} "
-                f"at a writable folder (--no-cache turns the cache off).")
+                f"without caching new features. To cache them, point {option('cache_dir', 'DIR')} "
+                f"or ${CACHE_ENV} at a writable folder ({option('use_cache', False)} turns the "
+                "cache off).")
         self._writable = False
         return False
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from mmfuse._hints import option
 from mmfuse.errors import DecodeError
 
 Corruption = Callable[[str, Any, np.random.Generator], Any]
@@ -279,9 +280,9 @@ def checked_path(
         if missing_files == "missing":
             return None
         raise DecodeError(
-            f"file not found: {path}; fix the path (a relative path starts at the data "
-            f"file's folder, {base_dir}) or pass --missing-files missing to treat it as a "
-            f"missing {kind}"
+            f"file not found: {path}; fix the path (a relative path starts at {base_dir}: the "
+            f"data file's folder, or {option('base_dir', 'FOLDER')}) or pass "
+            f"{option('missing_files', 'missing')} to treat it as a missing {kind}"
         )
     if is_dir and kind != "video":
         raise DecodeError(
