@@ -88,3 +88,21 @@ def test_unknown_encoder_name_lists_valid_ones() -> None:
     spec, _ = spec_and_input("image")
     with pytest.raises(KeyError, match="cnn"):
         create_encoder("image", "no-such-encoder", spec)
+
+
+@pytest.mark.parametrize("key", list_encoders())
+def test_every_encoder_declares_what_it_reads(key: str) -> None:
+    from mmfuse.encoders import DECODED, ENCODERS, FEATURES, reads
+
+    declared = reads(ENCODERS.get(key))
+    assert declared and set(declared) <= {DECODED, FEATURES}
+
+
+def test_frozen_features_choose_the_vector_form_or_are_refused() -> None:
+    from mmfuse.encoders.raw import EmbeddingRawEncoder
+
+    features = InputSpec("image", (8, 20), backbone="efficientnet-lite0", features=True)
+    raw = create_encoder("image", "raw", features)
+    assert isinstance(raw, EmbeddingRawEncoder) and raw.output_dim == 160
+    with pytest.raises(KeyError, match="reads decoded image input, not the features of a frozen efficientnet-lite0"):
+        create_encoder("image", "cnn", features)

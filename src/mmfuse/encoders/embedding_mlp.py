@@ -25,6 +25,8 @@ class EmbeddingMLPEncoder(nn.Module):
         dropout: Dropout after the hidden layer.
     """
 
+    reads = ("decoded", "features")
+
     def __init__(
         self, spec: InputSpec, dim: int = 128, hidden: int = 256, dropout: float = 0.1
     ) -> None:
@@ -50,6 +52,8 @@ class EmbeddingIdentityEncoder(nn.Module):
     Args:
         spec: Input spec; ``spec.shape`` is ``(D,)``.
     """
+
+    reads = ("decoded", "features")
 
     def __init__(self, spec: InputSpec) -> None:
         super().__init__()

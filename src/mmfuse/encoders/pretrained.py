@@ -42,6 +42,7 @@ class PretrainedEncoder(nn.Module):
     """
 
     backbone_name = ""
+    reads = ("decoded", "features")  # the network's prepared input (fine-tuned) or its features
 
     def __init__(
         self,

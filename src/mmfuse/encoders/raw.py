@@ -137,6 +137,8 @@ class EmbeddingRawEncoder(nn.Module):
         spec: Input spec; ``spec.shape`` is ``(D,)`` (or any shape when ``spec.features``).
     """
 
+    reads = ("decoded", "features")
+
     def __init__(self, spec: InputSpec) -> None:
         super().__init__()
         if not spec.features:

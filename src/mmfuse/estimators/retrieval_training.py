@@ -40,8 +40,8 @@ caption->image); neither wins everywhere, so the validation split decides."""
 def retrieval_config(est: MultimodalRetriever, pre: Preprocessor, projection: str = "mlp") -> RetrievalConfig:
     pair = est.pair_columns()
     kinds = {m: pre.modalities[m] for m in pair}
-    encoders = resolve_encoders(kinds, "feature", parse_pairs(est.encoders, "--encoder"))
-    encoders.update({m: p.backbone for m, p in pre.pretrained.items() if m in kinds})
+    networks = {m: p.backbone for m, p in pre.pretrained.items() if m in kinds}
+    encoders = resolve_encoders(kinds, "feature", parse_pairs(est.encoders, "--encoder"), networks)
     linear = projection == "linear"
     hparams = {m: {"adapter": "none"} for m in pair if linear and m in pre.pretrained}
     return RetrievalConfig(pair, encoders, est.dim, est.embed_dim, est.temperature, hparams)

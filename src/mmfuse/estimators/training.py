@@ -28,9 +28,8 @@ def model_config(params: EstimatorParams, pre: Preprocessor) -> ModelConfig:
     """The architecture an estimator's parameters describe for this data."""
     level, fusion = resolve_fusion(params.level, params.fusion)
     overrides = parse_pairs(params.encoders, "--encoder")
-    encoders = resolve_encoders(pre.modalities, level, overrides)
-    if level != "early":  # the preprocessing already decided which networks are pretrained
-        encoders.update({m: p.backbone for m, p in pre.pretrained.items()})
+    networks = {m: p.backbone for m, p in pre.pretrained.items()}  # decided by the preprocessing
+    encoders = resolve_encoders(pre.modalities, level, overrides, networks)
     assert pre.target is not None
     return ModelConfig(
         level=level,

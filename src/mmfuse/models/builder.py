@@ -65,9 +65,14 @@ def resolve_fusion(level: str | None, fusion: str | None) -> tuple[str, str]:
 
 
 def resolve_encoders(
-    modalities: Mapping[str, str], level: str, overrides: Mapping[str, str] | None = None
+    modalities: Mapping[str, str],
+    level: str,
+    overrides: Mapping[str, str] | None = None,
+    pretrained: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Modality -> encoder name: ``raw`` at the early level, else overrides or defaults.
+    """Modality -> encoder name, the one place where it is settled: ``raw`` at the early
+    level; else the packaged network the preprocessing prepared the modality for
+    (``pretrained``: modality -> backbone), else the user's override, else the kind's default.
 
     ``overrides`` may be keyed by modality name or by kind (``{"image": "cnn"}``).
     """
@@ -79,12 +84,14 @@ def resolve_encoders(
                 f"--encoder: {key!r} is neither a modality nor a kind in this data; "
                 f"modalities: {', '.join(f'{m} ({k})' for m, k in modalities.items())}"
             )
+    networks = dict(pretrained or {}) if level != "early" else {}
     out = {}
     for name, kind in modalities.items():
         if level == "early":
             out[name] = "raw"
         else:
-            out[name] = overrides.get(name) or overrides.get(kind) or DEFAULT_ENCODERS[kind]
+            out[name] = (networks.get(name) or overrides.get(name) or overrides.get(kind)
+                         or DEFAULT_ENCODERS[kind])
     return out
 
 
