@@ -72,7 +72,7 @@ def test_explain_writes_json_and_plots(
 ) -> None:
     df = mmfuse.read_table(demo_csv).df
     row = int(df.index[df[["image", "review", "audio", "income"]].notna().all(axis=1)][0])
-    result = explain(fitted, demo_csv, tmp_path, sample=row)
+    result = explain(fitted.fitted_model, fitted.pipeline_, demo_csv, tmp_path, sample=row)
     data = json.loads((tmp_path / "contributions.json").read_text())
     assert data["modalities"] == MODALITIES and len(data["records"]) == 60
     assert data["records"][0]["row"] == 0 and set(data["records"][0]["values"]) == set(MODALITIES)
@@ -103,12 +103,12 @@ def test_explain_without_target_skips_ablation(
 def test_explain_subsets_records_but_keeps_the_sample(
     fitted: MultimodalClassifier, demo_csv: Path
 ) -> None:
-    result = explain(fitted, demo_csv, max_records=10, sample=57)
+    result = explain(fitted.fitted_model, fitted.pipeline_, demo_csv, max_records=10, sample=57)
     assert len(result["values"]) == 10 and 57 in result["values"].index
     assert result["sample"]["row"] == 57
     assert list(result["values"].index) == sorted(result["values"].index)
     with pytest.raises(MmfuseError, match="max_records must be >= 1"):
-        explain(fitted, demo_csv, max_records=0)
+        explain(fitted.fitted_model, fitted.pipeline_, demo_csv, max_records=0)
 
 
 def test_unknown_sample_row_is_an_error(fitted: MultimodalClassifier, demo_csv: Path) -> None:
@@ -159,7 +159,7 @@ def pretrained_explained(
         row = int(df.index[df[["image", "review", "audio"]].notna().all(axis=1)][0])
         entries = FeatureCache(root / "cache").info()["entries"]
         assert entries > 0
-        result = explain(est, csv, root / "out", sample=row, max_records=4)
+        result = explain(est.fitted_model, est.pipeline_, csv, root / "out", sample=row, max_records=4)
         assert FeatureCache(root / "cache").info()["entries"] == entries  # nothing occluded cached
     return est, df, result, root / "out", row
 

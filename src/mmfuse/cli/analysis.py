@@ -4,12 +4,15 @@ correlation and robustness, as printed tables plus CSV / PNG files."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mmfuse._io import atomic_open
 from mmfuse.data.preprocess import Encoded
+
+if TYPE_CHECKING:
+    from mmfuse.models.fitted import FittedModel
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -18,7 +21,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(handle, index=False)
 
 
-def correlation_section(est: Any, enc: Encoded, out: Path | None) -> str:
+def correlation_section(fitted: FittedModel, enc: Encoded, out: Path | None) -> str:
     """Linear CKA and CCA between every pair of modality embeddings on encoded records."""
     from mmfuse.cli.report import table
     from mmfuse.evaluation.correlation import (
@@ -28,7 +31,7 @@ def correlation_section(est: Any, enc: Encoded, out: Path | None) -> str:
         plot_correlation_heatmap,
     )
 
-    pairs = pairwise_correlation(modality_embeddings(est.model_, enc), enc.mask)
+    pairs = pairwise_correlation(modality_embeddings(fitted.model, enc), enc.mask)
     if out is not None:
         _write_csv(pairs, out / "correlation.csv")
         if len(pairs):
@@ -40,7 +43,9 @@ def correlation_section(est: Any, enc: Encoded, out: Path | None) -> str:
     )
 
 
-def robustness_section(est: Any, data: Any, out: Path | None, clean: Encoded | None = None) -> str:
+def robustness_section(
+    fitted: FittedModel, data: Any, out: Path | None, clean: Encoded | None = None, verbose: bool = True
+) -> str:
     """The metric as each modality is corrupted or dropped at increasing severity.
 
     ``clean``: ``data`` already encoded with its target (saves decoding it again).
@@ -49,8 +54,8 @@ def robustness_section(est: Any, data: Any, out: Path | None, clean: Encoded | N
     from mmfuse.evaluation.metrics import PRIMARY_METRIC
     from mmfuse.evaluation.robustness import plot_robustness, robustness_curves, robustness_summary
 
-    task = est.model_config_.task
-    curves = robustness_curves(est, data, clean=clean, verbose=est.verbose)
+    task = fitted.task
+    curves = robustness_curves(fitted, data, clean=clean, verbose=verbose)
     summary = robustness_summary(curves, task)
     if out is not None:
         _write_csv(curves, out / "robustness.csv")

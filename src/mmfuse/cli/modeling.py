@@ -133,9 +133,9 @@ def evaluate(a: argparse.Namespace) -> int:
     if enc.rejected:
         _report_skipped(enc.rejected, total - len(enc), out, a.json)
     if a.correlation:
-        _out("\n" + correlation_section(est, enc, out))
+        _out("\n" + correlation_section(est.fitted_model, enc, out))
     if a.robustness:
-        _out("\n" + robustness_section(est, table, out, clean=enc))
+        _out("\n" + robustness_section(est.fitted_model, table, out, clean=enc, verbose=est.verbose))
     if out is not None and (a.correlation or a.robustness):
         _out(f"\nwrote tables and plots to {out}")
     if a.json:
@@ -181,10 +181,11 @@ def explain(a: argparse.Namespace) -> int:
 
     out = check_output_dir(a.out)
     est = load_model(a)
-    result = explain(est, a.data, out, sample=a.sample, max_records=a.max_records)
+    result = explain(est.fitted_model, est.pipeline_, a.data, out, sample=a.sample,
+                     max_records=a.max_records, seed=est.seed)
     summary = result["summary"]
     _out(_contribution_table(summary, table))
-    _out("\n" + correlation_section(est, result["encoded"], out))
+    _out("\n" + correlation_section(est.fitted_model, result["encoded"], out))
     _out(f"\nwrote {out / 'contributions.json'}, {out / 'contributions.png'}"
          + (f" and {out / 'samples'}" if a.sample is not None else "") + f", {out / 'correlation.csv'}")
     return 0

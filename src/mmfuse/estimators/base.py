@@ -223,7 +223,9 @@ class MultimodalEstimator(Facade):
         """
         from mmfuse.estimators.explain import explain
 
-        result = explain(self, data, None if out_dir is None else Path(out_dir), sample)
+        pipeline, fitted = self.pipeline_, self.fitted_model
+        result = explain(fitted, pipeline, data, None if out_dir is None else Path(out_dir), sample,
+                         seed=self.seed)
         frame: pd.DataFrame = result["values"]
         frame.attrs["summary"] = result["summary"]
         return frame

@@ -1,4 +1,4 @@
-"""Explaining a fitted estimator: modality Shapley values, ablation, fusion weights, plots.
+"""Explaining a fitted model: modality Shapley values, ablation, fusion weights, plots.
 
 ``explain`` runs the pure functions of ``mmfuse.evaluation.contribution`` on a table and
 optionally writes ``contributions.json``, ``contributions.png`` and, for one record,
@@ -26,23 +26,29 @@ from mmfuse.errors import MmfuseError
 if TYPE_CHECKING:
     from mmfuse.data.preprocess import Preprocessor
     from mmfuse.data.readers import Table
-    from mmfuse.estimators.base import DataLike, MultimodalEstimator
+    from mmfuse.estimators.facade import DataLike
+    from mmfuse.estimators.pipeline import Pipeline
+    from mmfuse.models.fitted import FittedModel
     from mmfuse.evaluation.contribution import ShapleyResult
     from mmfuse.evaluation.occlusion import RawInput
     from mmfuse.types import InputSpec
 
 
 def explain(
-    est: MultimodalEstimator,
+    fitted: FittedModel,
+    pipeline: Pipeline,
     data: DataLike,
     out_dir: Path | None = None,
     sample: int | None = None,
     max_records: int | None = 2000,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Per-modality contributions of a fitted estimator on ``data``.
+    """Per-modality contributions of a fitted model on ``data``.
 
     Args:
-        est: Fitted classifier or regressor.
+        fitted: A fitted classifier or regressor (``estimator.fitted_model``).
+        pipeline: Its fitted pipeline, with the options to read ``data`` by
+            (``estimator.pipeline_``).
         data: Records (file path, DataFrame or Table); with the target column the ablation
             deltas are computed too.
         out_dir: Folder for the JSON and PNG files; None writes nothing.
@@ -50,6 +56,7 @@ def explain(
             modalities fed to a pretrained network are occluded in the raw cell).
         max_records: Explain a seeded random subset of at most this many records (the
             ``sample`` record is always kept); None: all.
+        seed: Seed of the subset and of the bootstrap intervals.
 
     Returns:
         {"summary": dict, "values": DataFrame of per-record Shapley values (index: row,
@@ -57,25 +64,24 @@ def explain(
     """
     from mmfuse.evaluation.contribution import fusion_weights, modality_shapley, plot_contributions
 
-    est.check_fitted()
     if max_records is not None and max_records < 1:
         raise MmfuseError(f"max_records must be >= 1 or None, got {max_records}")
     table = read_table(data)
-    target = est.preprocessor_.schema.target
-    enc = est.pipeline_.prepare(table, with_target=target in table.df.columns)
+    target = fitted.preprocessor.schema.target
+    enc = pipeline.prepare(table, with_target=target in table.df.columns)
     if len(enc) == 0:
         raise MmfuseError("no records to explain")
     position = _position(enc, sample)
-    enc, position = _subset(enc, max_records, position, est.seed)
-    model, task = est.model_, est.model_config_.task
-    result = modality_shapley(model, enc, task, seed=est.seed)
+    enc, position = _subset(enc, max_records, position, seed)
+    model, task = fitted.model, fitted.task
+    result = modality_shapley(model, enc, task, seed=seed)
     summary = _summary(result, len(enc))
     if enc.targets is not None:
-        summary["ablation"] = _ablation(est, enc)
+        summary["ablation"] = _ablation(fitted, enc)
     summary["fusion_weights"] = fusion_weights(model, enc)
     values = pd.DataFrame(result.values, index=pd.Index(enc.rows, name="row"),
                           columns=result.modalities)  # fmt: skip
-    detail = None if position is None else _sample(est, table, enc, position, result)
+    detail = None if position is None else _sample(fitted, pipeline.verbose, table, enc, position, result)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,9 +91,9 @@ def explain(
             for r, b, f, phi in zip(enc.rows, result.base, result.full, result.values)
         ]  # fmt: skip
         write_json(out_dir / "contributions.json", {**summary, "records": per_record})
-        plot_contributions(result, out_dir / "contributions.png", _title(est, len(enc)))
+        plot_contributions(result, out_dir / "contributions.png", _title(fitted, len(enc)))
         if detail is not None:
-            _write_sample(est, enc, position, detail, out_dir / "samples")
+            _write_sample(fitted, detail, out_dir / "samples")
     return {"summary": summary, "values": values, "sample": detail, "encoded": enc}
 
 
@@ -141,33 +147,29 @@ def _summary(result: ShapleyResult, n: int) -> dict[str, Any]:
     }
 
 
-def _ablation(est: MultimodalEstimator, enc: Encoded) -> dict[str, Any]:
+def _ablation(fitted: FittedModel, enc: Encoded) -> dict[str, Any]:
     from mmfuse.evaluation.contribution import ablation_deltas
     from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, task_metrics
 
-    task = est.model_config_.task
+    task = fitted.task
     name = PRIMARY_METRIC[task]
-    assert est.preprocessor_.target is not None
-    decode = est.preprocessor_.target.decode
 
     def metric(y: np.ndarray, p: np.ndarray) -> float:
-        if task == "regression":
-            y, p = decode(y), decode(p)
-        return task_metrics(task, y, p)[name]
+        return task_metrics(task, fitted.decode(y), fitted.decode(p))[name]
 
-    result = ablation_deltas(est.model_, enc, task, metric, HIGHER_IS_BETTER[name])
+    result = ablation_deltas(fitted.model, enc, task, metric, HIGHER_IS_BETTER[name])
     return {"metric": name, "full": result.full, "without": result.without, "deltas": result.deltas}
 
 
-def _score_label(est: MultimodalEstimator, target_class: int | None) -> str:
+def _score_label(fitted: FittedModel, target_class: int | None) -> str:
+    pre = fitted.preprocessor
     if target_class is None:
-        return f"prediction of {est.preprocessor_.schema.target} (standardised)"
-    assert est.preprocessor_.target is not None
-    return f"P({est.preprocessor_.target.classes[target_class]})"
+        return f"prediction of {pre.schema.target} (standardised)"
+    return f"P({pre.fitted_target.classes[target_class]})"
 
 
 def _sample(
-    est: MultimodalEstimator, table: Table, enc: Encoded, i: int, result: ShapleyResult
+    fitted: FittedModel, verbose: bool, table: Table, enc: Encoded, i: int, result: ShapleyResult
 ) -> dict[str, Any]:
     """Occlusion maps and Shapley values of the record at position ``i``.
 
@@ -176,28 +178,28 @@ def _sample(
     """
     from mmfuse.evaluation.contribution import occlusion_attribution
 
-    model, task = est.model_, est.model_config_.task
+    model, task, pre = fitted.model, fitted.task, fitted.preprocessor
     inputs = {m: enc.inputs[m][i] for m in model.modalities}
     mask = {m: bool(enc.mask[m][i]) for m in model.modalities}
     target_class = None
     if task == "classification":
-        target_class = int(est.fitted_model.outputs(_one(enc, i)).argmax(1)[0])
-    specs = est.preprocessor_.input_specs()
-    raw = _raw_inputs(est.preprocessor_, table, int(enc.rows[i]), mask)
+        target_class = int(fitted.outputs(_one(enc, i)).argmax(1)[0])
+    specs = pre.input_specs()
+    raw = _raw_inputs(pre, table, int(enc.rows[i]), mask)
     if raw:
-        networks = ", ".join(f"{m} ({est.preprocessor_.pretrained[m].backbone})" for m in raw)
-        log(f"row {int(enc.rows[i])}: re-encoding occluded copies of {networks}", est.verbose)
+        networks = ", ".join(f"{m} ({pre.pretrained[m].backbone})" for m in raw)
+        log(f"row {int(enc.rows[i])}: re-encoding occluded copies of {networks}", verbose)
     maps = occlusion_attribution(model, inputs, mask, specs, task, target_class, raw=raw)
     return {
         "row": int(enc.rows[i]),
         "present": mask,
-        "explained": _score_label(est, target_class),
+        "explained": _score_label(fitted, target_class),
         "value": float(result.full[i]),
         "base_value": float(result.base[i]),
         "shapley": {m: float(v) for m, v in zip(result.modalities, result.values[i])},
         "occlusion": maps,
         "inputs": {**inputs, **{m: r.decoded for m, r in raw.items()}},
-        "raw": {m: _raw_detail(est.preprocessor_.pretrained[m].backbone, r, maps[m])
+        "raw": {m: _raw_detail(pre.pretrained[m].backbone, r, maps[m])
                 for m, r in raw.items()},  # fmt: skip
     }
 
@@ -261,10 +263,8 @@ def _one(enc: Encoded, i: int) -> Encoded:
     return take_records(enc, keep)
 
 
-def _write_sample(
-    est: MultimodalEstimator, enc: Encoded, i: int, detail: dict[str, Any], folder: Path
-) -> None:
-    pre, row = est.preprocessor_, detail["row"]
+def _write_sample(fitted: FittedModel, detail: dict[str, Any], folder: Path) -> None:
+    pre, row = fitted.preprocessor, detail["row"]
     specs = pre.input_specs()
     files = {}
     for m, attribution in detail["occlusion"].items():
@@ -322,6 +322,6 @@ def _plot_raw(m: str, detail: dict[str, Any], path: Path, title: str) -> None:
                     raw.get("sample_rate"))  # fmt: skip
 
 
-def _title(est: MultimodalEstimator, n: int) -> str:
-    cfg = est.model_config_
+def _title(fitted: FittedModel, n: int) -> str:
+    cfg = fitted.config
     return f"Modality contributions: {cfg.level}-level {cfg.fusion} model, {n} records"
