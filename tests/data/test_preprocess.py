@@ -206,8 +206,9 @@ def test_skip_drops_exactly_the_bad_rows_and_lists_them(
     ]  # fmt: skip
     reasons = [r.reason for r in enc.rejected]
     assert reasons[0] == (
-        f"file not found: {tmp_path / 'img' / 'gone.png'}; fix the path (a relative path starts at the "
-        f"data file's folder, {tmp_path}) or pass --missing-files missing to treat it as a missing image"
+        f"file not found: {tmp_path / 'img' / 'gone.png'}; fix the path (a relative path starts at "
+        f"{tmp_path}: the data file's folder, or base_dir='FOLDER') or pass "
+        "missing_files='missing' to treat it as a missing image"  # from Python: the keywords
     )
     assert reasons[1].startswith(f"cannot decode image {tmp_path / 'img' / 'bad.png'}")
     assert reasons[2] == "'inf' is not a finite number"
