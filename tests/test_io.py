@@ -60,3 +60,24 @@ def test_weights_are_written_with_the_permissions_of_every_other_file(tmp_path: 
     write_json(tmp_path / "config.json", {})
     assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == _normal_mode()
     assert (tmp_path / "config.json").stat().st_mode & 0o777 == _normal_mode()
+
+
+def test_a_saved_model_is_one_record_and_loads_as_a_fitted_value(tmp_path, demo_csv) -> None:
+    """save_model takes a ModelRecord; load_fitted gives the FittedModel serving needs, whose
+    outputs equal the estimator's."""
+    import numpy as np
+
+    import mmfuse
+    from mmfuse.estimators.io import ModelRecord, model_record, save_model
+    from mmfuse.models.fitted import FittedModel
+
+    clf = mmfuse.MultimodalClassifier(epochs=1, dim=8, verbose=False, num_threads=1,
+                                      kinds={"score": "ignore"}).fit(demo_csv, target="label")
+    record = model_record(clf)
+    assert isinstance(record, ModelRecord) and record.estimator == "MultimodalClassifier"
+    assert record.rejected is None and record.metrics["kept_epoch"] == 1
+    save_model(record, tmp_path / "m")
+    fitted = mmfuse.load_fitted(tmp_path / "m")
+    assert isinstance(fitted, FittedModel) and fitted.task == "classification"
+    enc = clf.prepare(demo_csv)
+    np.testing.assert_allclose(fitted.outputs(enc), clf.fitted_model.outputs(enc), atol=1e-6)

@@ -23,6 +23,7 @@ _LAZY = {
     "MultimodalRegressor": "mmfuse.estimators.regressor",
     "MultimodalRetriever": "mmfuse.estimators.retriever",
     "load": "mmfuse.estimators.io",
+    "load_fitted": "mmfuse.estimators.io",
     "compare": "mmfuse.estimators.compare",
     "list_fusions": "mmfuse.fusion",
     "create_fusion": "mmfuse.fusion",

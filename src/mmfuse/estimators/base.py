@@ -130,9 +130,7 @@ class MultimodalEstimator(Facade):
         self.n_train_, self.n_valid_ = len(train), len(valid)
         self.metrics_ = score(self.fitted_model, valid)
         if out_dir is not None:
-            from mmfuse.estimators.io import save_model
-
-            save_model(self, out_dir)
+            self.save(out_dir)
         return self
 
     def _split(self, table: Table, valid: DataLike | None, target: str | None) -> tuple[Table, Table]:
@@ -232,10 +230,10 @@ class MultimodalEstimator(Facade):
 
     def save(self, path: str | Path) -> None:
         """Writes the model directory (config.json, model.safetensors, preprocess.json, ...)."""
-        from mmfuse.estimators.io import save_model
+        from mmfuse.estimators.io import model_record, save_model
 
-        self._check_fitted()
-        save_model(self, path)
+        self.check_fitted()
+        save_model(model_record(self), path)
 
 
 def with_target_column(data: DataLike, y: Any, target: str | None) -> tuple[DataLike, str]:

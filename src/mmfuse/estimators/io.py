@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +26,75 @@ from mmfuse.estimators.model_files import (
 from mmfuse.pretrained import BACKBONES
 
 
-def save_model(est: Any, path: str | Path, metrics: dict[str, Any] | None = None) -> str:
-    """Writes every file of the model directory (atomically, file by file); returns the
-    weights' fingerprint (recorded in config.json; an index names the model it was built with).
+@dataclass(frozen=True)
+class ModelRecord:
+    """What a model directory holds, as one value: ``save_model`` writes it.
 
-    Args:
-        est: A fitted estimator (classifier, regressor or retriever).
-        path: The model directory.
-        metrics: The metrics.json content (default: ``metrics_document(est)``).
+    Attributes:
+        estimator: The estimator's class name (how ``load`` rebuilds it).
+        params: Its parameters (``config.json["params"]``).
+        model: The trained network.
+        model_config: Its architecture (``ModelConfig`` or ``RetrievalConfig``).
+        train_config: The training settings.
+        preprocessor: The fitted preprocessing.
+        history: One record per epoch.
+        metrics: The ``metrics.json`` document.
+        rejected: The skipped records for ``rejected.csv``; None writes no such file.
     """
+
+    estimator: str
+    params: dict[str, Any]
+    model: Any
+    model_config: Any
+    train_config: Any
+    preprocessor: Preprocessor
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    rejected: list[Rejection] | None = None
+
+
+def model_record(est: Any, metrics: dict[str, Any] | None = None) -> ModelRecord:
+    """The record of a fitted estimator (``metrics``: the metrics.json document, by default
+    ``metrics_document(est)``)."""
+    return ModelRecord(
+        type(est).__name__, est.get_params(), est.model_, est.model_config_, est.train_config_,
+        est.preprocessor_, list(est.history_),
+        metrics if metrics is not None else metrics_document(est),
+        est.rejected_ if est.on_bad_record == "skip" else None,
+    )  # fmt: skip
+
+
+def save_model(record: ModelRecord, path: str | Path) -> str:
+    """Writes every file of the model directory (atomically, file by file); returns the
+    weights' fingerprint (recorded in config.json; an index names the model it was built with)."""
     from mmfuse.estimators.pretrained import pretrained_record
     from mmfuse.training.checkpoint import save_weights
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "model.safetensors", est.model_.state_dict())
+    save_weights(out / "model.safetensors", record.model.state_dict())
     fingerprint = weights_fingerprint(out / "model.safetensors")
+    pre = record.preprocessor
     config = {
         "format_version": FORMAT_VERSION,
         "mmfuse_version": __version__,
-        "estimator": type(est).__name__,
-        "params": est.get_params(),
-        "schema": est.schema_.to_dict(),
-        "modalities": est.preprocessor_.modalities,
-        "model": est.model_config_.to_dict(),
-        "training": vars(est.train_config_),
-        "preprocessing": vars(est.preprocessor_.config),
-        "pretrained": pretrained_record(est.preprocessor_),
+        "estimator": record.estimator,
+        "params": record.params,
+        "schema": pre.schema.to_dict(),
+        "modalities": pre.modalities,
+        "model": record.model_config.to_dict(),
+        "training": vars(record.train_config),
+        "preprocessing": vars(pre.config),
+        "pretrained": pretrained_record(pre),
         "fingerprint": fingerprint,
     }
     write_json(out / "config.json", config)
-    write_json(out / "preprocess.json", est.preprocessor_.to_dict())
-    write_json(out / "metrics.json", metrics if metrics is not None else metrics_document(est))
+    write_json(out / "preprocess.json", pre.to_dict())
+    write_json(out / "metrics.json", record.metrics)
     with atomic_open(out / "history.csv") as handle:
-        pd.DataFrame(est.history_).to_csv(handle, index=False)
-    if est.on_bad_record == "skip":
-        write_rejected(out / "rejected.csv", est.rejected_)
+        pd.DataFrame(record.history).to_csv(handle, index=False)
+    if record.rejected is not None:
+        write_rejected(out / "rejected.csv", record.rejected)
     for checkpoint in out.glob("checkpoint*"):  # "checkpoint-<projection>" for each candidate
         shutil.rmtree(checkpoint, ignore_errors=True)
     return fingerprint
@@ -151,6 +185,15 @@ def load(path: str | Path, **overrides: Any) -> Any:
     est.model_dir_ = str(folder.resolve())
     restore_results(est, folder)
     return est
+
+
+def load_fitted(path: str | Path, **overrides: Any) -> Any:
+    """The ``FittedModel`` of a classifier or regressor directory (what serving needs), verified
+    as ``load`` verifies it."""
+    est = load(path, **overrides)
+    if est.task_ == "retrieval":
+        raise MmfuseError(f"{path} holds a retrieval model; it has no fitted classifier or regressor")
+    return est.fitted_model
 
 
 def _rebuild(folder: Path, config: dict[str, Any], overrides: dict[str, Any]) -> Any:

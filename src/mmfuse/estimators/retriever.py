@@ -274,7 +274,7 @@ class MultimodalRetriever(Facade):
 
     def save(self, path: str | Path) -> None:
         """Writes the model directory (SPEC §4), with retrieval metrics in metrics.json."""
-        from mmfuse.estimators.io import save_model
+        from mmfuse.estimators.io import model_record, save_model
 
         self.check_fitted()
         a, b = self.model_config_.pair
@@ -293,7 +293,7 @@ class MultimodalRetriever(Facade):
                 "metrics are those of the held-out validation pairs; the saved model was then "
                 f"refit on all {self.n_train_ + self.n_valid_} pairs for {self.refit_epochs_} epochs"
             )
-        self.fingerprint_ = save_model(self, path, metrics)
+        self.fingerprint_ = save_model(model_record(self, metrics), path)
         self.model_dir_ = str(Path(path).resolve())
 
 
