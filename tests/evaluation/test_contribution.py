@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -67,14 +67,6 @@ def _records(specs: Mapping[str, InputSpec], n: int, seed: int = 0) -> Encoded:
     mask = {m: np.ones(n, dtype=bool) for m in specs}
     return Encoded(inputs, mask, np.arange(100, 100 + n), rng.integers(0, 3, n).astype(np.float32))
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and do not fight over a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------ Shapley values

@@ -6,7 +6,6 @@ The "networks" here are tiny numpy functions, so the expected values can be comp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,13 +56,6 @@ def quadrant_means(batch: np.ndarray) -> np.ndarray:
     """A frozen "network": (B, 3, 16, 16) -> (B, 12) channel means of each quadrant."""
     return batch.reshape(len(batch), 3, 2, 8, 2, 8).mean((3, 5)).reshape(len(batch), 12)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(width: int) -> MultimodalModel:
