@@ -52,6 +52,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmfuse.datasets.video_file import encode_mp4
+
 DEMO_TARGET = "label"
 """Name of the binary target column of the demo dataset."""
 
@@ -332,49 +334,8 @@ def _write_video(root: Path, i: int, vote: int, seed: int, with_audio: bool) -> 
     frames = square_frames(vote, rng)
     track = _audio_track(rng) if with_audio else None
     relative = f"video/{i:04d}.mp4"
-    encode_mp4(root / relative, frames, track)
+    encode_mp4(root / relative, frames, track, FPS, SAMPLE_RATE)
     return relative
-
-
-def encode_mp4(path: Path, frames: np.ndarray, track: np.ndarray | None = None) -> None:
-    """Write ``(T, H, W, 3)`` uint8 frames as MPEG-4 Part 2 video, plus an optional AAC track.
-
-    Args:
-        path: Output ``.mp4`` path.
-        frames: RGB frames, played at :data:`FPS`.
-        track: Optional mono float32 audio at :data:`SAMPLE_RATE`, a multiple of 1024 samples.
-    """
-    import av
-
-    with av.open(str(path), mode="w", format="mp4") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
-        video.width, video.height = frames.shape[2], frames.shape[1]
-        video.pix_fmt = "yuv420p"
-        video.bit_rate = 400_000
-        video.codec_context.thread_count = 1
-        audio = None
-        if track is not None:
-            audio = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        for frame in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(video.encode(None))
-        if audio is not None and track is not None:
-            _mux_audio(container, audio, track)
-
-
-def _mux_audio(container: Any, stream: Any, track: np.ndarray) -> None:
-    """Encode ``track`` in 1024-sample frames (the AAC frame size) and mux it."""
-    import av
-
-    frame_size = 1024
-    for start in range(0, len(track), frame_size):
-        chunk = track[None, start : start + frame_size]  # (1, 1024)
-        samples = np.ascontiguousarray(chunk)
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = start
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
 
 
 def _readme(n: int, seed: int, missing_rate: float) -> str:
