@@ -103,6 +103,9 @@ def _cache(a: argparse.Namespace) -> int:
     from mmfuse.cli.report import table
     from mmfuse.data.cache import FeatureCache
 
+    if a.max_gb is not None and not 0 <= a.max_gb < float("inf"):
+        raise MmfuseError(f"--max-gb must be a finite size in GB, 0 or more, got {a.max_gb}; "
+                          "0 empties the cache, like `mmfuse cache clear`")
     cache = FeatureCache(a.cache_dir, None if a.max_gb is None else a.max_gb * 1024**3)
     if a.action == "clear":
         freed = cache.clear()

@@ -116,13 +116,16 @@ def evaluate(a: argparse.Namespace) -> int:
     from mmfuse.estimators.output_dir import check_output_dir, check_output_file
 
     if a.json:
-        check_output_file(a.json, "--json")
+        check_output_file(a.json, "--json", data=a.data, model=a.model)
     if a.out:
-        check_output_dir(a.out)
+        check_output_dir(a.out, model=a.model)
     est = load_model(a)
     if est.task_ == "retrieval":
         from mmfuse.cli.retrieval import evaluate_retrieval
 
+        if a.correlation or a.robustness:
+            raise MmfuseError(f"{a.model} is a retrieval model; --correlation and --robustness are for "
+                              "classifiers and regressors: drop them to measure its recall")
         return evaluate_retrieval(est, a)
     table = read_table(a.data)
     enc = est.pipeline_.prepare(table, with_target=True)  # decoded once for every section
@@ -179,8 +182,11 @@ def explain(a: argparse.Namespace) -> int:
     from mmfuse.estimators.explain import explain
     from mmfuse.estimators.output_dir import check_output_dir
 
-    out = check_output_dir(a.out)
+    out = check_output_dir(a.out, model=a.model)
     est = load_model(a)
+    if est.task_ == "retrieval":
+        raise MmfuseError(f"{a.model} is a retrieval model; explain works on classifiers and regressors "
+                          "(`mmfuse evaluate MODEL DATA` measures a retrieval model's recall)")
     result = explain(est.fitted_model, est.pipeline_, a.data, out, sample=a.sample,
                      max_records=a.max_records, seed=est.seed)
     summary = result["summary"]
@@ -227,7 +233,7 @@ def predict(a: argparse.Namespace) -> int:
     from mmfuse.data.readers import read_table
     from mmfuse.estimators.output_dir import check_output_file
 
-    check_output_file(a.out)
+    check_output_file(a.out, data=a.data, model=a.model)
     est = load_model(a)
     if est.task_ == "retrieval":
         from mmfuse.cli.retrieval import predict_labels

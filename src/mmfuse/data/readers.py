@@ -104,6 +104,7 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
             raise MmfuseError(f"{path}: the file is empty (no header line)") from None
         except csv.Error as err:
             raise MmfuseError(f"{path}: cannot parse the header line: {err}") from None
+        _check_header_text(path, header)
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
             raise MmfuseError(f"{path}: duplicate column names: {', '.join(dupes)}")
@@ -129,6 +130,19 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
     df = pd.DataFrame(good, columns=header, index=pd.Index(rows, dtype="int64"), dtype=object)
     df = df.replace("", None)
     return _convert_types(df), bad
+
+
+def _check_header_text(path: Path, header: list[str]) -> None:
+    """Refuses column names with bytes that are not UTF-8 (a binary or compressed file named .csv)."""
+    for number, name in enumerate(header, start=1):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = name.encode("utf-8", "surrogateescape")[:16]
+            raise MmfuseError(
+                f"{path}: the name of column {number} is not UTF-8 text ({shown!r}); is it a table "
+                "file? Decompress it or save it as UTF-8 first"
+            ) from None
 
 
 DELIMITERS = ",;\t|"
@@ -229,5 +243,11 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadLine]]:
                     reason = f"line {line_no} is not a JSON object"
                     bad.append(BadLine(row, reason, line.strip()))
             row += 1
+    if bad and not records:
+        raise MmfuseError(
+            f"{path}: no line holds a record ({bad[0].reason}); mmfuse reads JSON Lines, one "
+            "{...} object per line: write a JSON array of records one element per line"
+        )
+    _check_header_text(path, list(dict.fromkeys(key for record in records for key in record)))
     df = pd.DataFrame.from_records(records, index=pd.Index(rows, dtype="int64"))
     return df, bad

@@ -110,8 +110,12 @@ def parse_pairs(text: str | Mapping[str, str] | None, option: str) -> dict[str, 
     for item in filter(None, (p.strip() for p in text.split(","))):
         if "=" not in item:
             raise MmfuseError(f"{option}: expected COLUMN=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        pairs[key.strip()] = value.strip()
+        key, value = (part.strip() for part in item.split("=", 1))
+        if not key or not value:
+            raise MmfuseError(f"{option}: expected COLUMN=VALUE, got {item!r}")
+        if pairs.get(key, value) != value:
+            raise MmfuseError(f"{option}: {key!r} is given twice ({pairs[key]!r} and {value!r}); keep one")
+        pairs[key] = value
     return pairs
 
 
@@ -178,7 +182,8 @@ def _check_columns(
 
 
 def _describe_ignored(ignored: Mapping[str, str]) -> str:
-    return "; ".join(f"{c}: {why}" for c, why in ignored.items()) or "the table has no columns"
+    listed = "; ".join(f"{c}: {why}" for c, why in ignored.items())
+    return listed or "the table has no columns besides the target; add the columns to learn from"
 
 
 def _infer_kind(name: str, series: pd.Series) -> str:

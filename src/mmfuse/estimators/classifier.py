@@ -46,9 +46,9 @@ class MultimodalClassifier(MultimodalEstimator):
         """Predictions as a table (row, prediction, proba_<class>...) plus rejected records."""
         proba, enc = self._outputs(data)
         frame = pd.DataFrame({"row": enc.rows, "prediction": self.classes_[proba.argmax(1)]})
-        for i, label in enumerate(self.classes_):
-            frame[f"proba_{label}"] = proba[:, i]
-        return frame, enc.rejected
+        # one concat: a column at a time warns (PerformanceWarning) once per class beyond 100
+        probas = pd.DataFrame(proba, columns=[f"proba_{label}" for label in self.classes_])
+        return pd.concat([frame, probas], axis=1), enc.rejected
 
     def score(self, data: DataLike, y: Any = None) -> float:
         """Accuracy on labelled records (the target column in ``data``, or given as ``y``)."""

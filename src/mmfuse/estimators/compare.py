@@ -187,10 +187,18 @@ def _folds(table: Table, target: str, task: str, folds: int, seed: int) -> list[
                 f"{table.name}: class {values[counts.argmin()]!r} of {target!r} has a single record; "
                 f"a {folds}-fold comparison needs at least 2 records per class (drop or merge it)"
             )
+        if counts.size and counts.max() < folds:
+            raise MmfuseError(
+                f"{table.name}: --folds {folds} is more than the {counts.max()} records of the largest class "
+                f"of {target!r}; use --folds {max(2, counts.max())} or fewer"
+            )
         splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
             return [(index[a], index[b]) for a, b in splitter.split(index, labels)]
+    if len(index) < folds:
+        raise MmfuseError(f"{table.name}: --folds {folds} is more than its {len(index)} records; "
+                          f"use --folds {len(index)} or fewer")
     splitter = KFold(folds, shuffle=True, random_state=seed)
     return [(index[a], index[b]) for a, b in splitter.split(index)]
 

@@ -29,25 +29,44 @@ LOCK_NAME = ".mmfuse-lock"
 _HELD: dict[Path, int] = {}  # folder -> nesting depth within this process
 
 
-def check_output_dir(path: str | Path, option: str = "--out") -> Path:
-    """A folder a command will write: refused up front when it is a file or lies inside one."""
+def check_output_dir(path: str | Path, option: str = "--out", model: str | Path | None = None) -> Path:
+    """A folder a command will write: refused up front when it is a file or lies inside one, or
+    inside the ``model`` directory the command reads."""
     folder = Path(path)
     for part in (folder, *folder.parents):
         if part.exists() and not part.is_dir():
             where = "is a file" if part == folder else f"lies inside {part}, which is a file"
             raise MmfuseError(f"{option} {folder} {where}; give a folder (it is created if needed)")
+    _refuse_inputs(folder, option, None, model)
     return folder
 
 
-def check_output_file(path: str | Path, option: str = "--out") -> Path:
-    """A file a command will write: refused up front when it is a folder or lies inside a file."""
+def check_output_file(
+    path: str | Path, option: str = "--out", data: str | Path | None = None, model: str | Path | None = None
+) -> Path:
+    """A file a command will write: refused up front when it is a folder or lies inside a file,
+    or would replace the ``data`` file or a file of the ``model`` directory the command reads."""
     target = Path(path)
     if target.is_dir():
         raise MmfuseError(f"{option} {target} is a folder; give a file name, e.g. {target / 'out.csv'}")
     blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise MmfuseError(f"{option} {target} lies inside {blocker}, which is a file; give another path")
+    _refuse_inputs(target, option, data, model)
     return target
+
+
+def _refuse_inputs(target: Path, option: str, data: str | Path | None, model: str | Path | None) -> None:
+    """An output never overwrites what the command reads: its data file or its model directory."""
+    where = target.resolve()
+    if data is not None:
+        source = Path(data) / "data.csv" if Path(data).is_dir() else Path(data)
+        if where == source.resolve():
+            raise MmfuseError(f"{option} {target} is the input data file; write the output to another file")
+    if model is not None and (where == Path(model).resolve() or Path(model).resolve() in where.parents):
+        place = "is" if where == Path(model).resolve() else "lies inside"
+        raise MmfuseError(f"{option} {target} {place} the model directory {model}; write the output "
+                          "elsewhere (the model's files stay as fit wrote them)")
 
 
 @contextmanager

@@ -9,6 +9,7 @@ out validation records. ``fit``, ``compare``, the demo and the retriever all go 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -175,11 +176,22 @@ def split_table(table: Table, fraction: float, seed: int, labels: np.ndarray | N
     Unparsable lines stay with the training part, so they are reported once."""
     from sklearn.model_selection import train_test_split
 
+    check_valid_fraction(fraction, len(table.df), table.name)
     index = np.arange(len(table.df))
     stratify = labels if stratifiable(labels, fraction) else None
     train_idx, valid_idx = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
     first = Table(table.df.iloc[np.sort(train_idx)], table.base_dir, table.name, table.bad_lines)
     return first, Table(table.df.iloc[np.sort(valid_idx)], table.base_dir, table.name)
+
+
+def check_valid_fraction(fraction: float, records: int, name: str) -> None:
+    """Refuses a validation share outside (0, 1), or one that leaves no record to train on."""
+    if not 0.0 < fraction < 1.0:
+        raise MmfuseError(f"{option('valid_fraction', fraction)}: the share held out for validation must be "
+                          "between 0 and 1 (e.g. 0.2); to validate on other records, pass validation data")
+    if math.ceil(fraction * records) >= records:
+        raise MmfuseError(f"{name}: {option('valid_fraction', fraction)} holds out all {records} records, "
+                          "leaving none to train on; use a smaller share (e.g. 0.2)")
 
 
 def take_records(enc: Encoded, keep: np.ndarray) -> Encoded:

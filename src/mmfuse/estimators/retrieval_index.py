@@ -174,8 +174,16 @@ def zero_shot(est: MultimodalRetriever, table: Table, labels: list[str], prompt:
     labels = [lab.strip() for lab in labels if lab.strip()]
     if len(labels) < 2:
         raise MmfuseError(f"--labels needs at least two labels, e.g. --labels cat,dog; got {labels}")
+    dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if dupes:
+        raise MmfuseError(f"--labels names {', '.join(map(repr, dupes))} more than once; give each label once")
     if "{}" not in prompt:
         raise MmfuseError(f"the prompt must contain {{}} where the label goes; got {prompt!r}")
+    try:
+        prompt.format("label")
+    except (IndexError, KeyError, ValueError):
+        raise MmfuseError(f"the prompt must contain {{}} where the label goes and no other braces "
+                          f"(write {{{{ or }}}} for a literal brace); got {prompt!r}") from None
     kinds = {m: est.preprocessor_.modalities[m] for m in est.model_config_.pair}
     text = [m for m, k in kinds.items() if k == "text"]
     if not text:

@@ -24,7 +24,7 @@ from mmfuse.data.schema import infer_schema
 from mmfuse.errors import MmfuseError
 from mmfuse.params import RetrieverParams, takes_params
 from mmfuse.estimators.facade import DataLike, Facade
-from mmfuse.estimators.pipeline import Pipeline, split_encoded, take_records
+from mmfuse.estimators.pipeline import Pipeline, check_valid_fraction, split_encoded, take_records
 from mmfuse.estimators.retrieval_query import QueryTower, choose_tower, query_kind
 
 PAIR_KINDS = ("image", "text", "audio", "video", "embedding")
@@ -176,6 +176,7 @@ class MultimodalRetriever(Facade):
                 f"{table.name}: retrieval needs at least 4 distinct {items!r} values to hold some "
                 "out for validation (or pass validation data)"
             )
+        check_valid_fraction(self.valid_fraction, len(np.unique(groups)), table.name)
         split = GroupShuffleSplit(1, test_size=self.valid_fraction, random_state=self.seed)
         train_idx, valid_idx = next(split.split(groups, groups=groups))
         sub = lambda idx: Table(table.df.iloc[np.sort(idx)], table.base_dir, table.name)  # noqa: E731

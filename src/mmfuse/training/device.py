@@ -22,13 +22,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+MAX_THREADS_PER_CORE = 4
+"""More threads than this per core only slow work down (and thousands fail to start)."""
+
+
 def set_threads(num_threads: int | None) -> int:
     """Sets torch's intra-op threads (None: $MMFUSE_NUM_THREADS, else all cores)."""
     if num_threads is None:
         env = os.environ.get("MMFUSE_NUM_THREADS")
+        if env and not env.strip().isdigit():
+            raise MmfuseError(f"$MMFUSE_NUM_THREADS must be a whole number of threads, got {env!r}; fix or unset it")
         num_threads = int(env) if env else (os.cpu_count() or 1)
     if num_threads < 1:
         raise MmfuseError(f"the number of threads must be at least 1, got {num_threads}")
+    most = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    if num_threads > most:
+        raise MmfuseError(f"the number of threads must be at most {most} ({MAX_THREADS_PER_CORE} per core "
+                          f"of this machine's {os.cpu_count() or 1}), got {num_threads}")
     if torch.get_num_threads() != num_threads:
         torch.set_num_threads(num_threads)
     return num_threads

@@ -76,10 +76,10 @@ class TrainConfig:
         check_seed(self.seed)
         if self.epochs < 1 or self.batch_size < 1:
             raise MmfuseError("epochs and batch size must be at least 1")
-        if min(self.lr, self.weight_decay, self.patience, self.grad_clip) < 0:
+        if not all(0 <= v < float("inf") for v in (self.lr, self.weight_decay, self.patience, self.grad_clip)):
             raise MmfuseError(
                 f"invalid training settings: lr={self.lr}, weight_decay={self.weight_decay}, "
-                f"patience={self.patience}, grad_clip={self.grad_clip}; none may be negative"
+                f"patience={self.patience}, grad_clip={self.grad_clip}; none may be negative, infinite or NaN"
             )
         if self.augment not in AUGMENT_LEVELS:
             raise MmfuseError(f"unknown augment {self.augment!r}; choose one of: {', '.join(AUGMENT_LEVELS)}")
@@ -169,6 +169,10 @@ class Trainer:
             began = time.perf_counter()
             train_loss = self._train_epoch(train, optimizer, epoch)
             valid_loss, metric = self._validate(valid)
+            if not np.isfinite(valid_loss):  # the epoch's last step diverged
+                raise MmfuseError(f"training stopped: the loss became {valid_loss} at epoch {epoch}, on the "
+                                  "validation records after its last batch; training diverged: lower --lr, or "
+                                  "standardise extreme values. No model was written.")
             score = self.sign * metric if np.isfinite(metric) else -float("inf")
             key = [score if self.metric is not None else 0.0, -valid_loss]
             if _better(key, best):
@@ -293,7 +297,7 @@ class Trainer:
         output = self.predict(data)
         assert data.targets is not None
         loss = float(self.task.eval_loss(output, data.targets))
-        if self.metric is None:
+        if self.metric is None or not np.isfinite(loss):  # a diverged model: fit stops on the loss
             return loss, float("nan")
         predictions = self.task.predict(output).numpy()
         return loss, self.metric[1](data.targets.numpy(), predictions)
