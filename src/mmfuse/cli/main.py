@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from mmfuse._hints import from_cli
 from mmfuse.errors import MmfuseError
@@ -38,16 +39,31 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for spec in c.COMMANDS:
-        p = sub.add_parser(
-            spec.name,
-            help=spec.help,
-            description=spec.help,
-            epilog="examples:\n" + "\n".join(f"  {e}" for e in spec.examples),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        spec.add_arguments(p)
-        p.set_defaults(handler=spec.run)
+        _add_command(sub, spec)
     return parser
+
+
+def _add_command(sub: Any, spec: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        spec.name,
+        help=spec.help,
+        description=spec.help,
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in spec.examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    spec.add_arguments(p)
+    p.set_defaults(handler=spec.run)
+    return p
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one sub-command, as ``mmfuse NAME`` uses it (for tests and docs)."""
+    from mmfuse.cli import commands as c
+
+    spec = next((s for s in c.COMMANDS if s.name == name), None)
+    if spec is None:
+        raise KeyError(f"unknown command {name!r}; choose one of: {', '.join(s.name for s in c.COMMANDS)}")
+    return _add_command(argparse.ArgumentParser(prog="mmfuse").add_subparsers(), spec)
 
 
 def _version() -> str:
