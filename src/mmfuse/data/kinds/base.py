@@ -20,7 +20,7 @@ import numpy as np
 from mmfuse._progress import log, track
 from mmfuse.data.cells import Corruption, checked_cell
 from mmfuse.data.schema import AUDIO_TRACK_SUFFIX, TABULAR, Schema
-from mmfuse.errors import DecodeError
+from mmfuse.errors import DecodeError, MmfuseError
 from mmfuse.types import InputSpec
 
 if TYPE_CHECKING:
@@ -192,8 +192,21 @@ class ColumnProcessor:
     def spec(self) -> InputSpec:
         raise NotImplementedError
 
+    @property
+    def subject(self) -> str:
+        """How messages name this modality."""
+        return f"{self.modality.kind} modality {self.modality.name!r}"
+
+    def fitted_state(self, what: str) -> Any:
+        """``learned``, or MmfuseError saying ``fit`` has not run (``what``: what it learns)."""
+        if self.learned is None:
+            raise MmfuseError(f"{self.subject} has no {what} yet: fit the preprocessor")
+        return self.learned
+
     def to_dict(self) -> Any:
-        return None
+        """``learned`` as JSON data: its own ``to_dict()``, or the plain value (None: nothing)."""
+        state = self.learned
+        return state.to_dict() if hasattr(state, "to_dict") else state
 
     def load(self, state: Any) -> None:
         """Nothing to restore (kinds with fitted state override this)."""

@@ -54,15 +54,8 @@ class EmbeddingKind(CellProcessor):
 
         return alter(checked_dim(parse_embedding(cell, base_dir), self._dim()))
 
-    def to_dict(self) -> Any:
-        return self.learned
-
     def load(self, state: Any) -> None:
         self.learned = int(state)
 
     def _dim(self) -> int:
-        if self.learned is None:
-            raise MmfuseError(
-                f"embedding modality {self.modality.name!r} has no width yet: fit the preprocessor"
-            )
-        return int(self.learned)
+        return int(self.fitted_state("width"))

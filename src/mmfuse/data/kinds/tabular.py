@@ -19,7 +19,7 @@ from mmfuse.data.kinds import register_processor
 from mmfuse.data.kinds.base import ColumnProcessor, ModalityArrays, ReadOptions
 from mmfuse.data.readers import Table
 from mmfuse.data.tabular import TabularProcessor
-from mmfuse.errors import DecodeError, MmfuseError
+from mmfuse.errors import DecodeError
 from mmfuse.types import InputSpec
 
 
@@ -71,14 +71,13 @@ class TabularKind(ColumnProcessor):
         present = ~frame.map(is_empty).all(axis=1).to_numpy() if cols else np.ones(len(df), bool)
         return ModalityArrays(matrix, present, errors)
 
-    def to_dict(self) -> Any:
-        return None if self.learned is None else self.learned.to_dict()
-
     def load(self, state: Any) -> None:
         self.learned = TabularProcessor.from_dict(state)
 
+    @property
+    def subject(self) -> str:
+        return "the tabular modality"
+
     def _fitted(self) -> TabularProcessor:
-        if self.learned is None:
-            raise MmfuseError("the tabular modality has no statistics yet: fit the preprocessor")
-        tab: TabularProcessor = self.learned
+        tab: TabularProcessor = self.fitted_state("statistics")
         return tab

@@ -17,7 +17,6 @@ from mmfuse.data.kinds import register_processor
 from mmfuse.data.kinds.base import Alter, CellProcessor
 from mmfuse.data.readers import Table
 from mmfuse.data.text import Vocabulary
-from mmfuse.errors import MmfuseError
 from mmfuse.types import InputSpec
 
 
@@ -38,16 +37,9 @@ class TextKind(CellProcessor):
     def decode(self, cell: Any, base_dir: Path, alter: Alter) -> np.ndarray:
         return self._vocabulary().encode(alter(cell), self.config.text_max_length)
 
-    def to_dict(self) -> Any:
-        return None if self.learned is None else self.learned.to_dict()
-
     def load(self, state: Any) -> None:
         self.learned = Vocabulary.from_dict(state)
 
     def _vocabulary(self) -> Vocabulary:
-        if self.learned is None:
-            raise MmfuseError(
-                f"text modality {self.modality.name!r} has no vocabulary yet: fit the preprocessor"
-            )
-        vocabulary: Vocabulary = self.learned
+        vocabulary: Vocabulary = self.fitted_state("vocabulary")
         return vocabulary
