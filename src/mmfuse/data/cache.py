@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -67,6 +67,12 @@ def default_cache_dir() -> Path:
         ) from None
 
 
+class Hasher(Protocol):
+    """What the content keys feed: a hashlib object (its type has no public name)."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+
 def content_key(path: Path | None = None, text: str | None = None, value: Any = None) -> str:
     """SHA-256 of a file's bytes, of a text (for inline text cells) or of an in-memory media
     cell (``value``: bytes hash as a file with those bytes would; a numpy array by its dtype,
@@ -89,7 +95,7 @@ def content_key(path: Path | None = None, text: str | None = None, value: Any = 
     return h.hexdigest()
 
 
-def _hash_value(h: hashlib._Hash, value: Any) -> None:
+def _hash_value(h: Hasher, value: Any) -> None:
     if isinstance(value, (bytes, bytearray, memoryview)):
         h.update(value)  # the same bytes as a file: one entry for both
     elif isinstance(value, tuple):  # (array, sample_rate)
@@ -105,12 +111,12 @@ def _hash_value(h: hashlib._Hash, value: Any) -> None:
         h.update(value.tobytes())
 
 
-def _hash_array(h: hashlib._Hash, array: np.ndarray) -> None:
+def _hash_array(h: Hasher, array: np.ndarray) -> None:
     h.update(f"{array.dtype.str}\0{array.shape}\0".encode())
     h.update(np.ascontiguousarray(array).tobytes())
 
 
-def _hash_file(h: hashlib._Hash, path: Path) -> None:
+def _hash_file(h: Hasher, path: Path) -> None:
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             h.update(chunk)

@@ -36,7 +36,6 @@ class MultimodalEstimator(Facade):
     """
 
     _task = "classification"
-    params_class: type = EstimatorParams
 
     def __sklearn_tags__(self) -> Any:
         """scikit-learn's tags: a classifier or regressor that takes a DataFrame of mixed

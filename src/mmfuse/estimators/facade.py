@@ -27,7 +27,7 @@ class Facade:
     ``__init__`` only stores parameters; learned state ends in ``_``.
     """
 
-    params_class: type
+    params_class: type  # set by mmfuse.params.takes_params
     _task = "classification"
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -69,8 +69,6 @@ class Facade:
         """Raises MmfuseError unless ``fit`` (or ``mmfuse.load``) has run."""
         if not hasattr(self, "model_"):
             raise MmfuseError(f"this {type(self).__name__} is not fitted yet; call fit first")
-
-    _check_fitted = check_fitted  # the name older callers use
 
     @property
     def pipeline_(self) -> Pipeline:
