@@ -188,6 +188,14 @@ class CompareParams(EstimatorParams):
     epochs: int = retuned(TrainParams, "epochs", 20)
 
 
+RUN_TIME = ("num_threads", "device", "batch_size", "cache_dir", "use_cache")
+"""How a saved model runs: a command that uses one (evaluate, predict, explain, index, search)
+may set these, and nothing it learned."""
+INPUT_HANDLING = ("on_bad_record", "missing_files", "verbose")
+"""How a command treats its input; a saved model takes their declared defaults, not its
+training run's (a model fitted with --on-bad-record skip or --quiet does not predict that way)."""
+
+
 def names(params: type) -> list[str]:
     """The parameter names of a params class, in declaration order."""
     return [f.name for f in dataclasses.fields(params)]

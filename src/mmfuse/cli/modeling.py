@@ -14,16 +14,16 @@ from typing import Any
 
 from mmfuse.cli.flags import add_params, given, refuse_foreign
 from mmfuse.errors import MmfuseError
-from mmfuse.params import CompareParams, EstimatorParams, RetrieverParams, defaults
+from mmfuse.params import (
+    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, RetrieverParams, defaults,
+)  # fmt: skip
 
 FIT_VARIANTS = {"": EstimatorParams, "retrieval": RetrieverParams}
-RUN_PARAMS = ("num_threads", "device", "batch_size", "cache_dir", "use_cache", "on_bad_record",
-              "missing_files", "allow_missing_columns", "verbose")
+RUN_PARAMS = (*RUN_TIME, *INPUT_HANDLING, "allow_missing_columns")
 """What a command that uses a saved model may change: how it runs, not what was learned."""
 RESET_AT_LOAD = {n: v for n, v in defaults(RetrieverParams).items()
-                 if n in ("on_bad_record", "missing_files", "verbose", "num_threads", "device")}
-"""How a saved model runs unless told otherwise: the declared defaults, not the training run's
-(a model fitted with --on-bad-record skip or --quiet does not predict that way)."""
+                 if n in (*INPUT_HANDLING, "num_threads", "device")}
+"""How a saved model runs unless told otherwise: the declared defaults, not the training run's."""
 
 
 def _out(text: str = "") -> None:
@@ -209,13 +209,19 @@ def _contribution_table(summary: dict, table: Callable[..., str]) -> str:
 
 
 def load_model(a: argparse.Namespace) -> Any:
-    """The model directory ``a.model``, with the run options given on the command line (progress
-    is shown unless --quiet, whatever the model was trained with)."""
+    """The model directory ``a.model``, run as ``open_model`` says."""
+    return open_model(a.model, a)
+
+
+def open_model(path: str, a: argparse.Namespace, **fixed: Any) -> Any:
+    """The model directory ``path`` with the run options given on the command line, the
+    declared defaults for the others (progress is shown unless --quiet, whatever the model was
+    trained with), and ``fixed`` where the command decides."""
     from mmfuse.estimators.io import load
 
     options = {**given(a, RetrieverParams), **given(a, EstimatorParams)}
     chosen = {k: v for k, v in options.items() if k in RUN_PARAMS}
-    return load(a.model, **{**RESET_AT_LOAD, **chosen})
+    return load(path, **{**RESET_AT_LOAD, **fixed, **chosen})
 
 
 # ---------------------------------------------------------------------- predict

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mmfuse.cli.flags import add_params, given
+from mmfuse.cli.flags import add_params
 from mmfuse.errors import MmfuseError
-from mmfuse.params import RetrieverParams
+from mmfuse.params import INPUT_HANDLING, RUN_TIME, RetrieverParams
 
-QUERY_PARAMS = ("num_threads", "device", "batch_size", "cache_dir", "use_cache")
-INDEX_PARAMS = (*QUERY_PARAMS, "on_bad_record", "missing_files", "verbose")
-"""What `index` and `search` may change in the saved retriever: how it runs."""
+INDEX_PARAMS = (*RUN_TIME, *INPUT_HANDLING)
+"""What `index` and `search` (``RUN_TIME`` only) may change in the saved retriever."""
 
 
 def _out(text: str = "") -> None:
@@ -123,7 +122,7 @@ def index_args(p: argparse.ArgumentParser) -> None:
 def index_command(a: argparse.Namespace) -> int:
     from mmfuse.training.device import set_threads
 
-    est = _retriever(a.model, given(a, RetrieverParams))
+    est = _retriever(a.model, a)
     set_threads(est.num_threads)
     index = est.index(a.data, a.column, a.out, a.approximate, a.append)
     _out(f"wrote {len(index)} vectors ({index.kind} index) to {a.out}")
@@ -160,7 +159,7 @@ def search_args(p: argparse.ArgumentParser) -> None:
                    help="what the query is (default: detected from the file extension, else text)")
     p.add_argument("--model", help="model directory (default: the one that built the index)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_params(p, {"": RetrieverParams}, only=QUERY_PARAMS)
+    add_params(p, {"": RetrieverParams}, only=RUN_TIME)
 
 
 def search_command(a: argparse.Namespace) -> int:
@@ -171,7 +170,7 @@ def search_command(a: argparse.Namespace) -> int:
     model_dir = a.model or index.info.get("model")
     if not model_dir or not isinstance(model_dir, str):
         raise MmfuseError(f"{a.index} does not record its model; pass --model DIR")
-    est = _retriever(model_dir, {"verbose": False, **given(a, RetrieverParams)})
+    est = _retriever(model_dir, a, verbose=False)
     hits = est.search(index, a.query, a.k, a.modality)
     if a.json:
         _out(json.dumps({"query": a.query, "results": json.loads(hits.to_json(orient="records"))}, indent=2))
@@ -182,12 +181,12 @@ def search_command(a: argparse.Namespace) -> int:
     return 0
 
 
-def _retriever(model_dir: str, options: dict[str, Any]) -> Any:
-    from mmfuse.estimators.io import load
+def _retriever(model_dir: str, a: argparse.Namespace, **fixed: Any) -> Any:
+    from mmfuse.cli.modeling import open_model
 
     if not Path(model_dir).is_dir():
         raise MmfuseError(f"model directory not found: {model_dir}")
-    est = load(model_dir, **options)
+    est = open_model(model_dir, a, **fixed)
     if est.task_ != "retrieval":
         raise MmfuseError(f"{model_dir} is a {type(est).__name__}, not a retrieval model "
                           "(train one with `mmfuse fit DATA --task retrieval --pair A,B`)")
