@@ -168,16 +168,17 @@ def sniff_delimiter(path: Path, sample_bytes: int = 64 * 1024) -> str:
 
 def _nested_cells_as_json(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Parquet list columns: a list of numbers becomes the JSON text of an ``embedding`` cell;
-    other nested values (structs, maps, nested lists) are refused with the column's name."""
+    other nested values (structs, maps, nested lists) are refused with the column's name.
+    A Parquet column has one type, so its first value tells (text columns are not scanned)."""
     for col in df.columns:
-        if df[col].dtype != object:
+        row = df[col].first_valid_index() if df[col].dtype == object else None
+        if row is None:
             continue
-        for row, value in df[col].items():
-            if isinstance(value, (list, tuple, np.ndarray)):
-                df[col] = [_vector_json(v, path, col, r) for r, v in df[col].items()]
-                break
-            if isinstance(value, dict):
-                raise MmfuseError(_nested_message(path, col, int(row), "a struct or map"))
+        value = df[col].loc[row]
+        if isinstance(value, (list, tuple, np.ndarray)):
+            df[col] = [_vector_json(v, path, col, r) for r, v in df[col].items()]
+        elif isinstance(value, dict):
+            raise MmfuseError(_nested_message(path, col, int(row), "a struct or map"))
     return df
 
 
