@@ -19,7 +19,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,10 +33,10 @@ def check_output_dir(path: str | Path, option: str = "--out", model: str | Path 
     """A folder a command will write: refused up front when it is a file or lies inside one, or
     inside the ``model`` directory the command reads."""
     folder = Path(path)
-    for part in (folder, *folder.parents):
-        if part.exists() and not part.is_dir():
-            where = "is a file" if part == folder else f"lies inside {part}, which is a file"
-            raise MmfuseError(f"{option} {folder} {where}; give a folder (it is created if needed)")
+    blocker = _file_in_the_way([folder, *folder.parents])
+    if blocker is not None:
+        where = "is a file" if blocker == folder else f"lies inside {blocker}, which is a file"
+        raise MmfuseError(f"{option} {folder} {where}; give a folder (it is created if needed)")
     _refuse_inputs(folder, option, None, model)
     return folder
 
@@ -49,11 +49,16 @@ def check_output_file(
     target = Path(path)
     if target.is_dir():
         raise MmfuseError(f"{option} {target} is a folder; give a file name, e.g. {target / 'out.csv'}")
-    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    blocker = _file_in_the_way(target.parents)
     if blocker is not None:
         raise MmfuseError(f"{option} {target} lies inside {blocker}, which is a file; give another path")
     _refuse_inputs(target, option, data, model)
     return target
+
+
+def _file_in_the_way(paths: Iterable[Path]) -> Path | None:
+    """The first of ``paths`` that exists and is not a folder."""
+    return next((p for p in paths if p.exists() and not p.is_dir()), None)
 
 
 def _refuse_inputs(target: Path, option: str, data: str | Path | None, model: str | Path | None) -> None:
