@@ -191,7 +191,7 @@ class CompareParams(EstimatorParams):
 RUN_TIME = ("num_threads", "device", "batch_size", "cache_dir", "use_cache")
 """How a saved model runs: a command that uses one (evaluate, predict, explain, index, search)
 may set these, and nothing it learned."""
-INPUT_HANDLING = ("on_bad_record", "missing_files", "verbose")
+INPUT_HANDLING = ("on_bad_record", "missing_files", "base_dir", "verbose")
 """How a command treats its input; a saved model takes their declared defaults, not its
 training run's (a model fitted with --on-bad-record skip or --quiet does not predict that way)."""
 

@@ -59,11 +59,9 @@ class Facade:
         return self._task
 
     def read(self, data: DataLike) -> Table:
-        """A table from a file, folder or DataFrame; a DataFrame's relative media paths resolve
-        against ``base_dir`` (default: the current folder), a file's against its folder."""
-        if isinstance(data, pd.DataFrame):
-            return read_table(data, self.base_dir)
-        return read_table(data)
+        """A table from a file, folder or DataFrame; relative media paths resolve against
+        ``base_dir`` when it is set, else a file's folder (a DataFrame's: the current folder)."""
+        return read_table(data, self.base_dir)
 
     def check_fitted(self) -> None:
         """Raises MmfuseError unless ``fit`` (or ``mmfuse.load``) has run."""
