@@ -229,6 +229,7 @@ class Preprocessor:
         num_threads: int = 2,
         verbose: bool = True,
         corrupt: Corruption | None = None,
+        allow_empty: bool = False,
     ) -> Encoded:
         """Decodes every record.
 
@@ -246,6 +247,8 @@ class Preprocessor:
                 (..., 3, H, W) in [0, 1], audio waveforms (T,) at the configured sample rate,
                 text strings, embedding vectors, and the whole standardised tabular matrix.
                 ``rng`` is seeded by the record position, so results are reproducible.
+            allow_empty: With "skip", a table whose every record is bad gives an empty result
+                (with the rejections) instead of an error (a server answering each request).
         """
         _check_choice(on_bad_record, BAD_RECORD_POLICIES, "on_bad_record")
         _check_choice(missing_files, MISSING_FILE_POLICIES, "missing_files")
@@ -267,7 +270,7 @@ class Preprocessor:
         if errors and on_bad_record == "raise":
             raise MmfuseError(summarise_rejections(table.name, errors))
         keep = ~bad_rows
-        if n and not keep.any():
+        if n and not keep.any() and not allow_empty:
             raise MmfuseError(f"{table.name}: every record is bad:\n" + _summarise_lines(errors))
         if errors and verbose:
             log(f"{table.name}: skipped {int(bad_rows.sum()) + len(table.bad_lines)} bad record(s)")

@@ -124,9 +124,13 @@ class Pipeline:
             self.log_schema()
         return self
 
-    def prepare(self, table: Table, with_target: bool = True, on_bad_record: str | None = None) -> Encoded:
+    def prepare(
+        self, table: Table, with_target: bool = True, on_bad_record: str | None = None,
+        allow_empty: bool = False,
+    ) -> Encoded:
         """The records of ``table`` as arrays and presence masks (bad values raised, or skipped
-        and listed in ``Encoded.rejected``)."""
+        and listed in ``Encoded.rejected``; with ``allow_empty``, skipping every record is no
+        error)."""
         from mmfuse.training.device import set_threads
 
         self.check_columns(table)
@@ -137,6 +141,7 @@ class Pipeline:
             missing_files=self.missing_files,
             num_threads=set_threads(self.num_threads),
             verbose=self.verbose,
+            allow_empty=allow_empty,
         )
 
     def check_columns(self, table: Table) -> None:

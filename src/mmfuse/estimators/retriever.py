@@ -192,9 +192,11 @@ class MultimodalRetriever(Facade):
         return vectors
 
     def encode_table(
-        self, table: Table, column: str, tower: str | None = None, on_bad_record: str | None = None
+        self, table: Table, column: str, tower: str | None = None, on_bad_record: str | None = None,
+        allow_empty: bool = False,
     ) -> tuple[np.ndarray, Encoded]:
-        """Embeddings of ``column`` through ``tower`` (default: the tower of that name)."""
+        """Embeddings of ``column`` through ``tower`` (default: the tower of that name);
+        ``allow_empty``: see ``Pipeline.prepare``."""
         from mmfuse.estimators.retrieval_training import embed_encoded
 
         self.check_fitted()
@@ -206,7 +208,7 @@ class MultimodalRetriever(Facade):
         df = table.df[[column]].rename(columns={column: tower})
         sub = Table(df, table.base_dir, table.name)
         sub.bad_lines = table.bad_lines
-        enc = self.pipeline_.restrict([tower]).prepare(sub, False, on_bad_record)
+        enc = self.pipeline_.restrict([tower]).prepare(sub, False, on_bad_record, allow_empty)
         enc = take_records(enc, enc.mask[tower])
         return embed_encoded(self.model_, tower, enc), enc
 
