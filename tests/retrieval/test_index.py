@@ -254,3 +254,13 @@ def test_large_append_to_small_index_is_measured() -> None:
     params = index.parameters
     assert params["recall_queries"] == 1000 and params["recall_measured_at_count"] == 1100
     assert params["recall_at_10"] >= 0.95
+
+
+def test_a_metadata_column_named_score_is_kept_as_input_score() -> None:
+    vectors = np.eye(3, dtype=np.float32)
+    meta = pd.DataFrame({"score": [5, 6, 7], "rank": ["a", "b", "c"]})
+    result = VectorIndex.build(vectors, meta).search(vectors[:1], k=2)
+    hits = result.hits(0)
+    assert list(hits.columns[:2]) == ["rank", "score"]
+    assert hits["input_score"].tolist()[0] == 5 and hits["rank"].tolist() == [1, 2]
+    assert result.to_frame()["input_rank"].tolist()[0] == "a"

@@ -59,7 +59,7 @@ def serve(a: argparse.Namespace) -> int:
 def _require_extra() -> object:
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401
         import prometheus_client  # noqa: F401
         import uvicorn
     except ImportError as err:

@@ -25,7 +25,7 @@ class SearchResult:
     def hits(self, query: int) -> pd.DataFrame:
         """The metadata rows of one query's hits, best first, with ``rank`` and ``score``."""
         keep = self.positions[query] >= 0
-        rows = self.metadata.iloc[self.positions[query][keep]].reset_index(drop=True)
+        rows = _renamed(self.metadata.iloc[self.positions[query][keep]].reset_index(drop=True))
         rows.insert(0, "score", self.scores[query][keep])
         rows.insert(0, "rank", np.arange(1, int(keep.sum()) + 1))
         return rows
@@ -33,8 +33,15 @@ class SearchResult:
     def to_frame(self) -> pd.DataFrame:
         """Every hit of every query as one long table: ``query``, ``rank``, ``score``, metadata."""
         query, rank = np.nonzero(self.positions >= 0)
-        rows = self.metadata.iloc[self.positions[query, rank]].reset_index(drop=True)
+        rows = _renamed(self.metadata.iloc[self.positions[query, rank]].reset_index(drop=True))
         rows.insert(0, "score", self.scores[query, rank])
         rows.insert(0, "rank", rank + 1)
         rows.insert(0, "query", query)
         return rows
+
+
+def _renamed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Metadata columns named like the hit's own (an input table's ``score`` column) are
+    kept as ``input_<name>``."""
+    taken = {c: f"input_{c}" for c in ("query", "rank", "score") if c in rows.columns}
+    return rows.rename(columns=taken) if taken else rows

@@ -85,7 +85,7 @@ def create_app(catalogue: Catalogue, options: ServeOptions | None = None) -> Any
 
     app = FastAPI(title="mmfuse", version=_version(), lifespan=lifespan,
                   description="Multimodal models and indexes served by `mmfuse serve` (docs/serving.md).")
-    app.add_middleware(BodyLimit, max_bytes=int(options.max_request_mb * 2**20))
+    app.add_middleware(BodyLimit, max_mb=options.max_request_mb)
     if options.api_key:
         app.add_middleware(ApiKey, key=options.api_key)
     app.add_middleware(Measured, metrics=metrics)

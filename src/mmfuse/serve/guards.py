@@ -36,13 +36,14 @@ class TooLarge(Exception):
 
 
 class BodyLimit:
-    """413 for a request body larger than ``max_bytes``, declared or streamed."""
+    """413 for a request body larger than ``max_mb`` megabytes (2**20 bytes), declared or streamed."""
 
-    def __init__(self, app: App, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: App, max_mb: float) -> None:
+        self.app, self.max_mb = app, max_mb
+        self.max_bytes = int(max_mb * 2**20)
 
     def refusal(self, size: str) -> str:
-        return (f"the request is larger than the server's limit of {self.max_bytes / 2**20:g} MB ({size}); "
+        return (f"the request is larger than the server's limit of {self.max_mb:g} MB ({size}); "
                 "send a smaller file, or start the server with a larger --max-request-mb")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -51,7 +52,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_json(send, 413, self.refusal(f"{int(declared) / 2**20:.1f} MB declared"))
+            await send_json(send, 413, self.refusal(f"{int(declared):,} bytes declared"))
             return
         received, started = 0, False
 
