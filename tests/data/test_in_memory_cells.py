@@ -1,8 +1,8 @@
 """In-memory media cells: PIL images, numpy arrays and encoded bytes next to file paths.
 
-The same image or sound gives the same array whether it comes from a file or from memory;
-bad in-memory cells are bad records with clear messages; schema inference, the feature cache
-and ``mmfuse info`` know them.
+The same image, sound or video gives the same array whether it comes from a file or from
+memory; bad in-memory cells are bad records with clear messages; schema inference, the feature
+cache and ``mmfuse info`` know them.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import io
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 from PIL import Image
 
+from mmfuse import MultimodalClassifier
 from mmfuse.cli.report import describe_table
 from mmfuse.data.audio import load_audio, resample
 from mmfuse.data.cache import FeatureCache, content_key
@@ -33,7 +35,9 @@ from mmfuse.data.preparations import get_preparation
 from mmfuse.data.preprocess import PreprocessConfig, Preprocessor
 from mmfuse.data.readers import read_table
 from mmfuse.data.schema import infer_schema
+from mmfuse.data.video import has_audio_track, load_video_frames
 from mmfuse.errors import DecodeError, MmfuseError
+from mmfuse.pretrained import BACKBONES
 
 RATE = 16000
 
@@ -57,6 +61,32 @@ def _sound(wave: np.ndarray, rate: int = RATE, fmt: str = "WAV") -> bytes:
 
 def _pixels(seed: int = 0, shape: tuple[int, ...] = (12, 10, 3)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def _clip(
+    container: str = "mp4", level: int = 0, with_audio: bool = False, frames: int = 3
+) -> bytes:
+    """A 16x16 'mpeg4' clip of ``frames`` frames in memory; with_audio adds an AAC tone."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container) as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 16, 16, "yuv420p"
+        audio = out.add_stream("aac", rate=RATE) if with_audio else None
+        for i in range(frames):
+            rgb = np.full((16, 16, 3), (level + 60 * i) % 256, dtype=np.uint8)
+            rgb[:, :8, 1] = 200 - level  # a left half that tells clips apart
+            out.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(video.encode())
+        if audio is not None:
+            tone = _wave(300.0 + level, seconds=4096 / RATE)
+            for start in range(0, tone.size, 1024):
+                frame = av.AudioFrame.from_ndarray(
+                    tone[None, start : start + 1024], format="fltp", layout="mono"
+                )
+                frame.sample_rate, frame.pts = RATE, start
+                out.mux(audio.encode(frame))
+            out.mux(audio.encode())
+    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ recognising cells
@@ -85,11 +115,18 @@ def test_in_memory_cells_are_recognised_and_named() -> None:
         (_sound(_wave(), fmt="WAV"), "audio"),
         (_sound(_wave(), fmt="FLAC"), "audio"),
         (_sound(_wave(), fmt="OGG"), "audio"),
+        (_clip("mp4"), "video"),
+        (_clip("mov"), "video"),
+        (_clip("matroska"), "video"),
+        (_clip("avi"), "video"),
+        (b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00", "audio"),  # MP4 audio, not video
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", "image"),  # AVIF still
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", None),  # HEIF: no decoder
         (b"just some words", None),
         (b"", None),
     ],
 )
-def test_magic_bytes_tell_images_from_audio(data: bytes, kind: str | None) -> None:
+def test_magic_bytes_tell_images_audio_and_video_apart(data: bytes, kind: str | None) -> None:
     assert sniff_media(data) == kind
 
 
@@ -100,6 +137,8 @@ def test_in_memory_kind_of_each_form() -> None:
     assert in_memory_kind(np.zeros((5, 5, 3), np.float32)) == "image"  # (H, W, 3) floats
     assert in_memory_kind((np.zeros(10, np.float32), 8000)) == "audio"
     assert in_memory_kind(_sound(_wave())) == "audio"
+    assert in_memory_kind(_clip()) == "video"
+    assert in_memory_kind(bytearray(_clip("matroska"))) == "video"
     assert in_memory_kind(np.zeros(10, np.float32)) == "embedding"
     assert in_memory_kind(np.zeros((5, 5), np.float32)) == ""  # grey image or stereo wave?
     assert in_memory_kind(b"neither") == ""
@@ -126,9 +165,11 @@ def test_checked_cell_passes_in_memory_media_through(tmp_path: Path) -> None:
         (Image.new("RGB", (2, 2)), "audio", "<PIL image 2x2> is not an audio; an audio cell "
          "holds a file path or encoded audio bytes, a float numpy array, or an (array, "
          "sample_rate) pair"),
-        (np.zeros((2, 4, 4, 3), np.uint8), "video", "<array (2, 4, 4, 3)> is an in-memory "
-         "value, but a video column takes file paths only; save it to a file and put the "
-         "path in the column"),
+        (np.zeros((2, 4, 4, 3), np.uint8), "video", "<array (2, 4, 4, 3)> is not a video; "
+         "a video cell holds a file path or encoded video bytes (MP4, MOV, MKV, WebM, AVI)"),
+        (Image.new("RGB", (2, 2)), "video", "<PIL image 2x2> is not a video; a video cell "
+         "holds a file path or encoded video bytes (MP4, MOV, MKV, WebM, AVI)"),
+        (b"", "video", "the video bytes are empty (0 bytes)"),
     ],
 )
 def test_checked_cell_refuses_unusable_in_memory_values(
@@ -341,8 +382,8 @@ def test_columns_of_unclear_in_memory_cells_are_ignored_saying_why() -> None:
     assert schema.kinds == {"n": "numeric"}
     assert schema.ignored["mixed"] == (
         "in-memory cells of no single kind (image: 3, audio: 3); an image cell is a PIL image, "
-        "a uint8 array or image bytes, an audio cell audio bytes or an (array, rate) pair; "
-        "name the kind with kinds='mixed=image' (or audio)"
+        "a uint8 array or image bytes, an audio cell audio bytes or an (array, rate) pair, a "
+        "video cell video bytes; name the kind with kinds='mixed=image' (or audio, video)"
     )
     assert schema.ignored["planes"].startswith("in-memory cells of no single kind "
                                                "(unrecognised: 6)")
@@ -437,3 +478,221 @@ def test_frozen_features_of_in_memory_cells_are_cached(tmp_path: Path) -> None:
     again, _, _ = extract_features(column, prep, second, (3,), cache, verbose=False)
     assert second.seen == 0  # every in-memory cell came from the cache
     np.testing.assert_array_equal(again, x)
+
+
+# ------------------------------------------------------------------------------ video
+@pytest.mark.parametrize("container", ["mp4", "mov", "matroska", "avi"])
+def test_a_video_decodes_the_same_from_a_file_and_from_bytes(
+    container: str, tmp_path: Path
+) -> None:
+    data = _clip(container, level=30)
+    path = tmp_path / f"clip.{ {'matroska': 'mkv'}.get(container, container) }"
+    path.write_bytes(data)
+    from_bytes = load_video_frames(data, 4, 8)
+    assert from_bytes.shape == (4, 3, 8, 8)
+    np.testing.assert_array_equal(from_bytes, load_video_frames(path, 4, 8))
+    np.testing.assert_array_equal(load_video_frames(data, 2, 5), load_video_frames(path, 2, 5))
+
+
+def test_the_audio_track_of_video_bytes_is_read_as_from_the_file(tmp_path: Path) -> None:
+    data, silent = _clip(with_audio=True), _clip()
+    (tmp_path / "clip.mp4").write_bytes(data)
+    assert has_audio_track(data) and has_audio_track(tmp_path / "clip.mp4")
+    assert not has_audio_track(silent)
+    assert not has_audio_track(_sound(_wave()))  # audio bytes are not a video with sound
+    assert not has_audio_track(b"\x00\x00\x00\x18ftypisom broken")
+    wave = load_audio(data, RATE)
+    assert wave.shape[0] > 0
+    np.testing.assert_array_equal(wave, load_audio(tmp_path / "clip.mp4", RATE))
+    np.testing.assert_array_equal(load_audio(data, 8000), load_audio(tmp_path / "clip.mp4", 8000))
+    with pytest.raises(DecodeError) as err:
+        load_audio(silent, RATE)
+    assert str(err.value) == f"no audio stream in <bytes {len(silent)}>"
+
+
+def test_checked_video_bytes_are_a_missing_track_when_silent(tmp_path: Path) -> None:
+    data, silent = _clip(with_audio=True), _clip()
+    assert checked_cell(data, "video", tmp_path) is data
+    assert checked_cell(bytearray(silent), "video", tmp_path) == silent
+    assert checked_cell(memoryview(data), "video", tmp_path, audio_track=True) == data
+    assert checked_cell(silent, "video", tmp_path, audio_track=True) is None
+
+
+_MP4 = _clip()
+_PNG = _encoded(Image.new("RGB", (4, 4)))
+_RANDOM = np.random.default_rng(0).bytes(500)
+_KNOWN = "not a video file of a known format (MP4, MOV, MKV, WebM, AVI)"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_RANDOM, f"cannot decode video <bytes 500>: {_KNOWN}"),
+        (_PNG, f"cannot decode video <bytes {len(_PNG)}>: {_KNOWN}; the bytes look like an "
+         "image file"),
+        (_sound(_wave())[:100], f"cannot decode video <bytes 100>: {_KNOWN}; the bytes look "
+         "like an audio file"),
+        (_MP4[: len(_MP4) // 2], f"cannot decode video <bytes {len(_MP4) // 2}>: its video "
+         "stream has no known codec (a truncated or corrupt file?)"),  # the index is cut
+        (_MP4[:40], "cannot decode video <bytes 40>: Invalid data found when processing input"),
+        (b"\x1aE\xdf\xa3" + b"\x00" * 60, "cannot decode video <bytes 64>: Invalid data found "
+         "when processing input"),
+    ],
+)
+def test_corrupt_video_bytes_are_refused_with_a_reason(data: bytes, message: str) -> None:
+    with pytest.raises(DecodeError) as err:
+        load_video_frames(data, 2, 4)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("form", ["bytes", "file"])
+def test_video_frames_over_the_pixel_limit_are_refused(
+    form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "clip.mp4").write_bytes(_MP4)
+    source: bytes | Path = _MP4 if form == "bytes" else tmp_path / "clip.mp4"
+    name = f"<bytes {len(_MP4)}>" if form == "bytes" else str(tmp_path / "clip.mp4")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 255)
+    with pytest.raises(DecodeError) as err:
+        load_video_frames(source, 2, 4)
+    assert str(err.value) == (
+        f"video {name} is too large to decode safely (a possible decompression bomb): frames "
+        "of 16 x 16 = 256 pixels, over the limit of 255. Shrink the video, or leave the record "
+        "out."
+    )
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 256)
+    assert load_video_frames(source, 2, 4).shape == (2, 3, 4, 4)
+
+
+def _clip_frame(folder: Path | None = None) -> pd.DataFrame:
+    """Six labelled clips as bytes (with an AAC track), or as files in ``folder``."""
+    clips = [_clip(level=40 * i, with_audio=True) for i in range(6)]
+    cells: list[Any] = list(clips)
+    if folder is not None:
+        for i, data in enumerate(clips):
+            (folder / f"c{i}.mp4").write_bytes(data)
+        cells = [str(folder / f"c{i}.mp4") for i in range(6)]
+    return pd.DataFrame({"clip": cells, "label": ["a", "b"] * 3})
+
+
+def test_schema_inference_knows_video_bytes_and_their_audio_track(tmp_path: Path) -> None:
+    schema = infer_schema(_clip_frame(), target="label", base_dir=tmp_path)
+    assert schema.kinds == {"clip": "video"}
+    assert schema.audio_tracks == ("clip",)
+    assert schema.modalities() == {"clip": "video", "clip_audio": "audio"}
+    silent = pd.DataFrame({"clip": [_clip(level=i) for i in range(3)], "n": [1.0, 2.0, 3.0]})
+    assert infer_schema(silent, base_dir=tmp_path).audio_tracks == ()
+
+
+def test_video_bytes_and_files_give_the_same_inputs(tmp_path: Path) -> None:
+    in_memory, files = _clip_frame(), _clip_frame(tmp_path)
+    schema = infer_schema(files, target="label", base_dir=tmp_path)
+    config = PreprocessConfig(video_frames=4, video_size=8, audio_frames=20)
+    pre = Preprocessor(schema, config, "classification").fit(read_table(files))
+    expected = pre.transform(read_table(files), verbose=False, num_threads=1)
+    got = pre.transform(read_table(in_memory), verbose=False, num_threads=1)
+    assert set(got.inputs) == {"clip", "clip_audio"}
+    assert got.inputs["clip"].shape == (6, 4, 3, 8, 8)
+    for modality in ("clip", "clip_audio"):
+        assert got.mask[modality].all()
+        np.testing.assert_array_equal(got.inputs[modality], expected.inputs[modality])
+
+
+def test_bad_video_bytes_are_a_bad_record_named_by_row_and_column(tmp_path: Path) -> None:
+    frame = _clip_frame()
+    clips = list(frame["clip"])
+    clips[3] = _PNG
+    frame["clip"] = clips
+    schema = infer_schema(_clip_frame(), target="label", base_dir=tmp_path)
+    pre = Preprocessor(schema, PreprocessConfig(video_frames=2, video_size=4), "classification")
+    pre.fit(read_table(frame))
+    encoded = pre.transform(read_table(frame), on_bad_record="skip", verbose=False, num_threads=1)
+    assert [(r.row, r.column) for r in encoded.rejected] == [(3, "clip")]
+    assert encoded.rejected[0].reason == (
+        f"cannot decode video <bytes {len(_PNG)}>: {_KNOWN}; the bytes look like an image file"
+    )
+    assert encoded.rows.tolist() == [0, 1, 2, 4, 5]
+
+
+class _MeanFrameColour:
+    """A stand-in frozen network for clips: the mean of each prepared frame's channels."""
+
+    fingerprint = "mean-frame-colour-v1"
+    batch_size = 2
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.seen += len(batch)
+        return batch.mean(axis=(3, 4))  # (B, frames, 3)
+
+
+def test_frozen_video_features_of_bytes_share_the_cache_entry_of_the_file(
+    tmp_path: Path,
+) -> None:
+    clips = [_clip(level=50 * i) for i in range(3)]
+    for i, data in enumerate(clips):
+        (tmp_path / f"c{i}.mp4").write_bytes(data)
+    prep, cache = get_preparation("imagenet-frames-224"), FeatureCache(tmp_path / "cache")
+    shape = (prep.shape[0], 3)
+    first = _MeanFrameColour()
+    files = Column([f"c{i}.mp4" for i in range(3)], "video", tmp_path)
+    from_files, _, _ = extract_features(files, prep, first, shape, cache, verbose=False)
+    assert first.seen == 3 and cache.info()["entries"] == 3
+    second = _MeanFrameColour()
+    column = Column([*clips, clips[0], None, _PNG], "video", tmp_path)
+    x, present, errors = extract_features(column, prep, second, shape, cache, verbose=False)
+    assert second.seen == 0  # every clip came from the entry its file made
+    np.testing.assert_array_equal(x[:3], from_files)
+    np.testing.assert_array_equal(x[3], from_files[0])
+    assert present.tolist() == [True, True, True, True, False, False]
+    assert errors == [(5, f"cannot decode video <bytes {len(_PNG)}>: {_KNOWN}; the bytes look "
+                          "like an image file")]
+    uncached = _MeanFrameColour()
+    again, _, _ = extract_features(column, prep, uncached, shape, None, verbose=False)
+    assert uncached.seen == 3  # decoded from the bytes themselves: the same features
+    np.testing.assert_allclose(again[:4], x[:4], rtol=1e-6)
+
+
+def test_fit_and_predict_with_a_video_bytes_column(tmp_path: Path) -> None:
+    frame = _clip_frame()
+    params: dict[str, Any] = {"epochs": 2, "dim": 8, "num_threads": 1, "verbose": False,
+                              "seed": 0}
+    clf = MultimodalClassifier(**params).fit(frame, target="label")
+    assert clf.schema_.kinds == {"clip": "video"} and clf.schema_.audio_tracks == ("clip",)
+    assert clf.rejected_ == []
+    features = frame.drop(columns=["label"])
+    assert set(clf.predict(features)) <= {"a", "b"}
+    files = _clip_frame(tmp_path).drop(columns=["label"])
+    np.testing.assert_array_equal(clf.predict_proba(files), clf.predict_proba(features))
+
+
+def test_pretrained_video_encoder_reads_and_caches_video_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if BACKBONES["efficientnet-lite0"].missing():
+        pytest.skip("efficientnet-lite0 is not installed")
+    monkeypatch.setenv("MMFUSE_PRETRAINED", "1")
+    frame = pd.DataFrame({"clip": [_clip(level=60 * i) for i in range(4)], "label": ["a", "b"] * 2})
+    cache = tmp_path / "cache"
+    params = {"epochs": 1, "dim": 8, "num_threads": 1, "verbose": False, "seed": 0,
+              "cache_dir": str(cache), "encoders": "video=efficientnet-lite0"}
+    first = MultimodalClassifier(**params).fit(frame, target="label")
+    assert first.model_config_.encoders["clip"] == "efficientnet-lite0"
+    assert FeatureCache(cache).info()["entries"] == 4
+
+    from mmfuse.encoders import backbones
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the network ran although every clip is cached")
+
+    monkeypatch.setattr(backbones.FrozenExtractor, "__call__", refuse)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, data in enumerate(frame["clip"]):
+        (folder / f"c{i}.mp4").write_bytes(data)
+    as_files = pd.DataFrame({"clip": [str(folder / f"c{i}.mp4") for i in range(4)]})
+    np.testing.assert_array_equal(
+        first.predict_proba(as_files), first.predict_proba(frame.drop(columns=["label"]))
+    )

@@ -46,6 +46,9 @@ def _demo(a: argparse.Namespace) -> int:
     summary = run_demo(Path(a.out), rows=a.rows, epochs=a.epochs, seed=a.seed, num_threads=a.threads)
     _out(format_table(summary["results"]))
     _out(f"\nwrote {Path(a.out) / 'summary.json'}")
+    serving = summary["serving"]
+    _out(f"\nserve the best fused model and the image index, then open http://127.0.0.1:8000/ :\n"
+         f"  mmfuse serve {serving['model']} --index {serving['index']}")
     return 0
 
 

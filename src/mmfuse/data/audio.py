@@ -2,8 +2,9 @@
 
 Audio files are read with soundfile; a video's audio track (and MP3/Opus files soundfile
 cannot open) is decoded with PyAV, imported inside the function that needs it. Audio may also
-come in memory (a DataFrame cell): the bytes of an encoded file, a float array of samples at
-the target rate, or an ``(array, sample_rate)`` pair (see :func:`load_audio`).
+come in memory (a DataFrame cell): the bytes of an encoded audio file, the bytes of a video
+(its audio track), a float array of samples at the target rate, or an ``(array, sample_rate)``
+pair (see :func:`load_audio`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
-from mmfuse.data.cells import describe_cell, error_text, is_wave_pair
+from mmfuse.data.cells import describe_cell, error_text, is_wave_pair, sniff_media
 from mmfuse.data.image import check_media_file
-from mmfuse.data.video import VIDEO_EXTENSIONS
+from mmfuse.data.video import VIDEO_EXTENSIONS, ffmpeg_reason, open_container
 from mmfuse.errors import DecodeError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
@@ -57,14 +58,16 @@ def _read_soundfile(source: Path | bytes, max_seconds: float) -> tuple[np.ndarra
 
 
 def _read_av(source: Path | bytes, max_seconds: float) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream with PyAV, mixed to mono; returns ((T,) float32, rate)."""
+    """Decode the first audio stream with PyAV, mixed to mono; returns ((T,) float32, rate).
+
+    Video bytes are opened with the demuxer their magic bytes name (``open_container``)."""
     import av
 
     chunks: list[np.ndarray] = []
     rate, budget = 0, None
     name = describe_cell(source)
     try:
-        with av.open(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as container:
+        with open_container(source) as container:
             if not container.streams.audio:
                 raise DecodeError(f"no audio stream in {name}")
             stream = container.streams.audio[0]
@@ -79,7 +82,7 @@ def _read_av(source: Path | bytes, max_seconds: float) -> tuple[np.ndarray, int]
                     break
             chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(None))
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise DecodeError(f"cannot decode audio track of {name}: {err}") from err
+        raise DecodeError(f"cannot decode audio track of {name}: {ffmpeg_reason(err)}") from err
     if not chunks:
         raise DecodeError(f"audio track of {name} has no samples")
     return _joined(chunks)[: int(max_seconds * rate)], int(rate)
@@ -113,7 +116,7 @@ def load_audio(
 
     Args:
         source: A file with one of :data:`AUDIO_EXTENSIONS` or a video container extension;
-            the bytes of an audio file; a float array of samples taken to be at
+            the bytes of an audio or video file; a float array of samples taken to be at
             ``sample_rate`` ((T,), or 2-D with the shorter axis as channels); or an
             ``(array, rate)`` pair, resampled from ``rate``.
         sample_rate: Target sample rate in Hz.
@@ -160,6 +163,8 @@ def _read_in_memory(source: Any, sample_rate: int, max_seconds: float) -> tuple[
     """Encoded bytes, an array at ``sample_rate`` or an (array, rate) pair as
     ((T,) float32 mono, its sample rate)."""
     if isinstance(source, bytes):
+        if sniff_media(source[:16]) == "video":
+            return _read_av(source, max_seconds)  # the audio track of a video, as from its file
         try:
             return _read_soundfile(source, max_seconds)
         except DecodeError:

@@ -13,10 +13,14 @@ A media cell of a DataFrame may hold the media itself instead of a path ("in-mem
   uint8 or of floats in [0, 1], or ``bytes`` of an encoded image (PNG, JPEG, ...);
 - audio: ``bytes`` of an encoded file (WAV, FLAC, OGG, ...), a 1-D float array (or 2-D, the
   shorter axis being channels) taken to be at ``PreprocessConfig.sample_rate`` (16 kHz), or an
-  ``(array, sample_rate)`` pair, resampled from its own rate.
+  ``(array, sample_rate)`` pair, resampled from its own rate;
+- video: ``bytes`` of an encoded file (MP4 / MOV, Matroska / WebM, AVI), read with the demuxer
+  its magic bytes name (:data:`VIDEO_CONTAINERS`); its audio track, when the schema uses it, is
+  read from the same bytes.
 
-They pass the same checks as files (decompression bombs, corrupt content); video cells are
-paths only.
+They pass the same checks as files (decompression bombs, corrupt content) and give the same
+arrays and feature-cache entries as a file with the same content. Nothing in memory is ever
+written to a file, and bytes are never taken for a path.
 """
 
 from __future__ import annotations
@@ -47,8 +51,29 @@ _BUFFER_REPR = re.compile(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 _MEMORY_FORMS = {
     "image": "a PIL image, a uint8 or [0, 1] float numpy array, or encoded image bytes",
     "audio": "encoded audio bytes, a float numpy array, or an (array, sample_rate) pair",
+    "video": "encoded video bytes (MP4, MOV, MKV, WebM, AVI)",
 }
-_SIGNATURES = (  # (offset, magic bytes, kind) of the encoded formats recognised in bytes cells
+VIDEO_CONTAINERS = (
+    (4, b"ftyp", "mov"),  # MP4, MOV, M4V, 3GP: the ISO base media file-type box
+    (4, b"moov", "mov"),  # QuickTime files without a file-type box
+    (4, b"mdat", "mov"),
+    (4, b"wide", "mov"),
+    (4, b"free", "mov"),
+    (0, b"\x1aE\xdf\xa3", "matroska"),  # MKV, WebM (EBML header)
+    (8, b"AVI ", "avi"),  # after "RIFF" and the size
+)
+"""(offset, magic bytes, FFmpeg demuxer) of the video containers read from bytes cells."""
+_SIGNATURES: tuple[tuple[int, bytes, str | None], ...] = (
+    # (offset, magic bytes, kind) of the encoded formats recognised in bytes cells; the first
+    # match wins, so the ISO brands that are not video come before the video containers
+    (4, b"ftypM4A ", "audio"),
+    (4, b"ftypM4B ", "audio"),
+    (4, b"ftypavif", "image"),
+    (4, b"ftypavis", "image"),
+    (4, b"ftypheic", None),  # HEIF stills: no decoder here
+    (4, b"ftypheix", None),
+    (4, b"ftypmif1", None),
+    (4, b"ftypmsf1", None),
     (0, b"\x89PNG\r\n\x1a\n", "image"),
     (0, b"\xff\xd8\xff", "image"),  # JPEG
     (0, b"GIF87a", "image"),
@@ -63,11 +88,13 @@ _SIGNATURES = (  # (offset, magic bytes, kind) of the encoded formats recognised
     (8, b"AIFF", "audio"),
     (8, b"AIFC", "audio"),
     (0, b"ID3", "audio"),  # MP3 with a tag
+    *((offset, magic, "video") for offset, magic, _ in VIDEO_CONTAINERS),
 )
 
 
 def sniff_media(data: bytes) -> str | None:
-    """"image" or "audio" from the magic bytes of an encoded file; None when unrecognised."""
+    """"image", "audio" or "video" from the magic bytes of an encoded file; None when
+    unrecognised (16 bytes are enough)."""
     for offset, magic, kind in _SIGNATURES:
         if data[offset : offset + len(magic)] == magic:
             return kind
@@ -101,7 +128,7 @@ def is_in_memory(value: Any) -> bool:
 
 
 def in_memory_kind(value: Any) -> str | None:
-    """The kind an in-memory cell suggests, for schema inference: "image", "audio",
+    """The kind an in-memory cell suggests, for schema inference: "image", "audio", "video",
     "embedding" (a 1-D array), "" when it cannot tell; None for a cell that is not in memory.
 
     PIL images, 2-D / 3-D uint8 arrays and (H, W, 3|4) arrays are images; an
@@ -143,28 +170,34 @@ def error_text(err: BaseException) -> str:
 
 
 def checked_in_memory(value: Any, kind: str) -> Any:
-    """An in-memory media cell whose form fits ``kind`` (bytearray / memoryview as bytes); its
-    content is checked when it is decoded.
+    """An in-memory cell of a media ``kind`` ("image", "audio", "video") whose form fits the
+    kind (bytearray / memoryview as bytes); its content is checked when it is decoded.
 
     Raises:
-        DecodeError: Empty bytes, a form the kind does not take, or a video / other column.
+        DecodeError: Empty bytes, or a form the kind does not take.
     """
-    if kind not in _MEMORY_FORMS:
-        raise DecodeError(
-            f"{describe_cell(value)} is an in-memory value, but a {kind} column takes file "
-            "paths only; save it to a file and put the path in the column"
-        )
     if isinstance(value, (bytearray, memoryview)):
         value = bytes(value)
     if isinstance(value, bytes) and not value:
         raise DecodeError(f"the {kind} bytes are empty (0 bytes)")
-    allowed = is_pil_image(value) if kind == "image" else is_wave_pair(value)
-    if not (allowed or isinstance(value, (bytes, np.ndarray))):
+    if not _fits(value, kind):
+        a = "an" if kind[0] in "aeiou" else "a"
         raise DecodeError(
-            f"{describe_cell(value)} is not an {kind}; an {kind} cell holds a file path or "
+            f"{describe_cell(value)} is not {a} {kind}; {a} {kind} cell holds a file path or "
             f"{_MEMORY_FORMS[kind]}"
         )
     return value
+
+
+def _fits(value: Any, kind: str) -> bool:
+    """Whether an in-memory value has a form a ``kind`` cell takes (video: bytes only)."""
+    if isinstance(value, bytes):
+        return True
+    if kind == "video":
+        return False
+    return isinstance(value, np.ndarray) or (
+        is_pil_image(value) if kind == "image" else is_wave_pair(value)
+    )
 
 
 def resolve_path(value: Any, base_dir: Path) -> Path:
@@ -236,9 +269,10 @@ def checked_cell(
             is a missing modality.
 
     Returns:
-        None for a missing modality; the NFC text for text; an existing local path, or the
-        in-memory media (see :func:`checked_in_memory`), for media; the value itself for
-        embeddings (their parser checks them).
+        None for a missing modality (with ``audio_track``, also a video without sound);
+        the NFC text for text; an existing local path, or the in-memory media (see
+        :func:`checked_in_memory`), for media; the value itself for embeddings (their parser
+        checks them).
 
     Raises:
         DecodeError: Text that is not valid UTF-8; a URL, a missing file, a folder or an
@@ -251,13 +285,14 @@ def checked_cell(
     if kind == "embedding":
         return value
     if is_in_memory(value):
-        return checked_in_memory(value, kind)
-    path = checked_path(value, kind, base_dir, missing_files)
-    if path is not None and audio_track:
+        source = checked_in_memory(value, kind)
+    else:
+        source = checked_path(value, kind, base_dir, missing_files)
+    if source is not None and audio_track:
         from mmfuse.data.video import has_audio_track
 
-        return path if has_audio_track(path) else None
-    return path
+        return source if has_audio_track(source) else None
+    return source
 
 
 def checked_path(

@@ -6,7 +6,7 @@ robustness corruptions can act on the decoded value in between:
 
 ``decode(value, path)`` -> decoded value (image/frames in [0, 1], a mono wave, a string), then
 ``finish(decoded)`` -> the network's fixed-shape input array. A media cell is read from
-``path``, or, when ``path`` is None, from ``value`` itself: an in-memory image or audio cell
+``path``, or, when ``path`` is None, from ``value`` itself: an in-memory image, audio or video cell
 (see ``mmfuse.data.cells``).
 
 Only numpy, Pillow and the packages that ship each model are used (imported lazily).
@@ -120,8 +120,8 @@ class ImageNetFrames(Preparation):
     def decode(self, value: Any, path: Path | None) -> np.ndarray:
         from mmfuse.data.video import load_video_frames
 
-        assert path is not None
-        return load_video_frames(path, self.num_frames, self.size)  # (N, 3, size, size)
+        source = value if path is None else path  # a file, or an in-memory cell's bytes
+        return load_video_frames(source, self.num_frames, self.size)  # (N, 3, size, size)
 
     def finish(self, decoded: np.ndarray) -> np.ndarray:
         return ((decoded - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)

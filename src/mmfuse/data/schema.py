@@ -5,8 +5,9 @@ Rules, applied to the non-empty values of each column (the first that fits wins)
   2. In-memory media (>= 80 % of values; see ``mmfuse.data.cells``): PIL images, 2-D / 3-D
      uint8 arrays and (H, W, 3|4) arrays are ``image``; ``(array, sample_rate)`` pairs are
      ``audio``; bytes go by their magic bytes (PNG/JPEG/GIF/WebP/BMP/TIFF -> ``image``,
-     WAV/FLAC/OGG/AIFF/MP3 -> ``audio``); 1-D arrays stay ``embedding`` (name an array of
-     samples ``audio`` with ``kinds``). A column of other arrays or bytes is ignored, with why.
+     WAV/FLAC/OGG/AIFF/MP3 -> ``audio``, MP4/MOV/MKV/WebM/AVI -> ``video``); 1-D arrays stay
+     ``embedding`` (name an array of samples ``audio`` with ``kinds``). A column of other
+     arrays or bytes is ignored, with why.
   3. Strings ending in a known image / audio / video suffix (>= 80 % of values): that kind.
   4. JSON lists of numbers, Python lists/arrays, or ``.npy`` paths: ``embedding``.
   5. Numbers (>= 90 % parse as finite numbers): ``numeric``.
@@ -15,7 +16,8 @@ Rules, applied to the non-empty values of each column (the first that fits wins)
   8. Anything else: ``text``.
 Numeric and categorical columns together form one ``tabular`` modality; every other column is a
 modality of its own, named after the column. A video column whose clips mostly carry an audio
-track (at least half of up to 32 probed clips) adds a modality ``<column>_audio`` of kind audio.
+track (at least half of up to 32 probed clips, files or bytes) adds a modality
+``<column>_audio`` of kind audio.
 """
 
 from __future__ import annotations
@@ -238,8 +240,9 @@ def _in_memory_kind(name: str, values: pd.Series) -> str | None:
     seen = ", ".join(f"{k or 'unrecognised'}: {n}" for k, n in counts.items())
     return (
         f"ignore: in-memory cells of no single kind ({seen}); an image cell is a PIL image, a "
-        f"uint8 array or image bytes, an audio cell audio bytes or an (array, rate) pair; name "
-        f"the kind with {option('kinds', f'{name}=image')} (or audio)"
+        f"uint8 array or image bytes, an audio cell audio bytes or an (array, rate) pair, a "
+        f"video cell video bytes; name the kind with {option('kinds', f'{name}=image')} (or "
+        f"audio, video)"
     )
 
 
@@ -276,8 +279,23 @@ def _has_audio(series: pd.Series, base_dir: str | Path, probes: int = 32) -> boo
     from mmfuse.data.video import has_audio_track
 
     values = series.dropna()
-    values = values[values.astype(str).str.strip() != ""]
+    values = values[values.map(lambda v: not isinstance(v, str) or bool(v.strip()))]
     picks = np.unique(np.linspace(0, len(values) - 1, min(probes, len(values))).round().astype(int))
-    paths = [Path(base_dir) / str(values.iloc[i]).strip() for i in picks] if len(values) else []
-    found = [has_audio_track(p) for p in paths if p.exists()]
+    clips = [_probed_clip(values.iloc[i], base_dir) for i in picks] if len(values) else []
+    found = [has_audio_track(c) for c in clips if c is not None]
     return bool(found) and sum(found) >= 0.5 * len(found)
+
+
+def _probed_clip(value: object, base_dir: str | Path) -> Path | bytes | None:
+    """A video cell's bytes, or the file it names if that exists; None otherwise."""
+    from mmfuse.data.cells import is_in_memory
+
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if is_in_memory(value):  # an array or other value a video column does not take
+        return None
+    path = Path(base_dir) / str(value).strip()
+    try:
+        return path if path.exists() else None
+    except OSError:  # a name too long for the file system, ...
+        return None

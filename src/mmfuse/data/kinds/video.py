@@ -1,9 +1,10 @@
 """Video clips for the from-scratch encoders: ``video_frames`` evenly spaced RGB frames.
 
-A cell is a path to a video file or to a folder of frame images (video cells are paths only).
-The input is ``(video_frames, 3, video_size, video_size)`` float32, each frame normalised like
-an image. A clip's sound, when the schema asks for it, is the separate audio-track modality
-(``<column>_audio``), served by the audio processor.
+A cell is a path to a video file or to a folder of frame images, or the encoded bytes of a
+video file (MP4 / MOV, Matroska / WebM, AVI; see ``mmfuse.data.cells``). The input is
+``(video_frames, 3, video_size, video_size)`` float32, each frame normalised like an image. A
+clip's sound, when the schema asks for it, is the separate audio-track modality
+(``<column>_audio``), served by the audio processor (from the same file or bytes).
 """
 
 from __future__ import annotations
