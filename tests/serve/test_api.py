@@ -327,3 +327,20 @@ def test_an_index_brings_its_model_and_names_stay_unique(served) -> None:
     cat = load_catalogue([str(served.classifier), str(served.classifier)], [str(served.index)])
     assert list(cat.models) == ["classifier", "classifier-2", "retrieval"]
     assert cat.indexes["image_index"].model.name == "retrieval"
+
+
+def test_every_media_kind_can_be_uploaded(client, served) -> None:
+    df = pd.read_csv(served.data / "data.csv")
+    row = df.dropna(subset=["image", "audio", "video"]).iloc[0]
+    files = {c: (Path(row[c]).name, (served.data / row[c]).read_bytes(), "application/octet-stream")
+             for c in ("image", "audio", "video")}
+    got = client.post("/v1/predict", data={"model": "classifier", "review": str(row["review"])}, files=files)
+    assert got.status_code == 200, got.text
+    assert got.json()["missing"] == ["tabular"]
+    record = pd.DataFrame({c: [files[c][1]] for c in ("image", "audio", "video")}).assign(
+        review=[str(row["review"])], income=[None], region=[None])
+    expected = load(served.classifier).predict_proba(record)[0]
+    assert list(got.json()["probabilities"].values()) == pytest.approx(list(expected), abs=1e-6)
+    broken = client.post("/v1/predict", data={"model": "classifier"},
+                         files={"video": ("clip.mp4", files["video"][1][:200], "video/mp4")})
+    assert broken.status_code == 422 and "field 'video'" in broken.json()["detail"]
