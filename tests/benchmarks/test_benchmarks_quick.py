@@ -108,6 +108,21 @@ def _check_robustness_dropout(out: dict[str, Any]) -> None:
         assert Path(model["plot"]).is_file()
 
 
+def _check_serve_load(out: dict[str, Any]) -> None:
+    predict, search, memory = out["predict"], out["search"], out["memory"]
+    assert (out["config"]["requests"], out["config"]["memory_requests"]) == (40, 200)
+    levels = [list(predict["batched"]), list(predict["unbatched"]), list(search)]
+    assert levels == [["1", "8", "32"]] * 3
+    runs = [*predict["batched"].values(), *predict["unbatched"].values(), *search.values()]
+    assert [(r["requests"], r["errors"]) for r in runs] == [(40, 0)] * 9
+    assert [r["mean_batch_size"] for r in predict["unbatched"].values()] == [1.0] * 3  # no batches
+    assert (memory["requests"], memory["errors"], len(memory["samples_mib"])) == (200, 0, 20)
+    onnx = out["onnx_vs_eager"]
+    assert (onnx["records"], onnx["export_parity"]["passed"]) == (32, True)
+    assert onnx["max_abs_diff"] <= 1e-4  # the same probabilities on both sides
+    assert set(out["goals"]) == {"batching_3x", "search_p95_under_50ms", "memory_flat"}
+
+
 def _check_trainer_overhead(out: dict[str, Any]) -> None:
     assert out["same_losses"] is True  # both loops did the same work, batch for batch
     assert (out["setup"]["n_train"], out["setup"]["n_valid"]) == (128, 64)
@@ -144,6 +159,12 @@ CASES = {
     "robustness_dropout.py": Case(
         frozenset({"n_train", "n_test", "models", "total_seconds"}),
         _check_robustness_dropout, args=("--out", "{tmp}/robust"),
+    ),
+    "serve_load.py": Case(
+        frozenset({"benchmark", "machine", "config", "predict", "speedup_at_32", "search", "memory",
+                   "onnx_vs_eager", "goals", "total_s"}),
+        _check_serve_load,
+        modules=("fastapi", "uvicorn", "multipart", "httpx", "onnx", "onnxruntime", "onnxscript"),
     ),
     "trainer_overhead.py": Case(
         frozenset({"benchmark", "ratio_mmfuse_over_hand", "same_losses", "mmfuse", "hand",
