@@ -163,6 +163,30 @@ class RetrievalParams:
         "are trained and validation keeps the better)", choices=("auto", "linear", "mlp"))
 
 
+@dataclass(frozen=True)
+class RecommendationParams:
+    """The tables and towers of a recommender."""
+
+    user: str | None = param(None, "interactions column holding the user id", metavar="COL")
+    item: str | None = param(None, "interactions column holding the item id", metavar="COL")
+    rating: str | None = param(
+        None, "interactions column with a rating or play count (default: every row is a positive)",
+        metavar="COL")
+    items: str | None = param(
+        None, "item table: the --item id column plus content columns (text, image paths, numbers ...)",
+        metavar="FILE")
+    users: str | None = param(None, "user table: the --user id column plus attribute columns",
+                              metavar="FILE")
+    social: str | None = param(None, "social table: two user-id columns, one link per row",
+                               metavar="FILE")
+    social_directed: bool = param(False, "take each social link as one-way, first column to second "
+                                  "(default: both ways)")
+    embed_dim: int = retuned(RetrievalParams, "embed_dim", 64)
+    history_size: int = param(50, "history items per user sampled at each training step")
+    id_dropout: float = param(0.3, "share of item ids hidden in training, so that content learns "
+                              "to rank items never seen (cold start)")
+
+
 # ---------------------------------------------------------------------- per estimator
 @dataclass(frozen=True)
 class EstimatorParams(RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
@@ -178,6 +202,16 @@ class RetrieverParams(RuntimeParams, DataParams, TrainParams, EncoderParams, Ret
     batch_size: int = retuned(TrainParams, "batch_size", 128)
     lr: float = retuned(TrainParams, "lr", 1e-3)
     patience: int = retuned(TrainParams, "patience", 15)
+
+
+@dataclass(frozen=True)
+class RecommenderParams(RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams,
+                        RecommendationParams):
+    """The parameters of MultimodalRecommender: sampled-softmax training wants big batches."""
+
+    batch_size: int = retuned(TrainParams, "batch_size", 512)
+    patience: int = retuned(TrainParams, "patience", 5)
+    dim: int = retuned(FusionParams, "dim", 64)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from typing import Any
 from mmfuse.cli.flags import add_params, given, refuse_foreign
 from mmfuse.errors import MmfuseError
 from mmfuse.params import (
-    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, RetrieverParams, defaults,
+    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, RecommenderParams, RetrieverParams,
+    defaults,
 )  # fmt: skip
 
-FIT_VARIANTS = {"": EstimatorParams, "retrieval": RetrieverParams}
+FIT_VARIANTS = {"": EstimatorParams, "retrieval": RetrieverParams, "recommendation": RecommenderParams}
 RUN_PARAMS = (*RUN_TIME, *INPUT_HANDLING, "allow_missing_columns")
 """What a command that uses a saved model may change: how it runs, not what was learned."""
 RESET_AT_LOAD = {n: v for n, v in defaults(RetrieverParams).items()
@@ -36,8 +37,10 @@ def fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="column to predict (not with --task retrieval)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--valid", help="validation data (default: hold out --valid-fraction of DATA)")
-    p.add_argument("--task", default="auto", choices=("auto", "classification", "regression", "retrieval"),
-                   help="what to learn (default: auto, from the target column; retrieval with --pair)")
+    p.add_argument("--task", default="auto",
+                   choices=("auto", "classification", "regression", "retrieval", "recommendation"),
+                   help="what to learn (default: auto, from the target column; retrieval with --pair; "
+                        "recommendation with --user and --item)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fit in --out")
     add_params(p, FIT_VARIANTS)
 
@@ -58,6 +61,11 @@ def _fit_locked(a: argparse.Namespace) -> int:
     from mmfuse.estimators import MultimodalClassifier, MultimodalRegressor
 
     task = a.task
+    if task == "recommendation" or (hasattr(a, "user") and hasattr(a, "item") and task == "auto"):
+        from mmfuse.cli.recommendation import fit_recommendation
+
+        refuse_foreign(a, FIT_VARIANTS, RecommenderParams, "--task recommendation")
+        return fit_recommendation(a, given(a, RecommenderParams))
     if task == "retrieval" or (hasattr(a, "pair") and task == "auto"):
         from mmfuse.cli.retrieval import fit_retrieval
 
@@ -104,6 +112,10 @@ def evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robustness", action="store_true",
                    help="the metric as each modality is corrupted or dropped at increasing severity")
     p.add_argument("--out", help="folder for rejected.csv and the correlation / robustness tables and plots")
+    p.add_argument("--k", help="recommendation models: cut-offs of the ranking metrics (default: 10,20)")
+    p.add_argument("--candidates", help="recommendation models: rank only the item ids in this table")
+    p.add_argument("--relevant-min", type=float,
+                   help="recommendation models: only test interactions rated at least this are relevant")
     add_params(p, FIT_VARIANTS, only=RUN_PARAMS)
 
 
@@ -120,6 +132,12 @@ def evaluate(a: argparse.Namespace) -> int:
     if a.out:
         check_output_dir(a.out, model=a.model)
     est = load_model(a)
+    if est.task_ == "recommendation":
+        from mmfuse.cli.recommendation import evaluate_recommendation
+
+        return evaluate_recommendation(est, a)
+    if a.k or a.candidates or a.relevant_min is not None:
+        raise MmfuseError("--k, --candidates and --relevant-min are for recommendation models")
     if est.task_ == "retrieval":
         from mmfuse.cli.retrieval import evaluate_retrieval
 

@@ -174,7 +174,12 @@ def load(path: str | Path, **overrides: Any) -> Any:
     if not isinstance(fingerprint, str) or not re.fullmatch("[0-9a-f]{64}", fingerprint):
         raise damaged(config_path, f"fingerprint {fingerprint!r} is not the SHA-256 of {WEIGHTS}")
     weights = load_weights(folder / WEIGHTS, sha256=fingerprint)  # verified before anything is built
-    est = _rebuild(folder, config, overrides)
+    if config["estimator"] == "MultimodalRecommender":
+        from mmfuse.estimators.recommender_io import rebuild_recommender
+
+        est = rebuild_recommender(folder, config, overrides)
+    else:
+        est = _rebuild(folder, config, overrides)
     try:
         est.model_.load_state_dict(weights)
     except RuntimeError as err:

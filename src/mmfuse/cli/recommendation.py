@@ -1,0 +1,122 @@
+"""CLI of recommendation models: fit --task recommendation, evaluate, recommend."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mmfuse.cli.flags import add_params
+from mmfuse.errors import MmfuseError
+from mmfuse.params import RUN_TIME, RecommenderParams
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def fit_recommendation(a: argparse.Namespace, params: dict[str, Any]) -> int:
+    """``mmfuse fit INTERACTIONS --task recommendation --user U --item I [--items ...] --out DIR``."""
+    from mmfuse.estimators.recommender import MultimodalRecommender
+
+    if a.target:
+        raise MmfuseError("--task recommendation learns from --user and --item and takes no --target")
+    if a.valid or a.resume:
+        raise MmfuseError("--task recommendation holds out --valid-fraction of each user's interactions "
+                          "itself; --valid and --resume are not supported")
+    est = MultimodalRecommender(**params)
+    est.fit(a.data, out_dir=a.out)
+    shown = ", ".join(f"{k[len('valid_'):]} {v:.4f}" for k, v in est.metrics_.items())
+    _out(f"validation ({est.n_valid_} held-out interactions, kept epoch {est.kept_epoch_}): {shown}")
+    skipped = len(est.rejected_)
+    if skipped:
+        where = Path(a.out) / "rejected.csv" if est.on_bad_record == "skip" else "the messages above"
+        _out(f"left out {skipped} row(s): see {where}")
+    _out(f"model written to {a.out} ({len(est.users_)} users, {len(est.items_)} items)")
+    return 0
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        raise MmfuseError(f"--k takes cut-offs like 10,20, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise MmfuseError(f"--k takes positive cut-offs like 10,20, got {text!r}")
+    return ks
+
+
+def evaluate_recommendation(est: Any, a: argparse.Namespace) -> int:
+    """``mmfuse evaluate REC TEST --k 10,20 [--candidates FILE] [--relevant-min R]``."""
+    from mmfuse._io import write_json
+    from mmfuse.cli.report import table
+
+    if a.correlation or a.robustness:
+        raise MmfuseError(f"{a.model} is a recommendation model; --correlation and --robustness are for "
+                          "classifiers and regressors")
+    result = est.evaluate(a.data, parse_ks(a.k or "10,20"), a.candidates, a.relevant_min)
+    metrics = result["metrics"]
+    ks = sorted({int(k.split("@")[1]) for k in metrics})
+    names = ("recall", "ndcg", "hit", "map", "coverage")
+    rows = [(f"@{k}", *(f"{metrics[f'{n}@{k}']:.4f}" for n in names)) for k in ks]
+    _out(f"ranking {result['n_items_ranked']} items for {result['n_users']} users "
+         f"({result['n_cold_users']} unknown to the model) of {a.data}")
+    _out(table(rows, ("K", *names)))
+    if a.json:
+        write_json(a.json, result)
+    return 0
+
+
+def recommend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="recommendation model directory (`mmfuse fit --task recommendation`)")
+    p.add_argument("users", nargs="?", help="a table of users (its user-id column, or its first column)")
+    p.add_argument("--user", action="append", default=[], metavar="ID", help="a user id (repeat for several)")
+    p.add_argument("-k", type=int, default=10, help="items per user (default: 10)")
+    p.add_argument("--include-seen", action="store_true", help="also list items the user already interacted with")
+    p.add_argument("--out", help="CSV to write (user, rank, item, score); default: print")
+    p.add_argument("--json", action="store_true", help="print the recommendations as JSON")
+    add_params(p, {"": RecommenderParams}, only=RUN_TIME)
+
+
+def recommend(a: argparse.Namespace) -> int:
+    from mmfuse.cli.flags import given
+    from mmfuse.cli.report import table
+    from mmfuse.estimators.io import load
+    from mmfuse.estimators.output_dir import check_output_file
+    from mmfuse.recommend.tables import id_text
+
+    users = list(a.user)
+    if a.users:
+        from mmfuse.data.readers import read_table
+
+        frame = read_table(a.users).df
+        users += [u for u in map(id_text, frame[_user_column(a, frame)]) if u is not None]
+    if not users:
+        raise MmfuseError("name the users: --user ID (repeatable) or a table of users")
+    if a.out:
+        check_output_file(a.out, data=a.users, model=a.model)
+    est = load(a.model, verbose=False, **{k: v for k, v in given(a, RecommenderParams).items() if k in RUN_TIME})
+    if est.task_ != "recommendation":
+        raise MmfuseError(f"{a.model} is a {type(est).__name__}, not a recommendation model")
+    unknown = [u for u in users if u not in est.users_]
+    if unknown:
+        print(f"note: {len(unknown)} user(s) unknown to the model (e.g. {unknown[0]!r}) get the most popular items", file=sys.stderr)
+    recs = est.recommend(users, a.k, exclude_seen=not a.include_seen)
+    if a.out:
+        recs.to_csv(a.out, index=False)
+        _out(f"wrote {len(recs)} recommendations for {len(set(users))} user(s) to {a.out}")
+    elif a.json:
+        _out(json.dumps(json.loads(recs.to_json(orient="records")), indent=2))
+    else:
+        _out(table([(r.user, r.rank, r.item, f"{r.score:.4f}") for r in recs.itertuples()],
+                   ("user", "rank", "item", "score")))
+    return 0
+
+
+def _user_column(a: argparse.Namespace, frame: Any) -> str:
+    from mmfuse.estimators.model_files import read_model_json
+
+    column = read_model_json(Path(a.model), "config.json").get("params", {}).get("user")
+    return column if column in frame.columns else frame.columns[0]
