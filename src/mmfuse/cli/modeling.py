@@ -202,6 +202,10 @@ def explain(a: argparse.Namespace) -> int:
 
     out = check_output_dir(a.out, model=a.model)
     est = load_model(a)
+    if est.task_ == "recommendation":
+        from mmfuse.cli.recommendation import explain_recommendation
+
+        return explain_recommendation(est, a, out)
     if est.task_ == "retrieval":
         raise MmfuseError(f"{a.model} is a retrieval model; explain works on classifiers and regressors "
                           "(`mmfuse evaluate MODEL DATA` measures a retrieval model's recall)")

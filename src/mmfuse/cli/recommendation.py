@@ -102,7 +102,8 @@ def recommend(a: argparse.Namespace) -> int:
         raise MmfuseError(f"{a.model} is a {type(est).__name__}, not a recommendation model")
     unknown = [u for u in users if u not in est.users_]
     if unknown:
-        print(f"note: {len(unknown)} user(s) unknown to the model (e.g. {unknown[0]!r}) get the most popular items", file=sys.stderr)
+        print(f"note: {len(unknown)} user(s) unknown to the model (e.g. {unknown[0]!r}) get the most "
+              "popular items", file=sys.stderr)
     recs = est.recommend(users, a.k, exclude_seen=not a.include_seen)
     if a.out:
         recs.to_csv(a.out, index=False)
@@ -120,3 +121,30 @@ def _user_column(a: argparse.Namespace, frame: Any) -> str:
 
     column = read_model_json(Path(a.model), "config.json").get("params", {}).get("user")
     return column if column in frame.columns else frame.columns[0]
+
+
+def explain_recommendation(est: Any, a: argparse.Namespace, out: Path) -> int:
+    """``mmfuse explain REC USERS.csv --out DIR``: what made each user's top items score."""
+    from mmfuse._io import write_json
+    from mmfuse.cli.report import table
+    from mmfuse.data.readers import read_table
+    from mmfuse.recommend.tables import id_text
+
+    frame = read_table(a.data).df
+    column = est.user if est.user in frame.columns else frame.columns[0]
+    users = list(dict.fromkeys(u for u in map(id_text, frame[column]) if u is not None))[: a.max_records]
+    values = est.explain(users, k=10)
+    out.mkdir(parents=True, exist_ok=True)
+    players = [c for c in values.columns if c not in ("user", "rank", "item", "score", "base")]
+    values.to_csv(out / "contributions.csv", index=False)
+    summary = {"players": players, "users": int(values["user"].nunique()), "pairs": len(values),
+               "mean_abs": {p: float(values[p].abs().mean()) for p in players},
+               "mean": {p: float(values[p].mean()) for p in players}, "base": float(values["base"].mean()),
+               "units": "contribution to the user-item score (cosine)"}
+    write_json(out / "contributions.json", summary)
+    rows = sorted(((p, f"{summary['mean_abs'][p]:.4f}", f"{summary['mean'][p]:+.4f}") for p in players),
+                  key=lambda r: -float(r[1]))
+    _out(f"what made the top 10 items of {summary['users']} user(s) score (Shapley values over presence masks)")
+    _out(table(rows, ("signal", "mean |Shapley|", "mean Shapley")))
+    _out(f"\nwrote {out / 'contributions.csv'} and {out / 'contributions.json'}")
+    return 0

@@ -68,6 +68,8 @@ class MultimodalRecommender(Facade):
         item_table = self._optional(items, self.items)
         user_table = self._optional(users, self.users)
         social_table = self._optional(social, self.social)
+        source = items if items is not None else self.items
+        self.item_table_path_ = str(Path(source).resolve()) if isinstance(source, (str, Path)) else None
         if item_table is not None:
             self.items_, item_table = catalogue_ids(item_table, self.item, "item")
         else:
@@ -213,6 +215,31 @@ class MultimodalRecommender(Facade):
                 "n_items_ranked": int(len(self.items_) if pool is None else len(pool)),
                 "n_interactions": int(len(test)), "n_rejected": len(test.rejected)}
 
+    def explain(self, users: list[Any] | np.ndarray, k: int = 10) -> pd.DataFrame:
+        """How much each signal made each of the users' top-``k`` items score: the Shapley
+        values of ``behaviour`` (the history and the item's id), ``social``, ``attributes`` and
+        each content modality, over presence masks (one row per user and item; they sum to
+        ``score - base``, ``base`` being the score with every signal absent)."""
+        from mmfuse.evaluation.contribution import shapley_values
+        from mmfuse.recommend.model import ATTRIBUTES, BEHAVIOUR, SOCIAL
+
+        recs = self.recommend(users, k)
+        recs = recs[recs["user"].isin(self.users_.index)]  # unknown users get popularity: no model
+        if recs.empty:
+            raise MmfuseError("none of these users is known to the model: nothing to explain")
+        rows = np.array([self.users_.index[u] for u in recs["user"]], dtype=np.int64)
+        items = np.array([self.items_.index[i] for i in recs["item"]], dtype=np.int64)
+        players = [BEHAVIOUR] + ([SOCIAL] if self.data_.friends is not None else [])
+        players += [ATTRIBUTES] if self.data_.attributes is not None else []
+        players += self.model_.content_modalities
+        value = _PairScore(self, rows, items)
+        phi = shapley_values(value, players, num_samples=len(rows))
+        out = recs.reset_index(drop=True)
+        out["base"] = value({p: np.zeros(len(rows), dtype=bool) for p in players})
+        for j, player in enumerate(players):
+            out[player] = phi[:, j]
+        return out
+
     def _candidate_items(self, candidates: DataLike) -> np.ndarray:
         table = self.read(candidates)
         column = self.item if self.item in table.df.columns else table.df.columns[0]
@@ -277,3 +304,21 @@ def _scatter(enc: Encoded, positions: np.ndarray, n: int) -> Encoded:
 
 def _specs(pipeline: Pipeline | None) -> Any:
     return None if pipeline is None else pipeline.preprocessor.input_specs()
+
+
+class _PairScore:
+    """The value function of an explanation: the cosine score of (user, item) pairs with only
+    the present signals (the same coalition for every pair)."""
+
+    def __init__(self, est: MultimodalRecommender, rows: np.ndarray, items: np.ndarray) -> None:
+        self.est, self.rows, self.items = est, rows, items
+        self.num_samples = len(rows)
+
+    def __call__(self, present: dict[str, np.ndarray]) -> np.ndarray:
+        from mmfuse.recommend.ranking import item_vectors, user_vectors
+
+        coalition = {p: bool(np.asarray(v).all()) for p, v in present.items()}
+        model, data = self.est.model_, self.est.data_
+        vectors = item_vectors(model, data, coalition)
+        users = user_vectors(model, data, self.rows, vectors, coalition)
+        return (users * vectors[self.items]).sum(1).double().numpy()

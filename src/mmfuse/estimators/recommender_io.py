@@ -49,6 +49,7 @@ def save_recommender(est: Any, out: Path) -> str:
         "model": est.model_config_.to_dict(), "training": est.train_config_.to_dict(),
         "pretrained": {k: pretrained_record(p.preprocessor) for k, p in pipelines.items() if p is not None},
         "fingerprint": fingerprint, "catalogue_fingerprint": weights_fingerprint(out / CATALOGUE),
+        "tables": {"items": getattr(est, "item_table_path_", None)},
     })
     write_json(out / "metrics.json", {
         "task": "recommendation", "n_users": len(est.users_), "n_items": len(est.items_),
@@ -90,6 +91,8 @@ def rebuild_recommender(folder: Path, config: dict[str, Any], overrides: dict[st
                                   est.cache_dir, model_dir=recorded_cache)
         pipelines[key] = Pipeline.around(pre.with_features(features), est)
     est.content_pipeline_, est.attribute_pipeline_ = pipelines["items"], pipelines["users"]
+    tables = config.get("tables") or {}
+    est.item_table_path_ = tables.get("items") if isinstance(tables.get("items"), str) else None
     ids = read_model_json(folder, IDS, ("items", "users"))
     with reading(folder / IDS):
         est.items_, est.users_ = IdMap([str(i) for i in ids["items"]]), IdMap([str(u) for u in ids["users"]])
