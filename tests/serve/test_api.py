@@ -344,3 +344,39 @@ def test_every_media_kind_can_be_uploaded(client, served) -> None:
     broken = client.post("/v1/predict", data={"model": "classifier"},
                          files={"video": ("clip.mp4", files["video"][1][:200], "video/mp4")})
     assert broken.status_code == 422 and "field 'video'" in broken.json()["detail"]
+
+
+# ---------------------------------------------------------------- recommending
+@pytest.fixture(scope="module")
+def recommender(tmp_path_factory):
+    from mmfuse.cli.main import main
+    from mmfuse.datasets import make_recommendation_dataset
+
+    root = tmp_path_factory.mktemp("served-rec")
+    data = make_recommendation_dataset(root / "data", n_users=60, n_items=40, seed=0)
+    assert main(["fit", str(data / "train.csv"), "--task", "recommendation", "--user", "user", "--item", "item",
+                 "--items", str(data / "items.csv"), "--social", str(data / "friends.csv"),
+                 "--epochs", "2", "--threads", "1", "--quiet", "--out", str(root / "rec")]) == 0
+    return root / "rec"
+
+
+def test_recommend_lists_items_with_their_fields_and_media(recommender) -> None:
+    with TestClient(create_app(load_catalogue([str(recommender)], []))) as c:
+        (described,) = c.get("/v1/models").json()["models"]
+        assert described["task"] == "recommendation" and described["inputs"] == []
+        assert described["users"] > 0 and described["items"] == 40
+        user = described["example_users"][0]
+        got = c.post("/v1/recommend", json={"user": user, "k": 3}).json()
+        assert got["known"] is True and [h["rank"] for h in got["results"]] == [1, 2, 3]
+        expected = load(recommender).recommend([user], 3)
+        assert [h["item"] for h in got["results"]] == expected["item"].tolist()
+        first = got["results"][0]
+        assert set(first["fields"]) == {"title", "price", "genre"}
+        image = c.get(first["media"]["image"]["url"])
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+        stranger = c.post("/v1/recommend", data={"user": "nobody", "k": "2"}).json()
+        assert stranger["known"] is False and len(stranger["results"]) == 2
+        assert c.post("/v1/recommend", json={"k": 2}).status_code == 422
+        assert c.post("/v1/recommend", json={"user": user, "k": 0}).status_code == 422
+        assert "ask it with /v1/recommend" in c.post("/v1/predict", json={"record": {}, "model": "rec"}).json()["detail"]
+        assert c.get("/v1/items/rec/nope/image").status_code == 404

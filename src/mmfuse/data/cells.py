@@ -104,7 +104,10 @@ def sniff_media(data: bytes) -> str | None:
 def is_pil_image(value: Any) -> bool:
     """Whether ``value`` is a ``PIL.Image.Image`` (without importing Pillow)."""
     module = sys.modules.get("PIL.Image")
-    return module is not None and isinstance(value, module.Image)
+    # another thread may be importing Pillow right now: a module still being initialised has
+    # no Image class yet, and no value can be an instance of it
+    image_class = getattr(module, "Image", None)
+    return isinstance(image_class, type) and isinstance(value, image_class)
 
 
 def is_wave_pair(value: Any) -> bool:

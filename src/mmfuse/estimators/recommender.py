@@ -167,11 +167,10 @@ class MultimodalRecommender(Facade):
         """(top-k item indices, scores) of the users at ``rows``; users the model does not know
         (``~known``) get the most popular items of ``pool``, scored by their share of the
         training interactions."""
-        from mmfuse.recommend.ranking import item_vectors, top_k, user_vectors
+        from mmfuse.recommend.ranking import top_k
 
-        vectors = item_vectors(self.model_, self.data_)
-        ranked, scores = top_k(user_vectors(self.model_, self.data_, rows, vectors), vectors, k,
-                               self.data_.history if exclude_seen else None, rows, pool)
+        items, users = self.vectors()
+        ranked, scores = top_k(users[rows], items, k, self.data_.history if exclude_seen else None, rows, pool)
         if not known.all():
             candidates = np.arange(len(self.items_)) if pool is None else pool
             popularity = self.data_.popularity[candidates]
@@ -214,6 +213,18 @@ class MultimodalRecommender(Facade):
         return {"metrics": metrics, "n_users": int(len(who)), "n_cold_users": int((~known).sum()),
                 "n_items_ranked": int(len(self.items_) if pool is None else len(pool)),
                 "n_interactions": int(len(test)), "n_rejected": len(test.rejected)}
+
+    def vectors(self) -> tuple[Any, Any]:
+        """(every item's vector, every known user's vector), computed once per fitted model."""
+        from mmfuse.recommend.ranking import item_vectors, user_vectors
+
+        self.check_fitted()
+        cached = getattr(self, "vectors_", None)
+        if cached is None or cached[0] is not self.model_:
+            items = item_vectors(self.model_, self.data_)
+            users = user_vectors(self.model_, self.data_, np.arange(len(self.users_)), items)
+            cached = self.vectors_ = (self.model_, items, users)
+        return cached[1], cached[2]
 
     def explain(self, users: list[Any] | np.ndarray, k: int = 10) -> pd.DataFrame:
         """How much each signal made each of the users' top-``k`` items score: the Shapley

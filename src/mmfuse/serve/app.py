@@ -32,7 +32,10 @@ from mmfuse.serve.errors import RequestError
 from mmfuse.serve.guards import ApiKey, BodyLimit, Measured, Metrics
 from mmfuse.serve.media import MEDIA_TYPES, Thumbnails, item_file
 from mmfuse.serve.requests import Upload, checked_upload, record_from_fields, upload_from_json
-from mmfuse.serve.runner import PredictJob, SearchJob, predict_batch, search_batch
+from mmfuse.serve.items import ItemTable
+from mmfuse.serve.runner import (
+    PredictJob, RecommendJob, SearchJob, predict_batch, recommend_batch, search_batch,
+)  # fmt: skip
 
 LOG = logging.getLogger("mmfuse.serve")
 MAX_K = 1000
@@ -65,10 +68,16 @@ def create_app(catalogue: Catalogue, options: ServeOptions | None = None) -> Any
     scratch = Path(tempfile.mkdtemp(prefix="mmfuse-serve-"))  # empty: relative paths lead nowhere
     wait = options.batch_wait_ms / 1000
     batchers: dict[str, MicroBatcher[Any]] = {}
+    item_tables: dict[str, ItemTable] = {}
     for name, model in catalogue.models.items():
-        if model.task != "retrieval":
+        if model.task == "recommendation":
+            item_tables[name] = ItemTable(model.estimator, name)
+            run = functools.partial(recommend_batch, model, items=item_tables[name])
+        elif model.task != "retrieval":
             run = functools.partial(predict_batch, model, base_dir=scratch)
-            batchers[f"model:{name}"] = MicroBatcher(run, executor, options.max_batch, wait, metrics.on_batch(name))
+        else:
+            continue
+        batchers[f"model:{name}"] = MicroBatcher(run, executor, options.max_batch, wait, metrics.on_batch(name))
     for name, served in catalogue.indexes.items():
         run = functools.partial(search_batch, served, base_dir=scratch)
         batchers[f"index:{name}"] = MicroBatcher(run, executor, options.max_batch, wait, metrics.on_batch(name))
@@ -143,6 +152,8 @@ def create_app(catalogue: Catalogue, options: ServeOptions | None = None) -> Any
         model = catalogue.model(name)
         if model.task == "retrieval":
             raise RequestError(422, f"{model.name} is a retrieval model: search its index with /v1/search")
+        if model.task == "recommendation":
+            raise RequestError(422, f"{model.name} is a recommendation model: ask it with /v1/recommend")
         record = record_from_fields(fields, model.inputs)
         result = dict(await served(f"model:{model.name}", PredictJob(record, explain)))
         if explain:
@@ -162,16 +173,46 @@ def create_app(catalogue: Catalogue, options: ServeOptions | None = None) -> Any
         return {"index": index.name, "query_kind": job.kind, "results": hits,
                 "latency_ms": round(1000 * (time.perf_counter() - begun), 2)}
 
+    @app.post("/v1/recommend")
+    async def recommend(request: Request) -> dict[str, Any]:
+        """A user's top k items (a user the model does not know gets the most popular ones)."""
+        begun = time.perf_counter()
+        fields = await _form_or_json(request)
+        unknown = sorted(set(fields) - {"model", "user", "k"})
+        if unknown:
+            raise RequestError(422, f"unknown field(s) {unknown}; a recommendation takes model, user, k")
+        model = catalogue.model(_text(fields.get("model")), ("recommendation",))
+        if model.task != "recommendation":
+            raise RequestError(422, f"{model.name} is a {model.task} model, not a recommendation model")
+        user = fields.get("user")
+        if isinstance(user, (int, float)) and not isinstance(user, bool):
+            user = str(int(user)) if float(user).is_integer() else str(user)
+        if not isinstance(user, str) or not user.strip():
+            raise RequestError(422, "name the user: field 'user' (an id as in the interactions table)")
+        result = dict(await served(f"model:{model.name}", RecommendJob(user.strip(), _k(fields.get("k", 10)))))
+        result["latency_ms"] = round(1000 * (time.perf_counter() - begun), 2)
+        return result
+
+    @app.get("/v1/items/{model}/{item}/{column}")
+    async def item_media(model: str, item: str, column: str, size: int = 256) -> Response:
+        """A recommendation model's item file: an image as a PNG thumbnail, else as stored."""
+        if model not in item_tables:
+            raise RequestError(404, f"no recommendation model called {model!r}")
+        path, kind = item_tables[model].file(item, column)
+        return await file_response(path, kind, size)
+
     @app.get("/v1/media/{index}/{row_id}")
     async def media(index: str, row_id: int, size: int = 256) -> Response:
         """An indexed item's file: an image as a PNG thumbnail, audio or video as stored."""
         served_index = catalogue.index(index)
-        path = item_file(served_index, row_id)
-        if served_index.kind == "image":
+        return await file_response(item_file(served_index, row_id), served_index.kind, size)
+
+    async def file_response(path: Path, kind: str, size: int) -> Response:
+        """An image as a PNG thumbnail of at most ``size`` pixels a side; audio / video as stored."""
+        if kind == "image":
             data = await asyncio.get_running_loop().run_in_executor(None, thumbnails.get, path, size)
             return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
-        kind = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        return Response(path.read_bytes(), media_type=kind)
+        return Response(path.read_bytes(), media_type=MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream"))
 
     @app.get("/metrics")
     async def prometheus() -> Response:

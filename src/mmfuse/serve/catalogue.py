@@ -56,7 +56,10 @@ class ServedModel:
 
     @property
     def inputs(self) -> list[InputField]:
-        """The model's feature columns (a retrieval model: its two towers' columns)."""
+        """The model's feature columns (a retrieval model: its two towers' columns; a
+        recommender: none, it is asked for a user)."""
+        if self.task == "recommendation":
+            return []
         schema = self.estimator.schema_
         tabular = self.estimator.preprocessor_.tabular
         vocab = dict(zip(tabular.categorical, tabular.vocabularies_)) if tabular is not None else {}
@@ -71,13 +74,26 @@ class ServedModel:
             return None
         return [str(c) for c in self.estimator.classes_]
 
+    @property
+    def modalities(self) -> dict[str, str]:
+        if self.task == "recommendation":
+            pipeline = self.estimator.content_pipeline_
+            return dict(pipeline.modalities) if pipeline is not None else {}
+        return dict(self.estimator.preprocessor_.modalities)
+
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "task": self.task, "target": self.estimator.schema_.target,
+        out = {
+            "name": self.name, "task": self.task,
+            "target": None if self.task == "recommendation" else self.estimator.schema_.target,
             "classes": self.classes, "inputs": [f.describe() for f in self.inputs],
-            "modalities": dict(self.estimator.preprocessor_.modalities),
-            "indexes": list(self.indexes),
+            "modalities": self.modalities, "indexes": list(self.indexes),
         }  # fmt: skip
+        if self.task == "recommendation":
+            est = self.estimator
+            out["users"] = len(est.users_)
+            out["items"] = len(est.items_)
+            out["example_users"] = est.users_.ids[:5]
+        return out
 
 
 @dataclass
@@ -117,17 +133,18 @@ class Catalogue:
     models: dict[str, ServedModel]
     indexes: dict[str, ServedIndex]
 
-    def model(self, name: str | None, for_search: bool = False) -> ServedModel:
-        """The model called ``name``; None: the only classifier or regressor."""
+    def model(self, name: str | None, tasks: tuple[str, ...] = ("classification", "regression")) -> ServedModel:
+        """The model called ``name``; None: the only model of one of ``tasks``."""
         if name:
             if name not in self.models:
                 raise RequestError(404, f"no model called {name!r}; served: {', '.join(self.models) or 'none'}")
             return self.models[name]
-        predictors = [m for m in self.models.values() if m.task != "retrieval"]
-        if len(predictors) != 1:
-            names = ", ".join(m.name for m in predictors) or "none"
-            raise RequestError(422, f"name the model (field 'model'); the served classifiers and regressors are: {names}")
-        return predictors[0]
+        fitting = [m for m in self.models.values() if m.task in tasks]
+        if len(fitting) != 1:
+            names = ", ".join(m.name for m in fitting) or "none"
+            what = "recommendation models" if tasks == ("recommendation",) else "classifiers and regressors"
+            raise RequestError(422, f"name the model (field 'model'); the served {what} are: {names}")
+        return fitting[0]
 
     def index(self, name: str | None) -> ServedIndex:
         """The index called ``name``; None: the only index."""

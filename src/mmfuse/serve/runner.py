@@ -145,3 +145,29 @@ def _hits(served: ServedIndex, frame: pd.DataFrame) -> list[dict[str, Any]]:
          "media_url": f"/v1/media/{served.name}/{int(r['row_id'])}" if media else None}
         for _, r in frame.iterrows()
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RecommendJob:
+    """One user's top ``k`` items."""
+
+    user: str
+    k: int
+
+
+@torch.no_grad()
+def recommend_batch(model: ServedModel, jobs: Sequence[RecommendJob], items: Any) -> list[Any]:
+    """Each user's top items with the items' fields and media (``items``: an ``ItemTable``)."""
+    est = model.estimator
+    recs = est.recommend([job.user for job in jobs], max(job.k for job in jobs))
+    by_user = {user: frame for user, frame in recs.groupby("user", sort=False)}
+    results: list[Any] = []
+    for job in jobs:
+        frame = by_user.get(job.user)
+        hits = [] if frame is None else [
+            {"rank": int(r.rank), "item": str(r.item), "score": float(r.score), **items.describe(str(r.item))}
+            for r in frame.head(job.k).itertuples()
+        ]
+        results.append({"model": model.name, "user": job.user, "known": job.user in est.users_.index,
+                        "results": hits})
+    return results
