@@ -46,9 +46,15 @@ def _demo(a: argparse.Namespace) -> int:
     summary = run_demo(Path(a.out), rows=a.rows, epochs=a.epochs, seed=a.seed, num_threads=a.threads)
     _out(format_table(summary["results"]))
     _out(f"\nwrote {Path(a.out) / 'summary.json'}")
+    for name, part in summary["recommendation"].items():
+        if name != "model":
+            _out(f"recommendation, {name} ({part['users']} users, {part['items ranked']} items ranked): "
+                 f"NDCG@20 {part['mmfuse']['ndcg@20']:.3f}, recall@20 {part['mmfuse']['recall@20']:.3f}; "
+                 f"most popular {part['most popular']['ndcg@20']:.3f} / {part['most popular']['recall@20']:.3f}")
     serving = summary["serving"]
-    _out(f"\nserve the best fused model and the image index, then open http://127.0.0.1:8000/ :\n"
-         f"  mmfuse serve {serving['model']} --index {serving['index']}")
+    _out(f"\nserve the best fused model, the image index and the recommender, then open "
+         f"http://127.0.0.1:8000/ :\n"
+         f"  mmfuse serve {serving['model']} {serving['recommender']} --index {serving['index']}")
     return 0
 
 

@@ -60,10 +60,11 @@ def evaluate_recommendation(est: Any, a: argparse.Namespace) -> int:
     metrics = result["metrics"]
     ks = sorted({int(k.split("@")[1]) for k in metrics})
     names = ("recall", "ndcg", "hit", "map", "coverage")
-    rows = [(f"@{k}", *(f"{metrics[f'{n}@{k}']:.4f}" for n in names)) for k in ks]
+    rows = [(label, f"@{k}", *(f"{part[f'{n}@{k}']:.4f}" for n in names))
+            for k in ks for label, part in (("mmfuse", metrics), ("most popular", result["most_popular"]))]
     _out(f"ranking {result['n_items_ranked']} items for {result['n_users']} users "
          f"({result['n_cold_users']} unknown to the model) of {a.data}")
-    _out(table(rows, ("K", *names)))
+    _out(table(rows, ("model", "K", *names)))
     if a.json:
         write_json(a.json, result)
     return 0

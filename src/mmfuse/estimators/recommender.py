@@ -165,21 +165,30 @@ class MultimodalRecommender(Facade):
     def _rank(self, rows: np.ndarray, known: np.ndarray, k: int, pool: np.ndarray | None,
               exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
         """(top-k item indices, scores) of the users at ``rows``; users the model does not know
-        (``~known``) get the most popular items of ``pool``, scored by their share of the
-        training interactions."""
+        (``~known``) get the most popular items (``popular``)."""
         from mmfuse.recommend.ranking import top_k
 
         items, users = self.vectors()
         ranked, scores = top_k(users[rows], items, k, self.data_.history if exclude_seen else None, rows, pool)
         if not known.all():
-            candidates = np.arange(len(self.items_)) if pool is None else pool
-            popularity = self.data_.popularity[candidates]
-            order = candidates[np.argsort(-popularity, kind="stable")][:k]
-            share = self.data_.popularity[order] / max(int(self.data_.popularity.sum()), 1)
-            ranked[~known] = -1
-            scores[~known] = -np.inf
-            ranked[np.ix_(~known, np.arange(len(order)))] = order
-            scores[np.ix_(~known, np.arange(len(order)))] = share
+            ranked[~known], scores[~known] = self.popular(rows[~known], np.zeros((~known).sum(), bool), k, pool)
+        return ranked, scores
+
+    def popular(self, rows: np.ndarray, known: np.ndarray, k: int, pool: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The most-popular baseline: the ``k`` items of ``pool`` with the most training
+        interactions, less each known user's own; scored by their share of the interactions."""
+        candidates = np.arange(len(self.items_)) if pool is None else pool
+        popularity = self.data_.popularity
+        order = candidates[np.argsort(-popularity[candidates], kind="stable")]
+        share = popularity / max(int(popularity.sum()), 1)
+        ranked = np.full((len(rows), k), -1, dtype=np.int64)
+        scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        for n, (row, is_known) in enumerate(zip(rows, known)):
+            mine = self.data_.history.of(int(row)) if is_known else np.zeros(0, np.int64)
+            top = order[: k + len(mine)]
+            top = top[~np.isin(top, mine)][:k]
+            ranked[n, : len(top)], scores[n, : len(top)] = top, share[top]
         return ranked, scores
 
     def evaluate(self, data: DataLike, ks: tuple[int, ...] = DEFAULT_KS, candidates: DataLike | None = None,
@@ -207,10 +216,14 @@ class MultimodalRecommender(Facade):
                 raise MmfuseError(f"{table.name}: no test interaction is with a candidate item")
         who = np.unique(test.users)
         known = who < len(self.users_)
-        ranked, _ = self._rank(np.where(known, who, 0), known, max(ks), pool, True)
+        rows = np.where(known, who, 0)
+        ranked, _ = self._rank(rows, known, max(ks), pool, True)
         relevant = Neighbours.from_pairs(np.searchsorted(who, test.users), test.items, len(who))
-        metrics = ranking_metrics(ranked, Relevance(relevant.indptr, relevant.indices), len(self.items_), ks)
-        return {"metrics": metrics, "n_users": int(len(who)), "n_cold_users": int((~known).sum()),
+        relevance = Relevance(relevant.indptr, relevant.indices)
+        metrics = ranking_metrics(ranked, relevance, len(self.items_), ks)
+        baseline = ranking_metrics(self.popular(rows, known, max(ks), pool)[0], relevance, len(self.items_), ks)
+        return {"metrics": metrics, "most_popular": baseline,
+                "n_users": int(len(who)), "n_cold_users": int((~known).sum()),
                 "n_items_ranked": int(len(self.items_) if pool is None else len(pool)),
                 "n_interactions": int(len(test)), "n_rejected": len(test.rejected)}
 
