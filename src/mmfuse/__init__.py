@@ -22,6 +22,7 @@ _LAZY = {
     "MultimodalClassifier": "mmfuse.estimators.classifier",
     "MultimodalRegressor": "mmfuse.estimators.regressor",
     "MultimodalRetriever": "mmfuse.estimators.retriever",
+    "MultimodalRecommender": "mmfuse.estimators.recommender",
     "load": "mmfuse.estimators.io",
     "load_fitted": "mmfuse.estimators.io",
     "compare": "mmfuse.estimators.compare",
