@@ -1,8 +1,9 @@
 """The page of `mmfuse serve` (GET /) driven in a real browser: headless Chromium via Selenium.
 
 A real server runs in a subprocess on the session's fitted classifier, retrieval model and image
-index; the page must predict from an uploaded image, a text and a number, search the index and
-show the thumbnails, and show the server's reason when an upload is refused, at a desktop and a
+index, and a recommender fitted here; the page must predict from an uploaded image, a text and a
+number, search the index and show the thumbnails, show a user's recommended items (and a new
+user's popular ones), and show the server's reason when an upload is refused, at a desktop and a
 phone width. Screenshots go to ``$MMFUSE_SCREENSHOTS`` (default: a pytest temporary folder).
 """
 
@@ -96,8 +97,22 @@ def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(launch: Any, served: Any) -> Server:
-    return launch([str(served.classifier), str(served.retriever), "--index", str(served.index)])
+def recommender(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recommendation model (served as ``rec``) of a small seeded dataset with item images."""
+    from mmfuse.cli.main import main
+    from mmfuse.datasets import make_recommendation_dataset
+
+    root = tmp_path_factory.mktemp("recommend")
+    data = make_recommendation_dataset(root / "data", n_users=60, n_items=40, seed=0)
+    assert main(["fit", str(data / "train.csv"), "--task", "recommendation", "--user", "user", "--item", "item",
+                 "--items", str(data / "items.csv"), "--social", str(data / "friends.csv"),
+                 "--epochs", "2", "--threads", "1", "--quiet", "--out", str(root / "rec")]) == 0
+    return root / "rec"
+
+
+@pytest.fixture(scope="module")
+def server(launch: Any, served: Any, recommender: Path) -> Server:
+    return launch([str(served.classifier), str(served.retriever), str(recommender), "--index", str(served.index)])
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +266,65 @@ def test_search_shows_the_hits_as_loaded_thumbnails(page: Page, server: Server, 
     assert page.find("#search-summary").text.startswith("5 results for")
     page.assert_fits_width()
     page.screenshot("search")
+    page.assert_no_script_errors()
+
+
+@pytest.mark.parametrize("page", list(WINDOWS), indirect=True)
+def test_recommend_shows_a_users_items_and_a_new_users_popular_ones(page: Page, server: Server) -> None:
+    model = _model(server, "rec")
+    assert model["task"] == "recommendation" and model["inputs"] == []
+    user = model["example_users"][0]
+    page.open(server.url)
+    page.pick("model/rec")
+    assert page.driver.execute_script("return document.querySelector('#model-select option:checked').parentNode.label") \
+        == "Recommend"
+    options = "return [...document.querySelectorAll('#user-examples option')].map(o => o.value)"
+    assert page.driver.execute_script(options) == model["example_users"]
+    assert [c.text for c in page.find_all("#user-picks .chip")] == model["example_users"]
+    page.find("#recommend-button").click()
+    page.until(lambda d: page.error_shown())
+    assert page.find("#error-detail").text.startswith("Type a user id")
+
+    assert page.find("#rec-k-select").get_attribute("value") == "10"
+    page.find("#user-input").send_keys(user)
+    page.find("#recommend-button").click()
+    page.until(lambda d: page.find_all(".rec-card"))
+    loaded = "return [...document.querySelectorAll('.rec-card img')].map(i => i.complete && i.naturalWidth)"
+    page.until(lambda d: all(d.execute_script(loaded)))
+
+    expected = httpx.post(server.url + "/v1/recommend", data={"model": "rec", "user": user, "k": "10"}).json()
+    assert expected["known"] is True and len(expected["results"]) == 10
+    cards = page.find_all(".rec-card")
+    assert [c.get_attribute("data-item") for c in cards] == [r["item"] for r in expected["results"]]
+    assert [c.find_element(By.CSS_SELECTOR, ".rank").text for c in cards] == [f"#{i}" for i in range(1, 11)]
+    assert [float(c.get_attribute("data-score")) for c in cards] == pytest.approx(
+        [r["score"] for r in expected["results"]], abs=1e-6)
+    assert [c.find_element(By.CSS_SELECTOR, ".title").get_attribute("textContent") for c in cards] \
+        == [r["fields"]["title"] for r in expected["results"]]
+    assert [c.find_element(By.CSS_SELECTOR, ".item-id").text for c in cards] == [r["item"] for r in expected["results"]]
+    genre = [c.find_element(By.CSS_SELECTOR, ".fact[data-field=genre] b").text for c in cards]
+    assert genre == [r["fields"]["genre"] for r in expected["results"]]
+    widths = page.driver.execute_script(loaded)
+    assert len(widths) == 10 and min(widths) > 0
+    assert all("image" in r["media"] for r in expected["results"])
+    assert page.find("#recommend-summary").text.startswith(f"10 items for user “{user}” · personalised")
+    assert not page.find_all("#new-user-note") and not page.error_shown()
+    page.assert_fits_width()
+    page.screenshot("recommend")
+
+    page.find("#user-input").clear()
+    page.find("#user-input").send_keys("someone-new")
+    Select(page.find("#rec-k-select")).select_by_value("5")
+    page.find("#recommend-button").click()
+    page.until(lambda d: page.find_all("#new-user-note"))
+    page.until(lambda d: all(d.execute_script(loaded)))
+    popular = httpx.post(server.url + "/v1/recommend", data={"model": "rec", "user": "someone-new", "k": "5"}).json()
+    assert popular["known"] is False
+    assert [c.get_attribute("data-item") for c in page.find_all(".rec-card")] == [r["item"] for r in popular["results"]]
+    assert page.find("#new-user-note").text.startswith("someone-new is new to this model.")
+    assert "most popular items" in page.find("#new-user-note").text
+    page.assert_fits_width()
+    page.screenshot("recommend-new-user")
     page.assert_no_script_errors()
 
 
