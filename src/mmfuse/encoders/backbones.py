@@ -84,8 +84,9 @@ class MiniLMBackbone(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         ids, mask = x[:, 0], x[:, 1]
-        length = max(int(mask.sum(1).max()), 1)  # drop the padding every row shares
-        ids, mask = ids[:, :length], mask[:, :length]
+        if not (torch.jit.is_tracing() or torch.compiler.is_exporting()):  # a graph keeps every position
+            length = max(int(mask.sum(1).max()), 1)  # drop the padding every row shares
+            ids, mask = ids[:, :length], mask[:, :length]
         hidden = self.net(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, 384)
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
@@ -205,9 +206,9 @@ class FrozenExtractor:
             self._net = load_backbone(self.name).to(self.device)
         return self._net
 
-    @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(B, *item) prepared inputs -> (B, dim) or (B, N, dim) float32 features."""
-        net = self._network()
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        return run_backbone(net, self.name, x).float().cpu().numpy()
+        net = self._network()  # built outside inference mode: its weights stay ordinary tensors
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            return run_backbone(net, self.name, x).float().cpu().numpy()
