@@ -152,7 +152,7 @@ def evaluate(a: argparse.Namespace) -> int:
     _out(format_metrics(metrics, f"metrics on {a.data} ({len(enc)} of {total} records)"))
     out = Path(a.out) if a.out else None
     if enc.rejected:
-        _report_skipped(enc.rejected, total - len(enc), out, a.json)
+        report_skipped(enc.rejected, total - len(enc), out, a.json)
     if a.correlation:
         _out("\n" + correlation_section(est.fitted_model, enc, out))
     if a.robustness:
@@ -166,7 +166,7 @@ def evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _report_skipped(rejected: list[Any], skipped: int, out: Path | None, json_file: str | None) -> None:
+def report_skipped(rejected: list[Any], skipped: int, out: Path | None, json_file: str | None) -> None:
     """Says which records were left out of the metrics: listed in --out/rejected.csv, in the
     --json file, or else printed."""
     from mmfuse.cli.report import rejection_lines

@@ -29,11 +29,12 @@ def fit_recommendation(a: argparse.Namespace, params: dict[str, Any]) -> int:
     est = MultimodalRecommender(**params)
     est.fit(a.data, out_dir=a.out)
     shown = ", ".join(f"{k[len('valid_'):]} {v:.4f}" for k, v in est.metrics_.items())
-    _out(f"validation ({est.n_valid_} held-out interactions, kept epoch {est.kept_epoch_}): {shown}")
-    skipped = len(est.rejected_)
-    if skipped:
-        where = Path(a.out) / "rejected.csv" if est.on_bad_record == "skip" else "the messages above"
-        _out(f"left out {skipped} row(s): see {where}")
+    if shown:
+        _out(f"validation ({est.n_valid_} held-out interactions, kept epoch {est.kept_epoch_}): {shown}")
+    else:
+        _out(f"no interactions held out for validation (every user has a single one); trained {est.kept_epoch_} epochs")
+    if est.rejected_:
+        _out(f"left out {len(est.rejected_)} row(s): see {Path(a.out) / 'rejected.csv'}")
     _out(f"model written to {a.out} ({len(est.users_)} users, {len(est.items_)} items)")
     return 0
 
@@ -65,8 +66,14 @@ def evaluate_recommendation(est: Any, a: argparse.Namespace) -> int:
     _out(f"ranking {result['n_items_ranked']} items for {result['n_users']} users "
          f"({result['n_cold_users']} unknown to the model) of {a.data}")
     _out(table(rows, ("model", "K", *names)))
+    rejected = result.pop("rejected")
+    if rejected:
+        from mmfuse.cli.modeling import report_skipped
+
+        report_skipped(rejected, len({r.row for r in rejected}), Path(a.out) if a.out else None, a.json)
     if a.json:
-        write_json(a.json, result)
+        write_json(a.json, result | {"rejected": [{"row": r.row, "column": r.column, "reason": r.reason}
+                                                  for r in rejected]})
     return 0
 
 

@@ -53,6 +53,8 @@ class MultimodalRecommender(Facade):
             social: DataLike | None = None, out_dir: str | Path | None = None) -> MultimodalRecommender:
         """Trains on the interactions in ``data``; ``items``, ``users`` and ``social`` (tables
         or files) override the parameters of those names."""
+        import torch
+
         from mmfuse.recommend.model import RecommenderConfig, build_recommender, tower_config
         from mmfuse.recommend.training import RecTrainConfig, train_recommender
         from mmfuse.training.device import set_threads
@@ -99,6 +101,7 @@ class MultimodalRecommender(Facade):
             attributes=None if attributes is None else tower_config(self, self.attribute_pipeline_.preprocessor, self.embed_dim).to_dict(),
             social=friends is not None,
         )
+        torch.manual_seed(self.seed)  # the towers' initial weights: same data + seed, same model
         self.model_ = build_recommender(self.model_config_, _specs(self.content_pipeline_), _specs(self.attribute_pipeline_))
         self.train_config_ = RecTrainConfig(self.epochs, self.batch_size, self.lr, self.weight_decay,
                                             self.patience, self.seed, self.history_size, id_dropout=self.id_dropout)
@@ -194,10 +197,16 @@ class MultimodalRecommender(Facade):
     def evaluate(self, data: DataLike, ks: tuple[int, ...] = DEFAULT_KS, candidates: DataLike | None = None,
                  relevant_min: float | None = None) -> dict[str, Any]:
         """Ranking metrics on the test interactions of ``data``: for each of its users, every
-        catalogue item not in their training history (or the ``candidates`` ids) is ranked."""
-        from mmfuse.evaluation.ranking import Relevance, ranking_metrics
+        catalogue item not in their training history (or the ``candidates`` ids) is ranked.
+
+        Returns:
+            ``metrics`` and ``most_popular`` (the baseline on the same protocol), the numbers of
+            users, items ranked and interactions, and the test rows left out (``rejected``:
+            ``Rejection`` values, e.g. items the catalogue lacks)."""
+        from mmfuse.evaluation.ranking import Relevance, check_ks, ranking_metrics
 
         self.check_fitted()
+        ks = check_ks(ks)
         table = self.read(data)
         test = read_interactions(table, self.user, self.item, self.rating if relevant_min is not None else None,
                                  IdMap(self.users_.ids), self.items_, "skip", add_users=True, verbose=self.verbose)
@@ -225,7 +234,8 @@ class MultimodalRecommender(Facade):
         return {"metrics": metrics, "most_popular": baseline,
                 "n_users": int(len(who)), "n_cold_users": int((~known).sum()),
                 "n_items_ranked": int(len(self.items_) if pool is None else len(pool)),
-                "n_interactions": int(len(test)), "n_rejected": len(test.rejected)}
+                "n_interactions": int(len(test)), "n_rejected": len(test.rejected),
+                "rejected": list(test.rejected)}
 
     def vectors(self) -> tuple[Any, Any]:
         """(every item's vector, every known user's vector), computed once per fitted model."""

@@ -36,6 +36,7 @@ def save_recommender(est: Any, out: Path) -> str:
     from mmfuse.training.checkpoint import save_weights
 
     out.mkdir(parents=True, exist_ok=True)
+    params = {k: None if isinstance(v, pd.DataFrame) else v for k, v in est.get_params().items()}
     save_weights(out / "model.safetensors", est.model_.state_dict())
     save_weights(out / CATALOGUE, _catalogue_tensors(est.data_))
     pipelines = {"items": est.content_pipeline_, "users": est.attribute_pipeline_}
@@ -45,7 +46,7 @@ def save_recommender(est: Any, out: Path) -> str:
     fingerprint = weights_fingerprint(out / "model.safetensors")
     write_json(out / "config.json", {
         "format_version": FORMAT_VERSION, "mmfuse_version": __version__,
-        "estimator": type(est).__name__, "params": est.get_params(),
+        "estimator": type(est).__name__, "params": params,
         "model": est.model_config_.to_dict(), "training": est.train_config_.to_dict(),
         "pretrained": {k: pretrained_record(p.preprocessor) for k, p in pipelines.items() if p is not None},
         "fingerprint": fingerprint, "catalogue_fingerprint": weights_fingerprint(out / CATALOGUE),
@@ -59,7 +60,7 @@ def save_recommender(est: Any, out: Path) -> str:
     })
     with atomic_open(out / "history.csv") as handle:
         pd.DataFrame(est.history_).to_csv(handle, index=False)
-    if est.on_bad_record == "skip" and est.rejected_:
+    if est.rejected_:  # rows left out in any mode (e.g. social links to unknown users)
         write_rejected(out / "rejected.csv", est.rejected_)
     return fingerprint
 
@@ -73,6 +74,10 @@ def rebuild_recommender(folder: Path, config: dict[str, Any], overrides: dict[st
     from mmfuse.training.checkpoint import load_weights
 
     config_path = folder / "config.json"
+    for name in (CATALOGUE, IDS):
+        if not (folder / name).is_file():
+            raise MmfuseError(f"{folder} is not a complete recommendation model directory: {name} is "
+                              "missing; fit the model again, or restore the directory from a backup")
     est = construct(MultimodalRecommender, config["params"], config_path, "params")
     foreign = sorted(set(overrides) - set(est.get_params()))
     if foreign:

@@ -149,15 +149,16 @@ def model_value_fn(
 
 
 class ModelValue:
-    """The value function ``model_value_fn`` returns (``num_samples`` = number of records)."""
+    """The value function ``model_value_fn`` returns (``num_samples`` = number of records;
+    ``outputs``: the model's predictions with every present modality, (N, C) or (N,))."""
 
     def __init__(self, model: MultimodalModel, enc: Encoded, task: str, batch_size: int) -> None:
         self.data = embeddings_of(model, enc, batch_size)
         self.model = on_embeddings(model)
         self.task, self.batch_size = task, batch_size
         self.num_samples = len(enc)
-        full = outputs_under(self.model, self.data, task, self.data.mask, batch_size)
-        self.predicted = full.argmax(1) if task == "classification" else None
+        self.outputs = outputs_under(self.model, self.data, task, self.data.mask, batch_size)
+        self.predicted = self.outputs.argmax(1) if task == "classification" else None
 
     def __call__(self, present: Mapping[str, np.ndarray]) -> np.ndarray:
         mask = {

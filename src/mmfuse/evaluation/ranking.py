@@ -165,7 +165,7 @@ def evaluate_ranking(
         MmfuseError: On a bad shape, K or index, a repeated item in a ranked list, or when no
             user has a relevant item.
     """
-    ks = _check_ks(ks)
+    ks = check_ks(ks)
     ranked = _check_ranked(ranked, num_items)
     rel = relevant if isinstance(relevant, Relevance) else Relevance.from_lists(relevant)
     rel_keys = _relevant_keys(rel, len(ranked), num_items)
@@ -257,10 +257,11 @@ def _check_ranked(ranked: np.ndarray, num_items: int) -> np.ndarray:
     return array
 
 
-def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    """The cut-offs K, sorted and each once; MmfuseError unless they are positive integers."""
     values = tuple(ks)
     if not values or any(
         isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in values
     ):
-        raise MmfuseError(f"K must be positive integers; got {list(values)!r}")
+        raise MmfuseError(f"the cut-offs K must be positive whole numbers, e.g. 10,20; got {list(values)!r}")
     return tuple(sorted({int(k) for k in values}))

@@ -108,11 +108,26 @@ class MultimodalModel(nn.Module):
         self.level = level
 
     def encode(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Modality -> (B, D_m) embeddings; rows where the modality is missing are zero."""
+        """Modality -> (B, D_m) embeddings; rows where the modality is missing are zero.
+
+        In eval mode an encoder runs only on the rows where its modality is present (a batch
+        without a video runs the video network on one row only); the result is the same, since every
+        encoder treats rows independently in eval mode. Training, tracing and export run every
+        row (batch statistics; a graph without data-dependent branches)."""
         out = {}
         for m in self.modalities:
-            z = self.encoders[m](inputs[m])
-            out[m] = z * mask[m].unsqueeze(-1).to(z.dtype)
+            present = mask[m]
+            if self.training or _tracing() or bool(present.all()):
+                z = self.encoders[m](inputs[m])
+                out[m] = z * present.unsqueeze(-1).to(z.dtype)
+                continue
+            rows = present.nonzero().squeeze(1)
+            # with no row present, one row still runs: it gives the width (and dtype) of zeros
+            part = self.encoders[m](inputs[m][rows] if len(rows) else inputs[m][:1])
+            z = torch.zeros(present.shape[0], *part.shape[1:], dtype=part.dtype, device=part.device)
+            if len(rows):
+                z[rows] = part
+            out[m] = z
         return out
 
     def fuse(self, embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> Tensor:
@@ -130,6 +145,11 @@ class MultimodalModel(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _tracing() -> bool:
+    """Whether the model is being traced or exported (no data-dependent Python branches)."""
+    return bool(torch.jit.is_tracing() or torch.compiler.is_exporting())
 
 
 def all_present(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:

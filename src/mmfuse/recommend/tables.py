@@ -116,10 +116,9 @@ def read_interactions(
         if ratings is not None:
             r_val.append(ratings[pos])
     if bad and on_bad_record == "raise":
-        raise MmfuseError(summarise_rejections(table.name, bad)
-                          + "\n(pass --on-bad-record skip to leave these rows out; they are listed in rejected.csv)")
+        raise MmfuseError(summarise_rejections(table.name, bad))
     if bad and verbose:
-        log(f"{table.name}: left out {len(bad)} interaction row(s) (listed in rejected.csv)")
+        log(f"{table.name}: left out {len(bad)} interaction row(s)")
     frame = pd.DataFrame({"u": u_idx, "i": i_idx, "r": r_val if ratings is not None else 1.0})
     merged = frame.groupby(["u", "i"], sort=False, as_index=False)["r"].max()
     dropped = len(frame) - len(merged)
@@ -148,7 +147,7 @@ def catalogue_ids(table: Table, column: str, what: str) -> tuple[IdMap, Table]:
         seen[key] = int(row)
     keep = np.array([k is not None for k in ids], dtype=bool)
     if not keep.all():
-        log(f"{table.name}: {int((~keep).sum())} row(s) without a {what} id are left out")
+        log(f"{table.name}: {int((~keep).sum())} row(s) without an id in column {column!r} are left out")
     if not keep.any():
         raise MmfuseError(f"{table.name}: no row has a {what} id in column {column!r}")
     kept = Table(table.df[keep], table.base_dir, table.name, table.bad_lines)
@@ -181,7 +180,7 @@ def read_social(
             if not directed:
                 edges.add((users.index[uy], users.index[ux]))
     if bad and verbose:
-        log(f"{table.name}: left out {len(bad)} social edge(s) (self-loops, unknown users; listed in rejected.csv)")
+        log(f"{table.name}: left out {len(bad)} social edge(s) (self-loops, unknown users)")
     pairs = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
     return pairs[:, 0], pairs[:, 1], bad
 

@@ -52,8 +52,7 @@ def predict_batch(model: ServedModel, jobs: Sequence[PredictJob], base_dir: Path
     results: list[Any] = [_refusal(enc.rejected, i) for i in range(len(jobs))]
     if len(enc) == 0:
         return results
-    outputs = fitted.outputs(enc)
-    values, base, full = _contributions(fitted, enc)
+    outputs, values, base, full = _contributions(fitted, enc)
     mods = list(fitted.model.modalities)
     for pos, row in enumerate(enc.rows):
         out = outputs[pos]
@@ -80,8 +79,10 @@ def predict_batch(model: ServedModel, jobs: Sequence[PredictJob], base_dir: Path
     return results
 
 
-def _contributions(fitted: Any, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, M) Shapley values of the modalities, and the values with none and with all present."""
+def _contributions(fitted: Any, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The predictions (N, C) or (N,), the (N, M) Shapley values of the modalities, and the
+    values with none and with all present; the encoders run once, the 2^M coalitions only
+    through fusion and head."""
     from mmfuse.evaluation.contribution import model_value_fn, shapley_values
 
     mods = list(fitted.model.modalities)
@@ -90,7 +91,7 @@ def _contributions(fitted: Any, enc: Encoded) -> tuple[np.ndarray, np.ndarray, n
     n = len(enc)
     base = value({m: np.zeros(n, dtype=bool) for m in mods})
     full = value({m: np.ones(n, dtype=bool) for m in mods})
-    return phi, base, full
+    return value.outputs.numpy(), phi, base, full
 
 
 def _weights(fitted: Any, enc: Encoded, pos: int) -> dict[str, float] | None:
