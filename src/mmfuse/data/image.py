@@ -175,7 +175,7 @@ def _opened(source: Path | bytes | np.ndarray | Image.Image, name: str) -> Itera
     if isinstance(source, np.ndarray):
         source = array_to_image(source, name)
     if isinstance(source, Image.Image):
-        _check_pixels(source.width, source.height, name)
+        check_pixels(source.width, source.height, name)
         with _OPEN_LOCK:  # one image object may sit in several cells, decoded by several threads
             source.load()
         yield source
@@ -184,18 +184,20 @@ def _opened(source: Path | bytes | np.ndarray | Image.Image, name: str) -> Itera
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
         img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     with img:
-        _check_pixels(img.width, img.height, name)
+        check_pixels(img.width, img.height, name)
         img.load()
         yield img
 
 
-def _check_pixels(width: int, height: int, name: str) -> None:
+def check_pixels(width: int, height: int, name: str, what: str = "image", unit: str = "") -> None:
+    """Refuses more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a possible decompression
+    bomb) in an image, or in a video's frames (``what="video"``, ``unit="frames of "``)."""
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
         raise DecodeError(
-            f"image {name} is too large to decode safely (a possible decompression bomb): "
-            f"{width} x {height} = {width * height} pixels, over the limit of {limit}. "
-            "Shrink the image, or leave the record out."
+            f"{what} {name} is too large to decode safely (a possible decompression bomb): "
+            f"{unit}{width} x {height} = {width * height} pixels, over the limit of {limit}. "
+            f"Shrink the {what}, or leave the record out."
         )
 
 
@@ -217,7 +219,7 @@ def array_to_image(array: np.ndarray, name: str = "array") -> Image.Image:
         )
     if array.size == 0:
         raise DecodeError(f"the image array is empty (shape {array.shape})")
-    _check_pixels(array.shape[1], array.shape[0], name)
+    check_pixels(array.shape[1], array.shape[0], name)
     if array.dtype.kind == "f":
         array = _float_pixels(array)
     elif array.dtype != np.uint8:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from mmfuse.data.cells import VIDEO_CONTAINERS, describe_cell, error_text, sniff_media
-from mmfuse.data.image import IMAGE_EXTENSIONS, check_media_file, image_to_array, load_image
+from mmfuse.data.image import IMAGE_EXTENSIONS, check_media_file, check_pixels, image_to_array, load_image
 from mmfuse.errors import DecodeError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -107,17 +107,6 @@ def ffmpeg_reason(err: Exception) -> str:
     return str(reason) if reason else error_text(err)
 
 
-def _check_frame_size(width: int, height: int, name: str) -> None:
-    """Refuse frames with more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (as images)."""
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
-        raise DecodeError(
-            f"video {name} is too large to decode safely (a possible decompression bomb): "
-            f"frames of {width} x {height} = {width * height} pixels, over the limit of "
-            f"{limit}. Shrink the video, or leave the record out."
-        )
-
-
 def _decode_video(source: Path | bytes, size: int, name: str) -> list[np.ndarray]:
     """Decode every frame of the first video stream; returns a list of (3, size, size).
 
@@ -137,9 +126,9 @@ def _decode_video(source: Path | bytes, size: int, name: str) -> list[np.ndarray
                     f"cannot decode video {name}: its video stream has no known codec (a "
                     "truncated or corrupt file?)"
                 )
-            _check_frame_size(codec.width, codec.height, name)
+            check_pixels(codec.width, codec.height, name, "video", "frames of ")
             for frame in container.decode(video=0):
-                _check_frame_size(frame.width, frame.height, name)
+                check_pixels(frame.width, frame.height, name, "video", "frames of ")
                 image: Image.Image = frame.to_image()
                 frames.append(image_to_array(image, size))
     except (av.FFmpegError, OSError, ValueError) as err:
