@@ -80,6 +80,35 @@ def _check_pretrained_vs_scratch(out: dict[str, Any]) -> None:
     assert out["n_train"] + out["n_valid"] + out["n_test"] == out["rows"] == 24
 
 
+def _check_recommendation(out: dict[str, Any]) -> None:
+    names = ["random", "most_popular", "itemknn", "als", "bpr", "mmfuse", "oracle"]
+    protocols = ["all_items", "warm_items", "cold_items", "cold_among_all"]
+    assert list(out["datasets"]) == ["generated_seed0", "realistic_seed0"]  # both generators
+    for data in out["datasets"].values():
+        assert (data["sizes"]["users"], data["sizes"]["items"]) == (60, 40)
+        methods = data["methods"]
+        assert list(methods) == names
+        ran = [n for n in names if "skipped" not in methods[n]]
+        skipped = [methods[n]["skipped"] for n in names if n not in ran]
+        assert skipped in ([], ["skipped: implicit not installed (pip install implicit)"] * 2)
+        for name in ran:
+            metrics = methods[name]["metrics"]
+            assert list(metrics) == protocols
+            groups = [list(p) for p in metrics.values()]
+            assert groups == [["all_users", "warm_users", "cold_users"]] * 4
+            assert metrics["all_items"]["all_users"]["users"] == data["sizes"]["test_users"]
+        timed = [methods[n]["recommend_ms"]["users"] for n in ran if n != "oracle"]
+        assert timed == [5] * len(timed)  # --quick's latency users, for every method
+        assert methods["mmfuse"]["epochs_run"] == 3
+    realistic = out["datasets"]["realistic_seed0"]["methods"]["mmfuse"]
+    assert (len(realistic["probe"]["epoch_seconds"]), realistic["capped"]) == (1, False)
+    # the benchmark ranks as MultimodalRecommender.evaluate does (near ties aside)
+    assert out["datasets"]["generated_seed0"]["evaluate_check"]["max_abs_diff"] <= 0.01
+    goals = out["goals"]
+    assert set(goals) == {"cold_items_wide_margin", "warm_items_level", "train_15_min_2_cores"}
+    assert goals["train_15_min_2_cores"]["met"] is None  # --threads 1 is not the goal's setting
+
+
 def _check_retrieval_baseline(out: dict[str, Any]) -> None:
     assert set(out["results"]) == {"image", "audio", "sentences"}
     image = out["results"]["image"]
@@ -151,6 +180,10 @@ CASES = {
     "pretrained_vs_scratch.py": Case(
         frozenset({"benchmark", "rows", "n_train", "n_valid", "n_test", "threads", "results"}),
         _check_pretrained_vs_scratch, backbones=("efficientnet-lite0", "minilm", "voice"),
+    ),
+    "recommendation.py": Case(
+        frozenset({"benchmark", "machine", "config", "datasets", "summary", "goals", "total_s"}),
+        _check_recommendation,
     ),
     "retrieval_baseline.py": Case(
         frozenset({"setup", "results", "total_seconds"}),

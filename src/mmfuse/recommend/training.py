@@ -68,7 +68,9 @@ def train_recommender(
         loss = _epoch(model, data, users, items, cfg, rng, optimizer, log_q)
         record = {"epoch": epoch, "train_loss": loss, "seconds": round(time.perf_counter() - started, 2)}
         if valid is not None:
+            valid_started = time.perf_counter()
             record[f"valid_recall@{VALID_K}"] = validation_recall(model, data, *valid)
+            record["valid_seconds"] = round(time.perf_counter() - valid_started, 2)
         history.append(record)
         if verbose:
             shown = f"  valid recall@{VALID_K} {record[f'valid_recall@{VALID_K}']:.4f}" if valid is not None else ""
