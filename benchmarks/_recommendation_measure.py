@@ -3,12 +3,11 @@ top-K latency through a method's serving path, and the time of mmfuse's validati
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
