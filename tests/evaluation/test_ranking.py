@@ -158,8 +158,8 @@ def test_matches_per_user_reference_on_random_data() -> None:
         (np.array([[0, 1]]), [[1], [2]], 3, (2,), "relevant covers 2 users but ranked has 1 rows"),
         (np.array([[0, 1]]), [[5]], 3, (2,), "relevant item index 5 is outside"),
         (np.array([[0, 1]]), [[]], 3, (2,), "none of the 1 users has a relevant item"),
-        (np.array([[0, 1]]), [[1]], 3, (0,), "K must be positive integers"),
-        (np.array([[0, 1]]), [[1]], 3, (), "K must be positive integers"),
+        (np.array([[0, 1]]), [[1]], 3, (0,), "the cut-offs K must be positive whole numbers"),
+        (np.array([[0, 1]]), [[1]], 3, (), "the cut-offs K must be positive whole numbers"),
         (np.array([[0, 1]]), [[1]], 0, (2,), "num_items must be a positive integer"),
     ],
 )

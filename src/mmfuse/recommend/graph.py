@@ -35,31 +35,56 @@ class Neighbours:
     def of(self, row: int) -> np.ndarray:
         return self.indices[self.indptr[row] : self.indptr[row + 1]]
 
+    def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(owner, offset, neighbour) of every neighbour entry of ``rows``: the position in
+        ``rows`` it belongs to, its place in that row's list, and the neighbour itself."""
+        deg = self.degree(rows)
+        first = np.cumsum(deg) - deg
+        owner = np.repeat(np.arange(len(rows)), deg)
+        offset = np.arange(int(deg.sum())) - np.repeat(first, deg)
+        return owner, offset, self.indices[np.repeat(self.indptr[rows], deg) + offset]
+
     def sample(self, rows: np.ndarray, cap: int, rng: np.random.Generator,
                exclude: np.ndarray | None = None) -> np.ndarray:
-        """(len(rows), cap) neighbours of each row, a random subset where there are more, -1
-        padding; ``exclude[k]`` (e.g. the positive being predicted) is never drawn for row k."""
+        """(len(rows), cap) neighbours of each row in their stored order, a random subset where
+        there are more, -1 padding; ``exclude[k]`` (e.g. the positive being predicted) is never
+        drawn for row k. Vectorised: one random key per entry, the ``cap`` smallest kept."""
+        owner, offset, flat = self.entries(rows)
+        keys = rng.random(len(flat))
+        if exclude is not None:
+            keys[flat == np.asarray(exclude)[owner]] = 2.0  # sorts after every real key
+        order = np.lexsort((keys, owner))
+        owner, offset, flat, keys = owner[order], offset[order], flat[order], keys[order]
+        keep = (_position_in_group(owner) < cap) & (keys < 2.0)
+        owner, offset, flat = owner[keep], offset[keep], flat[keep]
+        order = np.lexsort((offset, owner))  # back to the stored order
+        owner, flat = owner[order], flat[order]
         out = np.full((len(rows), cap), -1, dtype=np.int64)
-        for k, row in enumerate(rows):
-            found = self.of(int(row))
-            if exclude is not None:
-                found = found[found != exclude[k]]
-            if len(found) > cap:
-                found = rng.choice(found, cap, replace=False)
-            out[k, : len(found)] = found
+        out[owner, _position_in_group(owner)] = flat
         return out
 
-    def mean(self, vectors: Tensor, rows: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
-        """((R, D) mean of each row's neighbours' ``vectors``, (R,) whether it has any)."""
+    def mean(self, vectors: Tensor, rows: np.ndarray | None = None,
+             allowed: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+        """((R, D) mean of each row's neighbours' ``vectors``, (R,) whether it has any); with
+        ``allowed`` (a bool per neighbour id), only the allowed neighbours count."""
         rows = np.arange(self.num_rows) if rows is None else rows
-        deg = self.degree(rows)
-        starts = self.indptr[rows]
-        flat = np.concatenate([self.indices[s : s + d] for s, d in zip(starts, deg)]) if len(rows) else np.zeros(0, np.int64)
-        owner = np.repeat(np.arange(len(rows)), deg)
+        owner, _, flat = self.entries(rows)
+        if allowed is not None:
+            owner, flat = owner[allowed[flat]], flat[allowed[flat]]
+        count = np.bincount(owner, minlength=len(rows))
         total = torch.zeros(len(rows), vectors.shape[1], dtype=vectors.dtype)
         total.index_add_(0, torch.from_numpy(owner), vectors[torch.from_numpy(flat)])
-        present = torch.from_numpy(deg > 0)
-        return total / torch.from_numpy(np.maximum(deg, 1)).to(vectors.dtype).unsqueeze(1), present
+        scale = torch.from_numpy(np.maximum(count, 1)).to(vectors.dtype).unsqueeze(1)
+        return total / scale, torch.from_numpy(count > 0)
+
+
+def _position_in_group(owner: np.ndarray) -> np.ndarray:
+    """For a sorted array of group labels, each element's position within its group."""
+    if len(owner) == 0:
+        return owner
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    sizes = np.diff(np.r_[starts, len(owner)])
+    return np.arange(len(owner)) - np.repeat(starts, sizes)
 
 
 def padded_mean(vectors: Tensor, index: np.ndarray) -> tuple[Tensor, Tensor]:

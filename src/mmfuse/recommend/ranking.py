@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmfuse.recommend.graph import Neighbours, padded_mean
+from mmfuse.recommend.graph import Neighbours
 from mmfuse.recommend.model import ATTRIBUTES, BEHAVIOUR, SOCIAL, RecommenderModel
 from mmfuse.recommend.prepared import Prepared
 
@@ -45,8 +45,7 @@ def user_vectors(model: RecommenderModel, data: Prepared, users: np.ndarray, ite
     friends = has_friends = None
     if data.friends is not None and model.social is not None:
         means, with_history = data.history.mean(items)
-        sampled = _friends_with_history(data.friends, users, with_history.numpy())
-        friends, has_friends = padded_mean(means, sampled)
+        friends, has_friends = data.friends.mean(means, users, allowed=with_history.numpy())
         has_friends &= bool(present.get(SOCIAL, True))
     attributes = None
     attrs = data.attributes_of(users)
@@ -55,17 +54,6 @@ def user_vectors(model: RecommenderModel, data: Prepared, users: np.ndarray, ite
         if attributes is not None and not present.get(ATTRIBUTES, True):
             attributes = torch.zeros_like(attributes)
     return model.users(history, has_history, friends, has_friends, attributes)
-
-
-def _friends_with_history(friends: Neighbours, users: np.ndarray, with_history: np.ndarray) -> np.ndarray:
-    """(len(users), max degree) friends of each user who have a history, -1 padded."""
-    width = max(1, int(friends.degree(users).max(initial=0)))
-    out = np.full((len(users), width), -1, dtype=np.int64)
-    for k, u in enumerate(users):
-        found = friends.of(int(u))
-        found = found[with_history[found]]
-        out[k, : len(found)] = found
-    return out
 
 
 def top_k(users: Tensor, items: Tensor, k: int, exclude: Neighbours | None = None,
@@ -78,20 +66,24 @@ def top_k(users: Tensor, items: Tensor, k: int, exclude: Neighbours | None = Non
 
     pool = np.arange(len(items)) if candidates is None else np.asarray(candidates, dtype=np.int64)
     index = VectorIndex.build(items[torch.from_numpy(pool)].numpy().astype(np.float32))
+    num_items = len(items)
     ranked = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), -np.inf, dtype=np.float32)
     for start in range(0, len(users), chunk):
         stop = min(start + chunk, len(users))
-        extra = 0
-        if exclude is not None and user_index is not None:
-            extra = int(exclude.degree(user_index[start:stop]).max(initial=0))
+        owners = None if exclude is None or user_index is None else np.asarray(user_index[start:stop])
+        extra = 0 if owners is None else int(exclude.degree(np.maximum(owners, 0)).max(initial=0))
         found = index.search(users[start:stop].numpy().astype(np.float32), min(k + extra, len(pool)))
-        for row in range(stop - start):
-            got = pool[found.positions[row][found.positions[row] >= 0]]
-            vals = found.scores[row][found.positions[row] >= 0]
-            if extra:
-                keep = ~np.isin(got, exclude.of(int(user_index[start + row])))
-                got, vals = got[keep], vals[keep]
-            ranked[start + row, : min(k, len(got))] = got[:k]
-            scores[start + row, : min(k, len(got))] = vals[:k]
+        valid = found.positions >= 0
+        got = np.where(valid, pool[np.maximum(found.positions, 0)], -1)
+        if extra and owners is not None and exclude is not None:
+            known = np.flatnonzero(owners >= 0)
+            owner, _, item = exclude.entries(owners[known])
+            seen = np.sort(known[owner] * num_items + item)  # (row in chunk, item) pairs to drop
+            valid &= ~np.isin(np.arange(stop - start)[:, None] * num_items + got, seen)
+        order = np.argsort(~valid, axis=1, kind="stable")[:, :k]  # kept hits first, in rank order
+        width = order.shape[1]
+        kept = np.take_along_axis(valid, order, 1)
+        ranked[start:stop, :width] = np.where(kept, np.take_along_axis(got, order, 1), -1)
+        scores[start:stop, :width] = np.where(kept, np.take_along_axis(found.scores, order, 1), -np.inf)
     return ranked, scores
