@@ -201,14 +201,15 @@ class FrozenExtractor:
         info = BACKBONES[name]
         self.fingerprint = f"{info.tag}|" + ",".join(f"{p}=={v}" for p, v in info.versions().items())
 
-    def _network(self) -> nn.Module:
+    def network(self) -> nn.Module:
+        """The network, loaded on first use (a server loads it at start: ``mmfuse serve``)."""
         if self._net is None:
             self._net = load_backbone(self.name).to(self.device)
         return self._net
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(B, *item) prepared inputs -> (B, dim) or (B, N, dim) float32 features."""
-        net = self._network()  # built outside inference mode: its weights stay ordinary tensors
+        net = self.network()  # built outside inference mode: its weights stay ordinary tensors
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
             return run_backbone(net, self.name, x).float().cpu().numpy()

@@ -196,7 +196,21 @@ def _add_model(models: dict[str, ServedModel], folder: Path, num_threads: int | 
                      device=device, missing_files="error", base_dir=None)
     served = ServedModel(_unique(folder, models), folder, estimator)
     models[served.name] = served
+    _load_networks(estimator)
     return served
+
+
+def _load_networks(estimator: Any) -> None:
+    """Loads the model's frozen pretrained networks now, so the first request does not wait
+    for them."""
+    pipelines = [getattr(estimator, name, None) for name in ("content_pipeline_", "attribute_pipeline_")]
+    preprocessors = [p.preprocessor for p in pipelines if p is not None]
+    if getattr(estimator, "preprocessor_", None) is not None:
+        preprocessors.append(estimator.preprocessor_)
+    for pre in preprocessors:
+        for extractor in pre.extractors.values():
+            if hasattr(extractor, "network"):
+                extractor.network()
 
 
 def _model_of(
