@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient

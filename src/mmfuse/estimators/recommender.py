@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mmfuse._progress import log
-from mmfuse.data.preprocess import Encoded, Rejection
+from mmfuse.data.preprocess import Encoded
 from mmfuse.data.readers import Table
 from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError

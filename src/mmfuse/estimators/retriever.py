@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 
 from mmfuse._progress import log
-from mmfuse.data.preprocess import Encoded, Preprocessor
-from mmfuse.data.readers import Table, read_table
+from mmfuse.data.preprocess import Encoded
+from mmfuse.data.readers import Table
 from mmfuse.data.schema import infer_schema
 from mmfuse.errors import MmfuseError
 from mmfuse.params import RetrieverParams, takes_params

@@ -31,8 +31,6 @@ at that size). Appends of fewer than 50 rows keep the current setting and measur
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
