@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from mmfuse.datasets.recommendation import (
-    AGE_GROUPS, FILLER_WORDS, GENRES, SPLIT_TIME, TEST_END, TOPIC_WORDS, TOPICS, TRAIN_START,
-    RecommendationLatents, item_id, recommendation_latents, user_id,
+    AGE_GROUPS, FILLER_WORDS, GENRES, TOPIC_WORDS, TOPICS, RecommendationLatents, item_id,
+    rated_in_time, recommendation_latents, user_id,
 )  # fmt: skip
 
 _STREAMS = 1000  # streams default_rng([seed, _STREAMS + k]), apart from the module's
@@ -296,13 +296,7 @@ def _interaction_table(
     split: int,
 ) -> pd.DataFrame:
     """Columns u, i, rating (step 6), timestamp (step 7), ordered by user then time."""
-    taste = latents.user_taste
-    match = taste[users, latents.item_topic[items]] / taste[users].max(1)
-    noise = rng.normal(0.0, 0.5, len(users))
-    rating = np.clip(np.rint(1.5 + 3.0 * match + latents.item_quality[items] + noise), 1, 5)
-    low, high = (TRAIN_START, SPLIT_TIME) if split == 0 else (SPLIT_TIME, TEST_END)
-    timestamp = rng.integers(low, high, len(users))
-    order = np.lexsort((timestamp, users))
+    rating, timestamp, order = rated_in_time(users, items, latents, rng, split)
     return pd.DataFrame(
         {
             "u": users[order],
