@@ -1,6 +1,6 @@
 """Served directories, fitted once per test session (read-only): a classifier of the demo data
-(image, text, audio, video, numbers and categories), a regressor, and a retrieval model with an
-index of its images."""
+(image, text, audio, video, numbers and categories), a regressor, a retrieval model with an
+index of its images, and a recommender of a small generated catalogue with item images."""
 
 from __future__ import annotations
 
@@ -45,3 +45,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
                  "--out", str(root / "image_index"), "--quiet"]) == 0
     return Served(data, root / "classifier", root / "regressor", root / "retrieval", pairs,
                   root / "image_index")
+
+
+@pytest.fixture(scope="session")
+def recommender(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recommendation model (served as ``rec``) of a small seeded dataset with item images."""
+    from mmfuse.datasets import make_recommendation_dataset
+
+    root = tmp_path_factory.mktemp("recommend")
+    data = make_recommendation_dataset(root / "data", n_users=60, n_items=40, seed=0)
+    assert main(["fit", str(data / "train.csv"), "--task", "recommendation", "--user", "user",
+                 "--item", "item", "--items", str(data / "items.csv"), "--social",
+                 str(data / "friends.csv"), "--epochs", "2", "--threads", "1", "--quiet",
+                 "--out", str(root / "rec")]) == 0
+    return root / "rec"

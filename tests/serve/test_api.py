@@ -346,19 +346,6 @@ def test_every_media_kind_can_be_uploaded(client, served) -> None:
 
 
 # ---------------------------------------------------------------- recommending
-@pytest.fixture(scope="module")
-def recommender(tmp_path_factory):
-    from mmfuse.cli.main import main
-    from mmfuse.datasets import make_recommendation_dataset
-
-    root = tmp_path_factory.mktemp("served-rec")
-    data = make_recommendation_dataset(root / "data", n_users=60, n_items=40, seed=0)
-    assert main(["fit", str(data / "train.csv"), "--task", "recommendation", "--user", "user", "--item", "item",
-                 "--items", str(data / "items.csv"), "--social", str(data / "friends.csv"),
-                 "--epochs", "2", "--threads", "1", "--quiet", "--out", str(root / "rec")]) == 0
-    return root / "rec"
-
-
 def test_recommend_lists_items_with_their_fields_and_media(recommender) -> None:
     with TestClient(create_app(load_catalogue([str(recommender)], []))) as c:
         (described,) = c.get("/v1/models").json()["models"]

@@ -97,20 +97,6 @@ def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def recommender(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A recommendation model (served as ``rec``) of a small seeded dataset with item images."""
-    from mmfuse.cli.main import main
-    from mmfuse.datasets import make_recommendation_dataset
-
-    root = tmp_path_factory.mktemp("recommend")
-    data = make_recommendation_dataset(root / "data", n_users=60, n_items=40, seed=0)
-    assert main(["fit", str(data / "train.csv"), "--task", "recommendation", "--user", "user", "--item", "item",
-                 "--items", str(data / "items.csv"), "--social", str(data / "friends.csv"),
-                 "--epochs", "2", "--threads", "1", "--quiet", "--out", str(root / "rec")]) == 0
-    return root / "rec"
-
-
-@pytest.fixture(scope="module")
 def server(launch: Any, served: Any, recommender: Path) -> Server:
     return launch([str(served.classifier), str(served.retriever), str(recommender), "--index", str(served.index)])
 
