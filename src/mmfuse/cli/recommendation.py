@@ -93,21 +93,17 @@ def recommend(a: argparse.Namespace) -> int:
     from mmfuse.cli.report import table
     from mmfuse.estimators.io import load
     from mmfuse.estimators.output_dir import check_output_file
-    from mmfuse.recommend.tables import id_text
 
-    users = list(a.user)
-    if a.users:
-        from mmfuse.data.readers import read_table
-
-        frame = read_table(a.users).df
-        users += [u for u in map(id_text, frame[_user_column(a, frame)]) if u is not None]
-    if not users:
+    if not a.user and not a.users:
         raise MmfuseError("name the users: --user ID (repeatable) or a table of users")
     if a.out:
         check_output_file(a.out, data=a.users, model=a.model)
     est = load(a.model, verbose=False, **{k: v for k, v in given(a, RecommenderParams).items() if k in RUN_TIME})
     if est.task_ != "recommendation":
         raise MmfuseError(f"{a.model} is a {type(est).__name__}, not a recommendation model")
+    users = [*a.user, *(user_ids(est, a.users) if a.users else [])]
+    if not users:
+        raise MmfuseError("name the users: --user ID (repeatable) or a table of users")
     unknown = [u for u in users if u not in est.users_]
     if unknown:
         print(f"note: {len(unknown)} user(s) unknown to the model (e.g. {unknown[0]!r}) get the most "
@@ -124,23 +120,23 @@ def recommend(a: argparse.Namespace) -> int:
     return 0
 
 
-def _user_column(a: argparse.Namespace, frame: Any) -> str:
-    from mmfuse.estimators.model_files import read_model_json
+def user_ids(est: Any, path: str) -> list[str]:
+    """The user ids of a table, in its order: its column named like the model's user column,
+    else its first column (empty cells left out)."""
+    from mmfuse.data.readers import read_table
+    from mmfuse.recommend.tables import id_text
 
-    column = read_model_json(Path(a.model), "config.json").get("params", {}).get("user")
-    return column if column in frame.columns else frame.columns[0]
+    frame = read_table(path).df
+    column = est.user if est.user in frame.columns else frame.columns[0]
+    return [u for u in map(id_text, frame[column]) if u is not None]
 
 
 def explain_recommendation(est: Any, a: argparse.Namespace, out: Path) -> int:
     """``mmfuse explain REC USERS.csv --out DIR``: what made each user's top items score."""
     from mmfuse._io import write_json
     from mmfuse.cli.report import table
-    from mmfuse.data.readers import read_table
-    from mmfuse.recommend.tables import id_text
 
-    frame = read_table(a.data).df
-    column = est.user if est.user in frame.columns else frame.columns[0]
-    users = list(dict.fromkeys(u for u in map(id_text, frame[column]) if u is not None))[: a.max_records]
+    users = list(dict.fromkeys(user_ids(est, a.data)))[: a.max_records]
     values = est.explain(users, k=10)
     out.mkdir(parents=True, exist_ok=True)
     players = [c for c in values.columns if c not in ("user", "rank", "item", "score", "base")]

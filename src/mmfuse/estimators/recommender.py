@@ -181,18 +181,17 @@ class MultimodalRecommender(Facade):
                 ) -> tuple[np.ndarray, np.ndarray]:
         """The most-popular baseline: the ``k`` items of ``pool`` with the most training
         interactions, less each known user's own; scored by their share of the interactions."""
+        from mmfuse.recommend.ranking import first_unseen, most_seen
+
         candidates = np.arange(len(self.items_)) if pool is None else pool
         popularity = self.data_.popularity
-        order = candidates[np.argsort(-popularity[candidates], kind="stable")]
-        share = popularity / max(int(popularity.sum()), 1)
-        ranked = np.full((len(rows), k), -1, dtype=np.int64)
-        scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
-        for n, (row, is_known) in enumerate(zip(rows, known)):
-            mine = self.data_.history.of(int(row)) if is_known else np.zeros(0, np.int64)
-            top = order[: k + len(mine)]
-            top = top[~np.isin(top, mine)][:k]
-            ranked[n, : len(top)], scores[n, : len(top)] = top, share[top]
-        return ranked, scores
+        owners = np.where(known, rows, -1)
+        width = k + most_seen(self.data_.history, owners)
+        order = candidates[np.argsort(-popularity[candidates], kind="stable")][:width]
+        share = (popularity / max(int(popularity.sum()), 1)).astype(np.float32)
+        got = np.broadcast_to(order, (len(rows), len(order)))
+        return first_unseen(got, np.broadcast_to(share[order], got.shape), self.data_.history, owners,
+                            len(self.items_), k)
 
     def evaluate(self, data: DataLike, ks: tuple[int, ...] = DEFAULT_KS, candidates: DataLike | None = None,
                  relevant_min: float | None = None) -> dict[str, Any]:

@@ -70,7 +70,8 @@ class Neighbours:
         rows = np.arange(self.num_rows) if rows is None else rows
         owner, _, flat = self.entries(rows)
         if allowed is not None:
-            owner, flat = owner[allowed[flat]], flat[allowed[flat]]
+            keep = allowed[flat]
+            owner, flat = owner[keep], flat[keep]
         count = np.bincount(owner, minlength=len(rows))
         total = torch.zeros(len(rows), vectors.shape[1], dtype=vectors.dtype)
         total.index_add_(0, torch.from_numpy(owner), vectors[torch.from_numpy(flat)])

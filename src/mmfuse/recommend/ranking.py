@@ -66,24 +66,40 @@ def top_k(users: Tensor, items: Tensor, k: int, exclude: Neighbours | None = Non
 
     pool = np.arange(len(items)) if candidates is None else np.asarray(candidates, dtype=np.int64)
     index = VectorIndex.build(items[torch.from_numpy(pool)].numpy().astype(np.float32))
-    num_items = len(items)
     ranked = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), -np.inf, dtype=np.float32)
     for start in range(0, len(users), chunk):
         stop = min(start + chunk, len(users))
         owners = None if exclude is None or user_index is None else np.asarray(user_index[start:stop])
-        extra = 0 if owners is None else int(exclude.degree(np.maximum(owners, 0)).max(initial=0))
+        extra = 0 if owners is None or exclude is None else most_seen(exclude, owners)
         found = index.search(users[start:stop].numpy().astype(np.float32), min(k + extra, len(pool)))
-        valid = found.positions >= 0
-        got = np.where(valid, pool[np.maximum(found.positions, 0)], -1)
-        if extra and owners is not None and exclude is not None:
-            known = np.flatnonzero(owners >= 0)
-            owner, _, item = exclude.entries(owners[known])
-            seen = np.sort(known[owner] * num_items + item)  # (row in chunk, item) pairs to drop
-            valid &= ~np.isin(np.arange(stop - start)[:, None] * num_items + got, seen)
-        order = np.argsort(~valid, axis=1, kind="stable")[:, :k]  # kept hits first, in rank order
-        width = order.shape[1]
-        kept = np.take_along_axis(valid, order, 1)
-        ranked[start:stop, :width] = np.where(kept, np.take_along_axis(got, order, 1), -1)
-        scores[start:stop, :width] = np.where(kept, np.take_along_axis(found.scores, order, 1), -np.inf)
+        got = np.where(found.positions >= 0, pool[np.maximum(found.positions, 0)], -1)
+        ranked[start:stop], scores[start:stop] = first_unseen(
+            got, found.scores, exclude, owners, len(items), k)
     return ranked, scores
+
+
+def most_seen(seen: Neighbours, owners: np.ndarray) -> int:
+    """The most items any of the users at ``owners`` (-1: none) has in ``seen``."""
+    return int(seen.degree(owners[owners >= 0]).max(initial=0))
+
+
+def first_unseen(got: np.ndarray, scores: np.ndarray, seen: Neighbours | None,
+                 owners: np.ndarray | None, num_items: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """((R, k) items, (R, k) scores): the first ``k`` entries of each row of ``got`` (item
+    indices, best first, -1 for no hit) that the row's user (``owners``: their rows in
+    ``seen``; -1 for a user with none) has not seen; -1 / -inf padded."""
+    valid = got >= 0
+    if seen is not None and owners is not None:
+        known = np.flatnonzero(owners >= 0)
+        owner, _, item = seen.entries(owners[known])
+        pairs = np.sort(known[owner] * num_items + item)  # (row, item) pairs to drop
+        valid &= ~np.isin(np.arange(len(got))[:, None] * num_items + got, pairs)
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :k]  # kept entries first, in order
+    kept = np.take_along_axis(valid, order, 1)
+    ranked = np.full((len(got), k), -1, dtype=np.int64)
+    best = np.full((len(got), k), -np.inf, dtype=np.float32)
+    width = order.shape[1]
+    ranked[:, :width] = np.where(kept, np.take_along_axis(got, order, 1), -1)
+    best[:, :width] = np.where(kept, np.take_along_axis(scores, order, 1), -np.inf)
+    return ranked, best

@@ -116,7 +116,8 @@ def _epoch(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np
         s = has_s = None
         if friend_means is not None and data.friends is not None and with_history is not None:
             friends = data.friends.sample(u, cfg.friends_size, rng)
-            friends[friends >= 0] = np.where(with_history[friends[friends >= 0]], friends[friends >= 0], -1)
+            listed = friends >= 0
+            friends[listed] = np.where(with_history[friends[listed]], friends[listed], -1)
             s, has_s = padded_mean(friend_means, friends)
         attrs = data.attributes_of(u)
         a = model.user_attributes(*attrs) if attrs is not None else None
