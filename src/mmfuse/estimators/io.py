@@ -19,7 +19,7 @@ from mmfuse._io import atomic_open, write_json
 from mmfuse.data.preprocess import Preprocessor, Rejection
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators.model_files import (
-    CONFIG, CONFIG_SECTIONS, FORMAT_VERSION, METRICS, PREPROCESS, PREPROCESS_SECTIONS, WEIGHTS,
+    CONFIG, CONFIG_SECTIONS, FORMAT_VERSION, HISTORY, METRICS, PREPROCESS, PREPROCESS_SECTIONS, WEIGHTS,
     check_format_version, check_model_dir, construct, damaged, read_history, read_model_json,
     reading, require_keys,
 )  # fmt: skip
@@ -91,8 +91,7 @@ def save_model(record: ModelRecord, path: str | Path) -> str:
     write_json(out / "config.json", config)
     write_json(out / "preprocess.json", pre.to_dict())
     write_json(out / "metrics.json", record.metrics)
-    with atomic_open(out / "history.csv") as handle:
-        pd.DataFrame(record.history).to_csv(handle, index=False)
+    write_history(out, record.history)
     if record.rejected is not None:
         write_rejected(out / "rejected.csv", record.rejected)
     for checkpoint in out.glob("checkpoint*"):  # "checkpoint-<projection>" for each candidate
@@ -131,6 +130,12 @@ def metrics_document(est: Any) -> dict[str, Any]:
             "validation metrics are optimistic; run `mmfuse evaluate` on held-out data"
         )
     return doc
+
+
+def write_history(out: Path, history: list[dict[str, Any]]) -> None:
+    """Writes history.csv: one row per epoch."""
+    with atomic_open(out / HISTORY) as handle:
+        pd.DataFrame(history).to_csv(handle, index=False)
 
 
 def write_rejected(path: Path, rejected: list[Rejection]) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from mmfuse import __version__
-from mmfuse._io import atomic_open, write_json
+from mmfuse._io import write_json
 from mmfuse.data.preprocess import Preprocessor
 from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
@@ -31,7 +31,7 @@ CATALOGUE, IDS = "catalogue.safetensors", "ids.json"
 
 def save_recommender(est: Any, out: Path) -> str:
     """Writes every file; returns the weights' fingerprint."""
-    from mmfuse.estimators.io import weights_fingerprint, write_rejected
+    from mmfuse.estimators.io import weights_fingerprint, write_history, write_rejected
     from mmfuse.estimators.pretrained import pretrained_record
     from mmfuse.training.checkpoint import save_weights
 
@@ -58,8 +58,7 @@ def save_recommender(est: Any, out: Path) -> str:
         "epochs_run": len(est.history_), "kept_epoch": est.kept_epoch_,
         "parameters": est.model_.num_parameters(), "metrics": est.metrics_,
     })
-    with atomic_open(out / "history.csv") as handle:
-        pd.DataFrame(est.history_).to_csv(handle, index=False)
+    write_history(out, est.history_)
     if est.rejected_:  # rows left out in any mode (e.g. social links to unknown users)
         write_rejected(out / "rejected.csv", est.rejected_)
     return fingerprint
