@@ -90,8 +90,16 @@ def _position_in_group(owner: np.ndarray) -> np.ndarray:
 
 def padded_mean(vectors: Tensor, index: np.ndarray) -> tuple[Tensor, Tensor]:
     """((B, D) mean of ``vectors[index[b]]`` over the non-negative entries, (B,) any present)."""
-    idx = torch.from_numpy(index)
-    valid = idx >= 0
-    gathered = vectors[idx.clamp_min(0)] * valid.unsqueeze(-1).to(vectors.dtype)
-    count = valid.sum(1, keepdim=True).clamp_min(1).to(vectors.dtype)
-    return gathered.sum(1) / count, valid.any(1)
+    rows, cols = np.nonzero(index >= 0)
+    picked = vectors.index_select(0, torch.from_numpy(index[rows, cols]))
+    return group_mean(picked, rows, len(index))
+
+
+def group_mean(vectors: Tensor, owner: np.ndarray, num_groups: int) -> tuple[Tensor, Tensor]:
+    """((G, D) mean of the rows of ``vectors`` owned by each group, (G,) whether it has any).
+    Sums with ``index_add`` (its gradient is a gather), not by indexing a padded tensor (whose
+    gradient is a slow scatter on CPU)."""
+    owned = torch.from_numpy(np.asarray(owner, dtype=np.int64))
+    total = vectors.new_zeros(num_groups, vectors.shape[1]).index_add(0, owned, vectors)
+    count = torch.bincount(owned, minlength=num_groups)
+    return total / count.clamp_min(1).unsqueeze(1).to(vectors.dtype), count > 0

@@ -95,10 +95,20 @@ class RecommenderModel(nn.Module):
     def items(self, inputs: Mapping[str, Tensor] | None, mask: Mapping[str, Tensor] | None,
               ids: Tensor, id_present: Tensor) -> Tensor:
         """(N, dim) unit item vectors from content and (where ``id_present``) the id."""
+        return self.items_from(self.item_content(inputs, mask), ids, id_present)
+
+    def item_content(self, inputs: Mapping[str, Tensor] | None,
+                     mask: Mapping[str, Tensor] | None) -> Tensor | None:
+        """(N, dim) content part of the item vectors (None without a content tower)."""
+        if self.content is None or inputs is None or mask is None:
+            return None
+        return self.content(inputs, mask).require_logits()
+
+    def items_from(self, content: Tensor | None, ids: Tensor, id_present: Tensor) -> Tensor:
+        """(N, dim) unit item vectors from a content part already computed (or None) and
+        (where ``id_present``) the id."""
         v = self.item_id(ids.clamp_min(0)) * id_present.unsqueeze(-1).to(self.prior.dtype)
-        if self.content is not None and inputs is not None and mask is not None:
-            v = v + self.content(inputs, mask).require_logits()
-        return F.normalize(v, dim=-1)
+        return F.normalize(v if content is None else v + content, dim=-1)
 
     def users(self, history: Tensor, has_history: Tensor, friends: Tensor | None,
               has_friends: Tensor | None, attributes: Tensor | None) -> Tensor:

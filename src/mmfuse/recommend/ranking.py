@@ -24,13 +24,26 @@ def item_vectors(model: RecommenderModel, data: Prepared, present: Presence | No
     model.eval()
     present = present or {}
     parts = []
-    for chunk in np.array_split(np.arange(data.num_items), max(1, -(-data.num_items // batch_size))):
+    for chunk in _chunks(data.num_items, batch_size):
         inputs, mask = data.content_of(chunk)
         if mask is not None:
             mask = {m: v & bool(present.get(m, True)) for m, v in mask.items()}
         known = data.known_of(chunk) & bool(present.get(BEHAVIOUR, True))
         parts.append(model.items(inputs, mask, torch.from_numpy(chunk), known))
     return torch.cat(parts)
+
+
+@torch.no_grad()
+def item_contents(model: RecommenderModel, data: Prepared, batch_size: int = 1024) -> Tensor | None:
+    """(num_items, dim) content parts of every item's vector, in eval mode (None: ids only)."""
+    if model.content is None or data.content is None:
+        return None
+    model.eval()
+    return torch.cat([model.item_content(*data.content_of(chunk)) for chunk in _chunks(data.num_items, batch_size)])
+
+
+def _chunks(n: int, size: int) -> list[np.ndarray]:
+    return np.array_split(np.arange(n), max(1, -(-n // size)))
 
 
 @torch.no_grad()

@@ -5,7 +5,9 @@ held-out interactions.
 
 Each step takes a batch of training interactions (u, i). The user's history is a random subset
 of their other training items (never ``i`` itself: the model must predict it, not find it),
-embedded with gradients; friends enter through their history means, refreshed once per epoch.
+embedded with gradients; on a large catalogue, only ``live_items`` of a step's distinct items
+run through the content tower (the rest reuse their content from a table computed once per
+epoch). Friends enter through their history means, refreshed once per epoch.
 Item ids are hidden at random (``id_dropout``) so that content learns to place items by itself,
 which is all a cold item has.
 """
@@ -23,17 +25,22 @@ import torch.nn.functional as F
 
 from mmfuse._progress import log
 from mmfuse.errors import MmfuseError
-from mmfuse.recommend.graph import Neighbours, padded_mean
+from mmfuse.recommend.graph import Neighbours, group_mean, padded_mean
 from mmfuse.recommend.model import RecommenderModel
 from mmfuse.recommend.prepared import Prepared
-from mmfuse.recommend.ranking import item_vectors, top_k, user_vectors
+from mmfuse.recommend.ranking import item_contents, item_vectors, top_k, user_vectors
 
 VALID_K = 20
 
 
 @dataclass(frozen=True)
 class RecTrainConfig:
-    """How the recommender is trained (stored in config.json)."""
+    """How the recommender is trained (stored in config.json).
+
+    An epoch is one pass over the training interactions, or ``epoch_rows`` of them when there
+    are more (0: always a full pass): validation, early stopping and the refresh of the
+    epoch's frozen tables then come as often on a large table as on a small one.
+    """
 
     epochs: int = 30
     batch_size: int = 512
@@ -44,6 +51,8 @@ class RecTrainConfig:
     history_size: int = 50
     friends_size: int = 20
     id_dropout: float = 0.3
+    live_items: int = 2048
+    epoch_rows: int = 250_000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,13 +68,15 @@ def train_recommender(
         raise MmfuseError("a recommender needs at least 2 training interactions")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     log_q = torch.from_numpy(np.log(np.maximum(data.popularity, 1) / max(len(users), 1))).float()
     history: list[dict[str, float]] = []
+    rows = _Shuffled(len(users), rng)
+    epoch_rows = len(users) if cfg.epoch_rows <= 0 else min(cfg.epoch_rows, len(users))
     best, best_state, kept, waited = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     for epoch in range(1, cfg.epochs + 1):
         started = time.perf_counter()
-        loss = _epoch(model, data, users, items, cfg, rng, optimizer, log_q)
+        loss = _epoch(model, data, users, items, rows.take(epoch_rows), cfg, rng, optimizer, log_q)
         record = {"epoch": epoch, "train_loss": loss, "seconds": round(time.perf_counter() - started, 2)}
         if valid is not None:
             valid_started = time.perf_counter()
@@ -89,15 +100,34 @@ def train_recommender(
     return history, kept
 
 
-def _epoch(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np.ndarray,
+class _Shuffled:
+    """Row indices in random order, a new permutation each time one is used up."""
+
+    def __init__(self, n: int, rng: np.random.Generator) -> None:
+        self.n, self.rng = n, rng
+        self.order, self.at = rng.permutation(n), 0
+
+    def take(self, count: int) -> np.ndarray:
+        parts = []
+        while count > 0:
+            if self.at == self.n:
+                self.order, self.at = self.rng.permutation(self.n), 0
+            part = self.order[self.at : self.at + count]
+            self.at += len(part)
+            count -= len(part)
+            parts.append(part)
+        return np.concatenate(parts)
+
+
+def _epoch(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np.ndarray, order: np.ndarray,
            cfg: RecTrainConfig, rng: np.random.Generator, optimizer: torch.optim.Optimizer,
            log_q: torch.Tensor) -> float:
+    table = item_contents(model, data) if data.num_items > cfg.live_items else None
     friend_means = with_history = None
     if data.friends is not None and model.social is not None:
-        means, present = data.history.mean(item_vectors(model, data))
+        means, present = data.history.mean(item_vectors(model, data) if table is None else _frozen(model, data, table))
         friend_means, with_history = means, present.numpy()
     model.train()
-    order = rng.permutation(len(users))
     total, steps = 0.0, 0
     for start in range(0, len(order), cfg.batch_size):
         batch = order[start : start + cfg.batch_size]
@@ -105,14 +135,11 @@ def _epoch(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np
             continue
         u, i = users[batch], items[batch]
         past = data.history.sample(u, cfg.history_size, rng, exclude=i)
-        needed, where = np.unique(np.concatenate([i, past[past >= 0]]), return_inverse=True)
-        inputs, mask = data.content_of(needed)
-        hide = torch.from_numpy(rng.random(len(needed)) < cfg.id_dropout)
-        vectors = model.items(inputs, mask, torch.from_numpy(needed), data.known_of(needed) & ~hide)
-        positives = torch.from_numpy(where[: len(i)])
-        past_pos = past.copy()
-        past_pos[past >= 0] = where[len(i):]
-        h, has_h = padded_mean(vectors, past_pos)
+        flat = past[past >= 0]
+        needed, where = np.unique(np.concatenate([i, flat]), return_inverse=True)
+        vectors = _item_vectors(model, data, needed, i, table, cfg, rng)
+        h, has_h = group_mean(vectors.index_select(0, torch.from_numpy(where[len(i):])),
+                              np.nonzero(past >= 0)[0], len(u))
         s = has_s = None
         if friend_means is not None and data.friends is not None and with_history is not None:
             friends = data.friends.sample(u, cfg.friends_size, rng)
@@ -122,7 +149,7 @@ def _epoch(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np
         attrs = data.attributes_of(u)
         a = model.user_attributes(*attrs) if attrs is not None else None
         user_vecs = model.users(h, has_h, s, has_s, a)
-        item_vecs = vectors[positives]
+        item_vecs = vectors.index_select(0, torch.from_numpy(where[: len(i)]))
         logits = model.scale() * user_vecs @ item_vecs.T - log_q[torch.from_numpy(i)].unsqueeze(0)
         same = torch.from_numpy(i[:, None] == i[None, :]) & ~torch.eye(len(i), dtype=torch.bool)
         logits = logits.masked_fill(same, float("-inf"))
@@ -135,6 +162,33 @@ def _epoch(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np
         total += float(loss.detach())
         steps += 1
     return total / max(steps, 1)
+
+
+def _item_vectors(model: RecommenderModel, data: Prepared, needed: np.ndarray, positives: np.ndarray,
+                  table: torch.Tensor | None, cfg: RecTrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """(len(needed), dim) vectors of the step's distinct items (positives and sampled history),
+    ids hidden at random. Content runs through the tower with gradients for at most
+    ``cfg.live_items`` of them (every positive, then a random subset of the history); the rest
+    take their content from ``table``, computed once per epoch without gradients. On a large
+    catalogue the tower on every history item (up to ``history_size`` per user per step) cost
+    most of an epoch."""
+    hide = torch.from_numpy(rng.random(len(needed)) < cfg.id_dropout)
+    ids, known = torch.from_numpy(needed), data.known_of(needed) & ~hide
+    if table is None or len(needed) <= cfg.live_items:
+        return model.items(*data.content_of(needed), ids, known)
+    is_positive = np.isin(needed, positives)
+    others = np.flatnonzero(~is_positive)
+    extra = rng.choice(others, size=min(len(others), max(cfg.live_items - int(is_positive.sum()), 0)), replace=False)
+    live = np.sort(np.concatenate([np.flatnonzero(is_positive), extra]))
+    fresh = model.item_content(*data.content_of(needed[live]))
+    content = table[ids] if fresh is None else table[ids].index_copy(0, torch.from_numpy(live), fresh)
+    return model.items_from(content, ids, known)
+
+
+@torch.no_grad()
+def _frozen(model: RecommenderModel, data: Prepared, table: torch.Tensor) -> torch.Tensor:
+    every = np.arange(data.num_items)
+    return model.items_from(table, torch.from_numpy(every), data.known_of(every))
 
 
 def validation_recall(model: RecommenderModel, data: Prepared, users: np.ndarray, items: np.ndarray) -> float:
