@@ -9,27 +9,33 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,pretrained,retrieval,serve,export]'
+	$(PIP) -e '.[test,pretrained,retrieval,serve,export,summarize]'
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+demo: install $(VENV)/.speech
 	$(VENV)/bin/mmfuse demo --out demo_out
 
-# Headless Chromium for the web page's browser tests (tests/serve/test_page_browser.py), from
-# apt when chromedriver is missing; when it cannot be installed those tests skip, the build goes on.
-$(VENV)/.browser: | $(VENV)/.installed
-	@command -v chromedriver >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
-	  echo "installing chromium + chromium-driver (apt-get) for the browser tests"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  { $$SUDO apt-get install -y -q chromium chromium-driver || \
-	    { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }; } >/dev/null 2>&1 \
-	  || echo "could not install chromium + chromium-driver: the browser tests will be skipped"; }
+# Debian packages, from apt when their program is missing: espeak-ng speaks the demo's and the
+# tests' tone dataset (mmfuse.datasets.tone); headless Chromium + chromedriver run the web page's
+# browser tests (tests/serve/test_page_browser.py). When apt cannot install them those parts
+# skip (and say so); the build goes on.
+APT_GET = SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); export DEBIAN_FRONTEND=noninteractive; \
+	{ $$SUDO apt-get install -y -q $(1) || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $(1); }; } \
+	>/dev/null 2>&1 || echo "could not install $(1) (apt-get): $(2) will be skipped"
+
+$(VENV)/.speech: | $(VENV)/.installed
+	@command -v espeak-ng >/dev/null 2>&1 || { echo "installing espeak-ng (apt-get)"; \
+	  $(call APT_GET,espeak-ng,the spoken tone data); }
 	@touch $@
 
-test: install $(VENV)/.browser
+$(VENV)/.browser: | $(VENV)/.installed
+	@command -v chromedriver >/dev/null 2>&1 || { echo "installing chromium + chromium-driver (apt-get)"; \
+	  $(call APT_GET,chromium chromium-driver,the browser tests); }
+	@touch $@
+
+test: install $(VENV)/.speech $(VENV)/.browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

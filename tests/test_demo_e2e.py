@@ -28,3 +28,11 @@ def test_demo_fused_beats_every_single_modality(tmp_path: Path, capsys: pytest.C
     assert best_fused >= best_single + 0.05
     # the generative story caps any single modality at 11/16 = 68.75 % (plus sampling noise)
     assert best_single < 0.78
+    tone = summary["tone"]
+    if "skipped" in tone:  # no espeak-ng or pretrained encoders: said, not hidden
+        assert "tone row skipped" in printed
+    else:
+        emotion = {name: m["accuracy"] for name, m in tone["emotion"].items()}
+        assert emotion["transcript + audio"] >= max(emotion["transcript only"], emotion["audio only"]) + 0.15
+        assert set(tone["sentiment"]) == {"acc2", "acc7", "f1", "mae", "corr"}
+        assert "tone (emotion from the words" in printed

@@ -30,6 +30,10 @@ class BackboneInfo:
         revision: Bumped when mmfuse changes what it takes from the network (the same
             packages then give other features); part of the feature-cache key and checked
             when a model directory is loaded.
+        standardize: The encoder standardises each feature with training statistics before
+            its projection (features in units as different as hertz, decibels and ratios).
+        parts: For a network made of several side by side (``voice+prosody``), their names;
+            each part keeps its own ``standardize``.
     """
 
     name: str
@@ -39,6 +43,14 @@ class BackboneInfo:
     preparations: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     revision: int = 1
+    standardize: bool = False
+    parts: tuple[str, ...] = ()
+
+    def standardized(self) -> list[bool]:
+        """For each of the ``dim`` features, whether the encoder standardises it."""
+        if not self.parts:
+            return [self.standardize] * self.dim
+        return [flag for part in self.parts for flag in BACKBONES[part].standardized()]
 
     @property
     def tag(self) -> str:
@@ -105,31 +117,61 @@ BACKBONES: dict[str, BackboneInfo] = {
             "LSTM layer (512); 768-d",
             revision=2,
         ),
+        BackboneInfo(
+            "prosody",
+            ("opensmile",),
+            ("opensmile",),
+            88,
+            {"audio": "egemaps-88"},
+            "openSMILE eGeMAPSv02 functionals: how it is said (pitch, loudness, jitter, shimmer, "
+            "formants, spectral slope, rate of voiced segments); 88-d, standardised",
+            standardize=True,
+        ),
+        BackboneInfo(
+            "voice+prosody",
+            ("resemblyzer", "setuptools<81", "opensmile"),
+            ("resemblyzer", "pkg_resources", "opensmile"),
+            768 + 88,
+            {"audio": "voice-mel+egemaps"},
+            "the voice encoder's speaker and content features (768) and the prosody "
+            "functionals (88, standardised): who speaks, what is said and how; 856-d",
+            parts=("voice", "prosody"),
+        ),
     )
 }
 """Backbone name -> info."""
 
 DEFAULT_PRETRAINED = {"image": "efficientnet-lite0", "text": "minilm", "audio": "voice"}
-"""Kinds whose default encoder is pretrained when its packages are installed. Video stays
-opt-in (``--encoder video=efficientnet-lite0``): a clip costs one 224-px network pass per
-sampled frame on a CPU. Audio defaults to the voice encoder: with its speaker and content
-features, phrases spoken by speakers it never saw find their transcript with R@1 0.94
+"""Kinds whose default encoder is pretrained when its packages are installed (for matching
+content: retrieval, the recommender's item and user tables). Video stays opt-in
+(``--encoder video=efficientnet-lite0``): a clip costs one 224-px network pass per sampled frame
+on a CPU. Audio defaults to the voice encoder: with its speaker and content features, phrases
+spoken by speakers it never saw find their transcript with R@1 0.94
 (benchmarks/retrieval_baseline.py), against 0.81 for a linear map of the speaker embedding alone,
 0.64 for log-mel statistics and 0.49 for the log-mel CNN trained from scratch (an earlier run);
 ``--encoder audio=cnn`` is the choice for non-speech sounds."""
+
+PREDICTION_PRETRAINED = {**DEFAULT_PRETRAINED, "audio": "voice+prosody"}
+"""The defaults when a model predicts a target (classification, regression): audio also gets
+the prosody functionals, since a label may depend on how something is said. On espeak-ng speech
+by speakers never heard in training (benchmarks/voice_tone.py, 3 seeds), an emotion that
+crosses words and tone: transcript + voice+prosody 0.974, transcript + voice 0.964, transcript
++ prosody 0.953; audio alone 0.668 / 0.656 / 0.641; the [-3, 3] sentiment score's MAE 0.173
+against 0.201 with the voice alone."""
 
 
 PRETRAINED_ENV = "MMFUSE_PRETRAINED"
 """Set to 0 to make the from-scratch encoders the default (explicit ``--encoder`` still works)."""
 
 
-def default_pretrained(kind: str) -> BackboneInfo | None:
-    """The pretrained network that is the default for ``kind`` (None: none, or disabled by
-    ``MMFUSE_PRETRAINED=0``); it may still lack its packages (see ``missing``)."""
+def default_pretrained(kind: str, predicting: bool = False) -> list[BackboneInfo]:
+    """The pretrained networks that are the default for ``kind``, best first (the prediction
+    default, then the matching default where they differ); empty for none, or when disabled by
+    ``MMFUSE_PRETRAINED=0``. They may still lack their packages (see ``missing``)."""
     if os.environ.get(PRETRAINED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    name = DEFAULT_PRETRAINED.get(kind)
-    return BACKBONES[name] if name else None
+        return []
+    names = [PREDICTION_PRETRAINED.get(kind) if predicting else None, DEFAULT_PRETRAINED.get(kind)]
+    return [BACKBONES[n] for n in dict.fromkeys(n for n in names if n)]
 
 
 def backbone_of(kind: str, encoder: str) -> BackboneInfo | None:

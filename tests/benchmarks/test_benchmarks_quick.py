@@ -39,6 +39,7 @@ class Case:
         backbones: Pretrained networks it needs (skipped when their packages are missing).
         modules: Other optional modules it needs (skipped when missing).
         args: Extra arguments after ``--quick --threads 1`` (``{tmp}``: the test's folder).
+        programs: Programs it runs (skipped when one is not on PATH).
     """
 
     keys: frozenset[str]
@@ -46,6 +47,7 @@ class Case:
     backbones: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    programs: tuple[str, ...] = ()
 
 
 def _check_fusion_complexity(out: dict[str, Any]) -> None:
@@ -119,6 +121,22 @@ def _check_retrieval_baseline(out: dict[str, Any]) -> None:
         assert [r["skipped"] for r in speech] == ["espeak-ng is not on PATH"] * 2
     else:
         assert [set(r) for r in speech] == [set(image)] * 2
+
+
+def _check_summarize(out: dict[str, Any]) -> None:
+    assert out["videos"] == 1 and set(out["scoring"]) == {"picture", "sound", "fused"}
+    for scores in out["scoring"].values():
+        assert set(scores) == {"fscore", "kendall_tau", "spearman_rho", "events_kept", "decoys_kept"}
+        assert 0 <= scores["fscore"] <= 1
+    assert out["seconds_per_minute"] > 0
+
+
+def _check_voice_tone(out: dict[str, Any]) -> None:
+    assert list(out["emotion"]) == ["text", "text+voice+prosody"]
+    for model in out["emotion"].values():
+        assert len(model["per_seed"]) == 1 and 0 <= model["mean"]["accuracy"] <= 1
+    (sentiment,) = out["sentiment"].values()
+    assert set(sentiment["mean"]) == {"acc2", "acc2_non0", "f1", "acc5", "acc7", "mae", "corr"}
 
 
 def _check_gpu_pretrained(out: dict[str, Any]) -> None:
@@ -199,10 +217,18 @@ CASES = {
         _check_serve_load,
         modules=("fastapi", "uvicorn", "multipart", "httpx", "onnx", "onnxruntime", "onnxscript"),
     ),
+    "summarize.py": Case(
+        frozenset({"benchmark", "config", "videos", "scoring", "seconds_per_minute"}),
+        _check_summarize, modules=("scenedetect",),
+    ),
     "trainer_overhead.py": Case(
         frozenset({"benchmark", "ratio_mmfuse_over_hand", "same_losses", "mmfuse", "hand",
                    "mmfuse_light", "setup", "environment"}),
         _check_trainer_overhead,
+    ),
+    "voice_tone.py": Case(
+        frozenset({"benchmark", "config", "emotion", "sentiment"}),
+        _check_voice_tone, backbones=("minilm", "voice+prosody"), programs=("espeak-ng",),
     ),
 }  # fmt: skip
 
@@ -249,6 +275,7 @@ def test_quick_mode_runs(script: str, tmp_path: Path) -> None:
     from mmfuse.pretrained import BACKBONES
 
     missing = [p for name in case.backbones for p in BACKBONES[name].missing()]
+    missing += [p for p in case.programs if shutil.which(p) is None]
     if missing:
         pytest.skip(f"{script} needs {', '.join(missing)}")
     out = run_quick(script, tmp_path, case.args)

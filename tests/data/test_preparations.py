@@ -236,7 +236,8 @@ def test_voice_decode_resamples_to_16_khz(voice: Preparation, tmp_path: Path) ->
 
 # ----------------------------------------------------------------- fingerprints
 def test_fingerprints_identify_each_preparation() -> None:
-    names = ["imagenet-224", "imagenet-frames-224", "minilm-wordpiece-128", "voice-mel-4x160"]
+    names = ["imagenet-224", "imagenet-frames-224", "minilm-wordpiece-128", "voice-mel-4x160", "egemaps-88",
+             "voice-mel+egemaps"]
     assert PREPARATIONS.names() == sorted(names)
     prints = [get_preparation(n).fingerprint for n in names]
     assert len(set(prints)) == len(names)

@@ -50,6 +50,14 @@ def _demo(a: argparse.Namespace) -> int:
             _out(f"recommendation, {name} ({part['users']} users, {part['items ranked']} items ranked): "
                  f"NDCG@20 {part['mmfuse']['ndcg@20']:.3f}, recall@20 {part['mmfuse']['recall@20']:.3f}; "
                  f"most popular {part['most popular']['ndcg@20']:.3f} / {part['most popular']['recall@20']:.3f}")
+    tone = summary["tone"]
+    if "skipped" in tone:
+        _out(f"tone row skipped: {tone['skipped']}")
+    else:
+        scores = ", ".join(f"{name} {m['accuracy']:.3f}" for name, m in tone["emotion"].items())
+        s = tone["sentiment"]
+        _out(f"tone (emotion from the words and how they are said, speakers never heard): {scores}; "
+             f"sentiment score acc2 {s['acc2']:.3f}, acc7 {s['acc7']:.3f}, mae {s['mae']:.3f}")
     serving = summary["serving"]
     _out(f"\nserve the best fused model, the image index and the recommender, then open "
          f"http://127.0.0.1:8000/ :\n"
@@ -191,6 +199,10 @@ COMMANDS = (
     Command("recommend", "list each user's top items with a recommendation model",
             ("mmfuse recommend rec --user 42 -k 10", "mmfuse recommend rec users.csv --out recs.csv"),
             _lazy("recommendation", "recommend_args"), _lazy("recommendation", "recommend")),
+    Command("summarize", "a short video of a long one: shots, picture + sound importance, a knapsack",
+            ("mmfuse summarize talk.mp4 --out talk_summary", "mmfuse summarize talk.mp4 --out s --ratio 0.1",
+             "mmfuse summarize videos.csv --out summaries --column clip"),
+            _lazy("summarize", "summarize_args"), _lazy("summarize", "summarize")),
     Command("serve", "serve models and indexes over HTTP, with a web page, until interrupted",
             ("mmfuse serve model", "mmfuse serve demo_out/model demo_out/retrieval --index demo_out/image_index",
              "mmfuse serve model --host 0.0.0.0 --port 8080 --api-key-env MMFUSE_API_KEY"),

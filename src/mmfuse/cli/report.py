@@ -166,11 +166,14 @@ def list_encoders_table(width: int | None = None) -> str:
         kind, name = e.name.split("/", 1)
         info = backbone_of(kind, name)
         missing = info.missing() if info else []
-        preferred = default_pretrained(kind)
-        if preferred is not None and name == preferred.name:
-            used = "default" if not missing else "default once installed"
+        predicting, matching = default_pretrained(kind, True), default_pretrained(kind)
+        preferred = [*predicting, *matching]
+        if preferred and name in {p.name for p in preferred}:
+            role = ("default" if predicting[0] == matching[0] else
+                    "default to predict" if name == predicting[0].name else "default to match")
+            used = role if not missing else f"{role} once installed"
         elif DEFAULT_ENCODERS.get(kind) == name:
-            used = "fallback" if preferred is not None and not preferred.missing() else "default"
+            used = "fallback" if any(not p.missing() for p in preferred) else "default"
         else:
             used = "early level" if name == "raw" else ""
         status = "built in" if info is None else ("installed" if not missing else info.install_hint())

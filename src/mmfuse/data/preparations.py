@@ -14,6 +14,7 @@ Only numpy, Pillow and the packages that ship each model are used (imported lazi
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -224,10 +225,85 @@ def _resemblyzer_audio() -> Any:
     return audio
 
 
+@dataclass(frozen=True)
+class EGeMAPS(Preparation):
+    """openSMILE's eGeMAPSv02 functionals of the 16 kHz mono wave as recorded (no volume
+    normalisation: loudness is part of how it is said): the 88 values of Eyben et al., "The
+    Geneva Minimalistic Acoustic Parameter Set" (2016), in openSMILE's order.
+
+    Prepared array (88,) float32: the features themselves (the prosody "network" passes them
+    through; its encoder standardises them with training statistics).
+    """
+
+    sample_rate: int = 16000
+
+    def decode(self, value: Any, path: Path | None) -> np.ndarray:
+        from mmfuse.data.audio import load_audio
+
+        return load_audio(value if path is None else path, self.sample_rate)
+
+    def finish(self, decoded: np.ndarray) -> np.ndarray:
+        wave = np.asarray(decoded, dtype=np.float32)
+        minimum = self.sample_rate // 10  # openSMILE needs a few frames: pad short clips with silence
+        if len(wave) < minimum:
+            wave = np.pad(wave, (0, minimum - len(wave)))
+        values = _smile().process_signal(wave, self.sample_rate).to_numpy(dtype=np.float32)[0]
+        return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.name}:sr={self.sample_rate}:eGeMAPSv02-functionals"
+
+
+_SMILES = threading.local()
+
+
+def _smile() -> Any:
+    """This thread's openSMILE extractor (decoding runs in threads; one each)."""
+    smile = getattr(_SMILES, "smile", None)
+    if smile is None:
+        try:
+            import opensmile
+        except ImportError as err:
+            raise MmfuseError(f"the prosody encoder needs the opensmile package: pip install opensmile ({err})") from None
+        smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                feature_level=opensmile.FeatureLevel.Functionals)
+        _SMILES.smile = smile
+    return smile
+
+
+@dataclass(frozen=True)
+class Concatenated(Preparation):
+    """Several preparations of the same decoded cell, each flattened, one after the other (a
+    network made of several, e.g. ``voice+prosody``). ``parts`` name registered preparations
+    of the same kind that decode a cell the same way."""
+
+    parts: tuple[str, ...] = ()
+
+    def decode(self, value: Any, path: Path | None) -> Any:
+        return get_preparation(self.parts[0]).decode(value, path)
+
+    def finish(self, decoded: Any) -> np.ndarray:
+        return np.concatenate([get_preparation(p).finish(decoded).astype(np.float32).ravel() for p in self.parts])
+
+    @property
+    def fingerprint(self) -> str:
+        return "+".join(get_preparation(p).fingerprint for p in self.parts)
+
+
+def concatenated_shape(parts: tuple[str, ...]) -> tuple[int]:
+    return (sum(int(np.prod(get_preparation(p).shape)) for p in parts),)
+
+
 for _prep in (
     ImageNetImage("imagenet-224", "image", (3, 224, 224)),
     ImageNetFrames("imagenet-frames-224", "video", (8, 3, 224, 224)),
     MiniLMTokens("minilm-wordpiece-128", "text", (2, 128), "int64"),
     VoiceMel("voice-mel-4x160", "audio", (4, 160, 40)),
+    EGeMAPS("egemaps-88", "audio", (88,)),
 ):
     PREPARATIONS.register(_prep.name)(_prep)
+_VOICE_PROSODY = ("voice-mel-4x160", "egemaps-88")
+PREPARATIONS.register("voice-mel+egemaps")(
+    Concatenated("voice-mel+egemaps", "audio", concatenated_shape(_VOICE_PROSODY), parts=_VOICE_PROSODY)
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from mmfuse._registry import unregistered
 from mmfuse.errors import MmfuseError
 from mmfuse.pretrained import BACKBONES, minilm_path
 
-_ITEM_RANK = {"efficientnet-lite0": 3, "minilm": 2, "voice": 3}
+_ITEM_RANK = {"efficientnet-lite0": 3, "minilm": 2, "voice": 3, "prosody": 1, "voice+prosody": 1}
 """Rank of one prepared item per backbone (an extra leading axis = frames of a clip)."""
 
 
@@ -149,10 +150,46 @@ def _voice_key(name: str) -> str:
     return f"layers.{layer}.{stem}_l0"
 
 
+@unregistered("the pass-through network wrapped by the prosody encoder")
+class ProsodyBackbone(nn.Module):
+    """(B, 88) eGeMAPS functionals -> the same (B, 88): openSMILE computes them while the audio
+    is prepared (``mmfuse.data.preparations.EGeMAPS``); nothing is learned or frozen here."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.float()
+
+
+@unregistered("a frozen network wrapped by the voice+prosody encoder")
+class ConcatenatedBackbone(nn.Module):
+    """Several networks on their parts of a flat prepared input (``Concatenated``): (B, sum of
+    the parts' sizes) -> (B, sum of their widths), the parts' features side by side."""
+
+    def __init__(self, parts: tuple[tuple[str, tuple[int, ...]], ...]) -> None:
+        super().__init__()
+        self.names = [name for name, _ in parts]
+        self.shapes = [shape for _, shape in parts]
+        self.parts = nn.ModuleList(_shared(name) for name in self.names)
+
+    def forward(self, x: Tensor) -> Tensor:
+        sizes = [math.prod(shape) for shape in self.shapes]
+        pieces = torch.split(x.flatten(1), sizes, dim=1)
+        return torch.cat([net(piece.reshape(-1, *shape)) for net, piece, shape
+                          in zip(self.parts, pieces, self.shapes)], dim=1)
+
+
+def _voice_prosody() -> nn.Module:
+    from mmfuse.data.preparations import get_preparation
+
+    return ConcatenatedBackbone(tuple((name, get_preparation(BACKBONES[name].preparations["audio"]).shape)
+                                      for name in BACKBONES["voice+prosody"].parts))
+
+
 _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "efficientnet-lite0": EfficientNetLite0Backbone,
     "minilm": MiniLMBackbone,
     "voice": VoiceBackbone,
+    "prosody": ProsodyBackbone,
+    "voice+prosody": _voice_prosody,
 }
 
 

@@ -63,8 +63,15 @@ class PretrainedEncoder(nn.Module):
             raise ValueError(
                 f"input prepared for {spec.backbone!r}, not for {self.backbone_name!r}"
             )
-        width = BACKBONES[self.backbone_name].dim
+        info = BACKBONES[self.backbone_name]
+        width = info.dim
         self.frozen = spec.features
+        standardized = info.standardized()
+        self.standardize = any(standardized)
+        if self.standardize:  # training statistics, set by fit_statistics before training
+            self.register_buffer("feature_mean", torch.zeros(width))
+            self.register_buffer("feature_std", torch.ones(width))
+            self.register_buffer("standardized", torch.tensor(standardized), persistent=False)
         self.clips = spec.kind == "video"
         if self.frozen and spec.shape[-1] != width:
             raise ValueError(f"{self.backbone_name} features have {width} values, spec says {spec.shape}")
@@ -75,15 +82,40 @@ class PretrainedEncoder(nn.Module):
         if adapter == "none":
             self.proj, self.output_dim = nn.Identity(), width
         else:
-            self.proj = nn.Sequential(
-                nn.LayerNorm(width), nn.Dropout(dropout), nn.Linear(width, dim), nn.GELU()
-            )
+            norm = PartsNorm([BACKBONES[p].dim for p in info.parts]) if info.parts else nn.LayerNorm(width)
+            self.proj = nn.Sequential(norm, nn.Dropout(dropout), nn.Linear(width, dim), nn.GELU())
             self.output_dim = dim
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
+        """The network's features of ``x`` (standardised where the network asks for it)."""
         if self.backbone is not None:
             x = run_backbone(self.backbone, self.backbone_name, x)
         x = x.float()
+        return (x - self.feature_mean) / self.feature_std if self.standardize else x
+
+    @torch.no_grad()
+    def fit_statistics(self, x: Tensor, max_rows: int = 4096) -> None:
+        """Sets the standardisation of the features the network asks for (``standardized``)
+        from training inputs ``x`` (present rows only; at most ``max_rows``, evenly spaced,
+        through a fine-tuned network). A feature that does not vary keeps a scale of 1."""
+        if not self.standardize or len(x) == 0:
+            return
+        if self.backbone is not None and len(x) > max_rows:
+            x = x[torch.linspace(0, len(x) - 1, max_rows).long()]
+        if self.backbone is not None:
+            was_training = self.backbone.training
+            self.backbone.eval()
+            x = run_backbone(self.backbone, self.backbone_name, x)
+            self.backbone.train(was_training)
+        flat = x.double().reshape(-1, x.shape[-1])
+        std = flat.std(0, unbiased=False) if len(flat) > 1 else torch.zeros(flat.shape[1], dtype=flat.dtype)
+        keep = self.standardized.to(flat.device)
+        mean = torch.where(keep, flat.mean(0), torch.zeros_like(std))
+        self.feature_mean.copy_(mean.float())
+        self.feature_std.copy_(torch.where(keep & (std > 1e-8), std, torch.ones_like(std)).float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.features(x)
         if self.clips:  # (B, N, D) -> (B, D)
             if self.temporal == "attention":
                 scores = x @ self.query / math.sqrt(x.shape[-1])  # (B, N)
@@ -91,6 +123,21 @@ class PretrainedEncoder(nn.Module):
             else:
                 x = x.mean(1)
         return self.proj(x)
+
+
+@unregistered("a layer of the pretrained encoders of composite networks")
+class PartsNorm(nn.Module):
+    """LayerNorm over each part of a feature vector on its own (a composite network's parts,
+    e.g. voice 768 + prosody 88): one LayerNorm over all of them would let the part with the
+    larger values set the scale and flatten the other."""
+
+    def __init__(self, widths: list[int]) -> None:
+        super().__init__()
+        self.widths = list(widths)
+        self.norms = nn.ModuleList(nn.LayerNorm(w) for w in self.widths)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([norm(part) for norm, part in zip(self.norms, x.split(self.widths, dim=-1))], dim=-1)
 
 
 @register_encoder("image", "efficientnet-lite0")
@@ -119,3 +166,18 @@ class VoiceEncoder(PretrainedEncoder):
     """Resemblyzer voice encoder features (speaker + content), 768-d, projected to ``dim``."""
 
     backbone_name = "voice"
+
+
+@register_encoder("audio", "prosody")
+class ProsodyEncoder(PretrainedEncoder):
+    """openSMILE eGeMAPS functionals (how it is said), 88-d standardised, projected to ``dim``."""
+
+    backbone_name = "prosody"
+
+
+@register_encoder("audio", "voice+prosody")
+class VoiceProsodyEncoder(PretrainedEncoder):
+    """Voice encoder features and eGeMAPS functionals side by side (who speaks, what is said
+    and how), 856-d standardised, projected to ``dim``."""
+
+    backbone_name = "voice+prosody"

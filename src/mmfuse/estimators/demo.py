@@ -6,7 +6,9 @@ to ``OUT/model``; a text-image retrieval model trained on generated captioned sh
 ``OUT/retrieval`` with an index of its images in ``OUT/image_index``, so that
 ``mmfuse serve OUT/model --index OUT/image_index`` has something to serve. A recommender
 (behaviour + item text and images + friends) is fitted on a generated catalogue, saved to
-``OUT/recommender`` and compared with the most-popular baseline on held-out interactions.
+``OUT/recommender`` and compared with the most-popular baseline on held-out interactions. The
+tone row (``demo_tone``) tells emotions that need the words and the voice's tone apart, on
+speakers never heard in training.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from mmfuse._io import write_json
 from mmfuse._progress import log
 from mmfuse.data.readers import Table, read_table
+from mmfuse.estimators.demo_tone import tone_run
 from mmfuse.estimators.pipeline import Pipeline
 
 DEMO_FEATURES = ["image", "review", "audio", "video", "income", "age", "region", "channel"]
@@ -74,11 +77,12 @@ def run_demo(
     serving = {"model": str(out / "model"), **_retrieval_run(out, seed, threads)}
     recommendation = _recommendation_run(out, seed, threads)
     serving["recommender"] = recommendation["model"]
+    tone = tone_run(out, seed, threads)
     summary = {
         "dataset": str(data_dir / "data.csv"), "rows": rows, "seed": seed,
         "n_train": len(encoded[0]), "n_valid": len(encoded[1]), "n_test": len(encoded[2]),
         "seconds": round(time.perf_counter() - started, 1), "results": results, "serving": serving,
-        "recommendation": recommendation,
+        "recommendation": recommendation, "tone": tone,
     }
     write_json(out / "summary.json", summary)
     return summary

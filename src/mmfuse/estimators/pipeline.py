@@ -92,7 +92,7 @@ class Pipeline:
         from mmfuse.estimators.pretrained import feature_source, plan_pretrained
 
         kinds = schema.modalities()
-        plan = plan_pretrained(est, kinds)
+        plan = plan_pretrained(est, kinds, predicting=task in ("classification", "regression"))
         features = feature_source(plan, kinds, est.device, est.use_cache, est.cache_dir)
         config = PreprocessConfig(image_size=est.image_size)
         return cls.around(Preprocessor(schema, config, task, plan, features), est)

@@ -2,8 +2,9 @@
 
 ``plan_pretrained`` turns an estimator's parameters (``encoders``, ``pretrained``, ``finetune``)
 into ``{modality: PretrainedInput}`` for the Preprocessor: an explicit ``--encoder`` wins;
-otherwise kinds in ``DEFAULT_PRETRAINED`` use their pretrained network where its packages are
-installed, and fall back to the from-scratch encoder with a one-line notice where not.
+otherwise kinds in ``DEFAULT_PRETRAINED`` (``PREDICTION_PRETRAINED`` for a model with a target)
+use their pretrained network where its packages are installed, and fall back to the next default
+or the from-scratch encoder with a one-line notice where not.
 ``feature_source`` makes the frozen networks and the feature cache that a Preprocessor is built
 with.
 """
@@ -30,8 +31,9 @@ CLIP_BATCH = 4
 """Clips per forward pass when a frozen image network encodes video frames."""
 
 
-def plan_pretrained(est: PipelineOptions, modalities: Mapping[str, str]) -> dict[str, PretrainedInput]:
-    """Modality -> how it feeds a pretrained network (empty at the early level)."""
+def plan_pretrained(est: PipelineOptions, modalities: Mapping[str, str], predicting: bool = False) -> dict[str, PretrainedInput]:
+    """Modality -> how it feeds a pretrained network (empty at the early level); ``predicting``
+    (a model with a target) takes ``PREDICTION_PRETRAINED``'s defaults."""
     level, _ = resolve_fusion(est.level, est.fusion)
     finetune = _finetune_names(est.finetune)
     if level == "early":
@@ -44,7 +46,7 @@ def plan_pretrained(est: PipelineOptions, modalities: Mapping[str, str]) -> dict
     for m, kind in modalities.items():
         name = overrides.get(m) or overrides.get(kind)
         if name is None and est.pretrained:
-            name = _default(kind, est.verbose)
+            name = _default(kind, est.verbose, predicting)
         info = backbone_of(kind, name) if name else None
         if info is None:
             continue
@@ -63,18 +65,17 @@ def plan_pretrained(est: PipelineOptions, modalities: Mapping[str, str]) -> dict
 _NOTIFIED: set[str] = set()
 
 
-def _default(kind: str, verbose: bool) -> str | None:
-    info = default_pretrained(kind)
-    if info is None:
-        return None
-    missing = info.missing()
-    if not missing:
-        return info.name
-    if verbose and kind not in _NOTIFIED:
+def _default(kind: str, verbose: bool, predicting: bool) -> str | None:
+    """The first installed default network for ``kind`` (None: from scratch), with a one-line
+    notice of what to install when the best one is missing."""
+    candidates = default_pretrained(kind, predicting)
+    usable = next((info for info in candidates if not info.missing()), None)
+    if candidates and usable is not candidates[0] and verbose and kind not in _NOTIFIED:
         _NOTIFIED.add(kind)
-        log(f"note: {kind} uses the from-scratch {DEFAULT_ENCODERS[kind]!r} encoder; for the "
-            f"pretrained {info.name} encoder run: {info.install_hint()}")
-    return None
+        instead = f"the {usable.name}" if usable is not None else f"the from-scratch {DEFAULT_ENCODERS[kind]!r}"
+        log(f"note: {kind} uses {instead} encoder; for the pretrained {candidates[0].name} encoder run: "
+            f"{candidates[0].install_hint()}")
+    return usable.name if usable is not None else None
 
 
 def _finetune_names(finetune: str | list[str] | tuple[str, ...] | None) -> set[str]:

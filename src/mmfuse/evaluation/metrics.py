@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 
+from mmfuse.evaluation.sentiment import is_sentiment_score, sentiment_metrics
+
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
 HIGHER_IS_BETTER = {
     "accuracy": True,
@@ -18,6 +20,13 @@ HIGHER_IS_BETTER = {
     "mae": False,
     "r2": True,
     "pearson": True,
+    "acc2": True,
+    "acc2_non0": True,
+    "acc5": True,
+    "acc7": True,
+    "f1": True,
+    "f1_non0": True,
+    "corr": True,
 }
 
 
@@ -88,10 +97,16 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 
 
 def task_metrics(task: str, y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    """Dispatches to the metrics of ``task`` (probabilities for classification)."""
+    """Dispatches to the metrics of ``task`` (probabilities for classification); regression
+    targets that look like sentiment scores in [-3, 3] also get MMSA's metrics
+    (``mmfuse.evaluation.sentiment``)."""
     if task == "classification":
         return classification_metrics(y_true, predictions)
-    return regression_metrics(y_true, predictions)
+    out = regression_metrics(y_true, predictions)
+    if is_sentiment_score(y_true):  # the MOSI/MOSEI convention: MMSA's metrics as well
+        for name, value in sentiment_metrics(y_true, predictions).items():
+            out.setdefault(name, value)  # mae is the same number
+    return out
 
 
 def primary_metric(task: str, y_true: np.ndarray, predictions: np.ndarray) -> float:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from mmfuse._progress import log
 from mmfuse.errors import MmfuseError
+from mmfuse.models.statistics import fit_input_statistics
 from mmfuse.recommend.graph import Neighbours, group_mean, padded_mean
 from mmfuse.recommend.model import RecommenderModel
 from mmfuse.recommend.prepared import Prepared
@@ -68,6 +69,9 @@ def train_recommender(
         raise MmfuseError("a recommender needs at least 2 training interactions")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    for tower, records in ((model.content, data.content), (model.attributes, data.attributes)):
+        if tower is not None and records is not None:
+            fit_input_statistics(tower, records.inputs, records.mask)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     log_q = torch.from_numpy(np.log(np.maximum(data.popularity, 1) / max(len(users), 1))).float()
     history: list[dict[str, float]] = []

@@ -28,6 +28,7 @@ from mmfuse.data.augment import AUGMENT_LEVELS, augment_batch
 from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
 from mmfuse.models.multimodal import ModelOutput
+from mmfuse.models.statistics import fit_input_statistics
 from mmfuse.tasks.base import Task
 from mmfuse.training.checkpoint import load_checkpoint, save_checkpoint
 from mmfuse.training.device import resolve_device
@@ -150,6 +151,7 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         model = self.model.to(self.device)
+        fit_input_statistics(model, train.inputs, train.mask)
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.lr, cfg.backbone_lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay
         )

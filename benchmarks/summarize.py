@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Video summaries: picture-only, sound-only and fused scoring against the known important moments.
+
+Data: ``make_summary_videos`` (``mmfuse.datasets.summary_videos``): per video about 1.5 minutes
+of quiet grey filler with 3 events (bright shapes **and** a loud sound) and 2 decoys (bright
+shapes, no sound): the picture alone cannot tell an event from a decoy. ``--videos`` videos
+per ``--seeds`` seed.
+
+For each scoring (``--scoring`` picture / sound / fused) and video, ``shot_scores`` (the code
+``mmfuse summarize`` runs: PySceneDetect shots, segments of at most 5 s, features, importance,
+knapsack at ``--ratio``) gives per-segment importance and a selection, expanded to frames at
+the video's rate, and is scored against the reference (``shots.csv``):
+
+* ``fscore``: the selection against the reference summary (the event frames), the
+  TVSum/SumMe F-measure (``mmfuse.summarize.metrics.summary_fscore``);
+* ``kendall_tau`` / ``spearman_rho``: the per-frame importance against the reference
+  importance (event 1, decoy 0.2, filler 0), Otani et al. 2019;
+* ``events_kept`` / ``decoys_kept``: the share of events / decoys with at least half their
+  frames selected.
+
+Means over all videos. Cost: ``seconds_per_minute`` of video for the whole ``summarize`` (with
+summary.mp4 written) once per video with the fused scoring, with ``--threads`` torch threads.
+Prints one JSON object.
+
+Usage::
+
+    .venv/bin/python benchmarks/summarize.py [--videos 4] [--seeds 0,1] [--ratio 0.15] [--threads 2] [--out F]
+
+``--quick`` (one video, one seed) is a smoke run; its numbers mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _quick import parse_with_quick
+
+QUICK = {"videos": 1, "seeds": "0"}
+SCORINGS = ("picture", "sound", "fused")
+
+
+def score_video(video: Path, reference: pd.DataFrame, options: Any) -> dict[str, float]:
+    from mmfuse.summarize.metrics import frame_scores, frame_selection, rank_correlation, summary_fscore
+    from mmfuse.summarize.video import shot_scores
+
+    bounds, scores, selected, duration = shot_scores(video, options)
+    fps = 8.0
+    frames = int(round(duration * fps))
+    as_frames = np.clip(np.round(bounds * fps).astype(int), 0, frames)
+    predicted_sel = frame_selection(as_frames, selected, frames)
+    predicted = frame_scores(as_frames, scores, frames)
+    ref_bounds = np.clip(np.round(reference[["start", "end"]].to_numpy() * fps).astype(int), 0, frames)
+    truth = frame_scores(ref_bounds, reference["importance"].to_numpy(), frames)
+    events = reference["kind"].to_numpy() == "event"
+    keep = frame_selection(ref_bounds, events, frames)
+    kept = [float(predicted_sel[a:b].mean() >= 0.5) for a, b in ref_bounds]
+    corr = rank_correlation(predicted, truth[None, :])
+    return {
+        "fscore": summary_fscore(predicted_sel, keep[None, :]),
+        **corr,
+        "events_kept": float(np.mean([k for k, e in zip(kept, events) if e])),
+        "decoys_kept": float(np.mean([k for k, kind in zip(kept, reference["kind"]) if kind == "decoy"])),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from mmfuse.datasets.summary_videos import make_summary_videos
+    from mmfuse.summarize.video import SummaryOptions, summarize_video
+    from mmfuse.training.device import set_threads
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--ratio", type=float, default=0.15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parse_with_quick(parser, QUICK, argv)
+    set_threads(args.threads)
+    per: dict[str, list[dict[str, float]]] = {s: [] for s in SCORINGS}
+    cost = []
+    with tempfile.TemporaryDirectory(prefix="summarize-") as tmp:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            folder = make_summary_videos(Path(tmp) / f"seed{seed}", args.videos, seed)
+            shots = pd.read_csv(folder / "shots.csv")
+            for name, reference in shots.groupby("video", sort=True):
+                video = folder / str(name)
+                print(f"[summarize] seed {seed}: {name}", file=sys.stderr)
+                for scoring in SCORINGS:
+                    per[scoring].append(score_video(video, reference, SummaryOptions(args.ratio, scoring)))
+                began = time.perf_counter()
+                s = summarize_video(video, Path(tmp) / "out" / f"{seed}_{Path(str(name)).stem}",
+                                    SummaryOptions(args.ratio), verbose=False)
+                cost.append((time.perf_counter() - began) / (s["duration_seconds"] / 60))
+    result = {
+        "benchmark": "summarize",
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
+        "videos": len(cost),
+        "scoring": {s: {k: round(statistics.fmean(r[k] for r in rows), 4) for k in rows[0]} for s, rows in per.items()},
+        "seconds_per_minute": round(statistics.fmean(cost), 2),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Video summaries: shots, their importance, a knapsack selection and the summary files."""

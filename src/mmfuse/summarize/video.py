@@ -1,0 +1,95 @@
+"""One video's summary, end to end: shots, their picture and sound, importance, the knapsack
+within ``ratio`` of the duration, and the files (``mmfuse summarize``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmfuse._progress import log
+from mmfuse.errors import MmfuseError
+from mmfuse.summarize.features import shot_features
+from mmfuse.summarize.knapsack import select_shots
+from mmfuse.summarize.scoring import MODES, importance
+from mmfuse.summarize.shots import detect_shots
+from mmfuse.summarize.writer import write_clip, write_contact_sheet, write_tables
+
+
+@dataclass(frozen=True)
+class SummaryOptions:
+    """How summaries are made (the ``mmfuse summarize`` flags).
+
+    Attributes:
+        ratio: Share of the video's duration the summary may take, in (0, 1).
+        scoring: "fused" (picture and sound), "picture" or "sound".
+        max_shot_seconds: Longer shots are split into segments at most this long.
+        threshold: PySceneDetect's content threshold (higher: fewer cuts).
+        write_video: Write summary.mp4 (off: only the tables and the contact sheet).
+    """
+
+    ratio: float = 0.15
+    scoring: str = "fused"
+    max_shot_seconds: float = 5.0
+    threshold: float = 27.0
+    write_video: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio < 1:
+            raise MmfuseError(f"--ratio must be between 0 and 1 (the share of the video to keep), got {self.ratio}")
+        if self.scoring not in MODES:
+            raise MmfuseError(f"unknown --scoring {self.scoring!r}; choose one of: {', '.join(MODES)}")
+        if self.max_shot_seconds <= 0:
+            raise MmfuseError(f"--max-shot-seconds must be positive, got {self.max_shot_seconds}")
+
+
+def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose: bool = True) -> dict[str, Any]:
+    """Summarises ``video`` into ``out_dir``; returns what summary.json holds."""
+    began = time.perf_counter()
+    if not video.is_file():
+        raise MmfuseError(f"video not found: {video}")
+    shots = detect_shots(video, options.threshold, options.max_shot_seconds)
+    log(f"{video}: {shots.duration:.1f} s, {int(shots.cuts.sum())} shot(s) -> {len(shots)} segment(s)", verbose)
+    features = shot_features(video, shots)
+    if features.sound is None:
+        log(f"{video}: no audio track: scored on the picture only", verbose)
+    mode = options.scoring if features.sound is not None else "picture"
+    scores = importance(features, shots.lengths, mode)
+    budget = options.ratio * shots.duration
+    selected = select_shots(shots.lengths, scores * shots.lengths, budget)
+    if not selected.any():  # every segment is longer than the budget: keep the best one's start
+        raise MmfuseError(f"{video}: no segment fits in {budget:.1f} s (--ratio {options.ratio}); raise --ratio "
+                          f"or lower --max-shot-seconds (the shortest segment is {shots.lengths.min():.1f} s)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"shots": "shots.csv", "keyframes": "keyframes.png"}
+    kept = shots.bounds[selected]
+    write_contact_sheet(features.thumbnails[selected], kept, out_dir / files["keyframes"])
+    summary_seconds = float(shots.lengths[selected].sum())
+    if options.write_video:
+        files["video"] = "summary.mp4"
+        summary_seconds = write_clip(video, kept, out_dir / files["video"])
+    summary = {
+        "video": str(video), "duration_seconds": round(shots.duration, 3), "fps": round(shots.fps, 3),
+        "ratio": options.ratio, "budget_seconds": round(budget, 3), "summary_seconds": round(summary_seconds, 3),
+        "shots": int(shots.cuts.sum()), "segments": len(shots), "selected": int(selected.sum()),
+        "scoring": mode, "sound": features.sound is not None, "picture_encoder": features.picture_encoder,
+        "seconds": round(time.perf_counter() - began, 2), "files": files,
+    }  # fmt: skip
+    write_tables(out_dir, shots.bounds, scores, selected, summary)
+    log(f"{video}: kept {int(selected.sum())} segment(s), {summary_seconds:.1f} s of {shots.duration:.1f} s "
+        f"-> {out_dir}", verbose)
+    return summary
+
+
+def shot_scores(video: Path, options: SummaryOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(bounds (S, 2) s, importance (S,), selected (S,), duration) without writing files (the
+    benchmark's and the tests' view)."""
+    shots = detect_shots(video, options.threshold, options.max_shot_seconds)
+    features = shot_features(video, shots)
+    mode = options.scoring if features.sound is not None else "picture"
+    scores = importance(features, shots.lengths, mode)
+    selected = select_shots(shots.lengths, scores * shots.lengths, options.ratio * shots.duration)
+    return shots.bounds, scores, selected, shots.duration
