@@ -36,3 +36,9 @@ def test_demo_fused_beats_every_single_modality(tmp_path: Path, capsys: pytest.C
         assert emotion["transcript + audio"] >= max(emotion["transcript only"], emotion["audio only"]) + 0.15
         assert set(tone["sentiment"]) == {"acc2", "acc7", "f1", "mae", "corr"}
         assert "tone (emotion from the words" in printed
+    video = summary["video_summary"]
+    if "skipped" in video:
+        assert "video summary row skipped" in printed
+    else:
+        assert video["events_kept"] >= 2 and video["decoys_kept"] == 0
+        assert (tmp_path / "summary" / "summary.mp4").exists() and "video summary (" in printed

@@ -58,6 +58,13 @@ def _demo(a: argparse.Namespace) -> int:
         s = tone["sentiment"]
         _out(f"tone (emotion from the words and how they are said, speakers never heard): {scores}; "
              f"sentiment score acc2 {s['acc2']:.3f}, acc7 {s['acc7']:.3f}, mae {s['mae']:.3f}")
+    video = summary["video_summary"]
+    if "skipped" in video:
+        _out(f"video summary row skipped: {video['skipped']}")
+    else:
+        _out(f"video summary ({video['folder']}): {video['summary_seconds']:.1f} s of {video['duration_seconds']:.1f} s, "
+             f"{video['events_kept']}/{video['events']} events and {video['decoys_kept']}/{video['decoys']} silent "
+             f"decoys kept, F-score {video['fscore']:.3f}")
     serving = summary["serving"]
     _out(f"\nserve the best fused model, the image index and the recommender, then open "
          f"http://127.0.0.1:8000/ :\n"
