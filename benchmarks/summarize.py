@@ -6,7 +6,9 @@ of quiet grey filler with 3 events (bright shapes **and** a loud sound) and 2 de
 shapes, no sound): the picture alone cannot tell an event from a decoy. ``--videos`` videos
 per ``--seeds`` seed.
 
-For each scoring (``--scoring`` picture / sound / fused) and video, ``shot_scores`` (the code
+For each scoring (``--scoring`` picture / sound / fused, and ``supervised``: a model fitted with
+``fit --task summarization`` on ``--train-videos`` other generated videos and their
+importance) and video, ``shot_scores`` (the code
 ``mmfuse summarize`` runs: PySceneDetect shots, segments of at most 5 s, features, importance,
 knapsack at ``--ratio``) gives per-segment importance and a selection, expanded to frames at
 the video's rate, and is scored against the reference (``shots.csv``):
@@ -44,15 +46,28 @@ import numpy as np
 import pandas as pd
 from _quick import parse_with_quick
 
-QUICK = {"videos": 1, "seeds": "0"}
+QUICK = {"videos": 1, "seeds": "0", "train_videos": 2, "epochs": 2}
 SCORINGS = ("picture", "sound", "fused")
+ROWS = (*SCORINGS, "supervised")
 
 
-def score_video(video: Path, reference: pd.DataFrame, options: Any) -> dict[str, float]:
+def supervised_scores(model: Any, video: Path, ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """What ``shot_scores`` gives, with a fitted summarization model scoring the segments."""
+    from mmfuse.summarize.knapsack import select_shots
+    from mmfuse.summarize.supervised import predicted_importance
+
+    shots, _, scores = predicted_importance(model[0], model[1], video)
+    return shots.bounds, scores, select_shots(shots.lengths, scores * shots.lengths, ratio * shots.duration), shots.duration
+
+
+def score_video(video: Path, reference: pd.DataFrame, options: Any, model: Any = None) -> dict[str, float]:
     from mmfuse.summarize.metrics import frame_scores, frame_selection, rank_correlation, summary_fscore
     from mmfuse.summarize.video import shot_scores
 
-    bounds, scores, selected, duration = shot_scores(video, options)
+    if model is None:
+        bounds, scores, selected, duration = shot_scores(video, options)
+    else:
+        bounds, scores, selected, duration = supervised_scores(model, video, options.ratio)
     fps = 8.0
     frames = int(round(duration * fps))
     as_frames = np.clip(np.round(bounds * fps).astype(int), 0, frames)
@@ -72,6 +87,19 @@ def score_video(video: Path, reference: pd.DataFrame, options: Any) -> dict[str,
     }
 
 
+def train_supervised(tmp: Path, args: argparse.Namespace) -> Any:
+    """``fit --task summarization`` on ``--train-videos`` other videos (seed 1000), labelled
+    with shots.csv's importance."""
+    from mmfuse.datasets.summary_videos import make_summary_videos
+    from mmfuse.summarize.supervised import fit_summarizer, load_summarizer
+
+    folder = make_summary_videos(tmp / "train", args.train_videos, seed=1000)
+    print(f"[summarize] fitting the supervised model on {args.train_videos} videos", file=sys.stderr)
+    fit_summarizer(folder / "shots.csv", "importance", tmp / "model",
+                   {"epochs": args.epochs, "num_threads": args.threads, "verbose": False})
+    return load_summarizer(tmp / "model", verbose=False, num_threads=args.threads)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from mmfuse.datasets.summary_videos import make_summary_videos
     from mmfuse.summarize.video import SummaryOptions, summarize_video
@@ -81,13 +109,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--ratio", type=float, default=0.15)
+    parser.add_argument("--train-videos", type=int, default=6, help="videos the supervised model learns from")
+    parser.add_argument("--epochs", type=int, default=30, help="the supervised model's maximum epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parse_with_quick(parser, QUICK, argv)
     set_threads(args.threads)
-    per: dict[str, list[dict[str, float]]] = {s: [] for s in SCORINGS}
+    per: dict[str, list[dict[str, float]]] = {s: [] for s in ROWS}
     cost = []
     with tempfile.TemporaryDirectory(prefix="summarize-") as tmp:
+        model = train_supervised(Path(tmp), args)
         for seed in (int(s) for s in args.seeds.split(",")):
             folder = make_summary_videos(Path(tmp) / f"seed{seed}", args.videos, seed)
             shots = pd.read_csv(folder / "shots.csv")
@@ -96,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"[summarize] seed {seed}: {name}", file=sys.stderr)
                 for scoring in SCORINGS:
                     per[scoring].append(score_video(video, reference, SummaryOptions(args.ratio, scoring)))
+                per["supervised"].append(score_video(video, reference, SummaryOptions(args.ratio), model))
                 began = time.perf_counter()
                 s = summarize_video(video, Path(tmp) / "out" / f"{seed}_{Path(str(name)).stem}",
                                     SummaryOptions(args.ratio), verbose=False)

@@ -124,7 +124,7 @@ def _check_retrieval_baseline(out: dict[str, Any]) -> None:
 
 
 def _check_summarize(out: dict[str, Any]) -> None:
-    assert out["videos"] == 1 and set(out["scoring"]) == {"picture", "sound", "fused"}
+    assert out["videos"] == 1 and set(out["scoring"]) == {"picture", "sound", "fused", "supervised"}
     for scores in out["scoring"].values():
         assert set(scores) == {"fscore", "kendall_tau", "spearman_rho", "events_kept", "decoys_kept"}
         assert 0 <= scores["fscore"] <= 1

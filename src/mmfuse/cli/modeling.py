@@ -38,9 +38,11 @@ def fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--valid", help="validation data (default: hold out --valid-fraction of DATA)")
     p.add_argument("--task", default="auto",
-                   choices=("auto", "classification", "regression", "retrieval", "recommendation"),
+                   choices=("auto", "classification", "regression", "retrieval", "recommendation",
+                            "summarization"),
                    help="what to learn (default: auto, from the target column; retrieval with --pair; "
-                        "recommendation with --user and --item)")
+                        "recommendation with --user and --item; summarization: DATA lists video, start, "
+                        "end and the --target score)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fit in --out")
     add_params(p, FIT_VARIANTS)
 
@@ -71,6 +73,11 @@ def _fit_locked(a: argparse.Namespace) -> int:
 
         refuse_foreign(a, FIT_VARIANTS, RetrieverParams, "--task retrieval")
         return fit_retrieval(a, given(a, RetrieverParams))
+    if task == "summarization":
+        from mmfuse.cli.summarize import fit_summarization
+
+        refuse_foreign(a, FIT_VARIANTS, EstimatorParams, "--task summarization")
+        return fit_summarization(a, given(a, EstimatorParams))
     if not a.target:
         raise MmfuseError("--target is required (or --task retrieval --pair COL_A,COL_B)")
     refuse_foreign(a, FIT_VARIANTS, EstimatorParams, "classification or regression (it belongs to --task retrieval)")
@@ -131,6 +138,12 @@ def evaluate(a: argparse.Namespace) -> int:
         check_output_file(a.json, "--json", data=a.data, model=a.model)
     if a.out:
         check_output_dir(a.out, model=a.model)
+    from mmfuse.summarize.supervised import is_summarizer
+
+    if is_summarizer(a.model):
+        from mmfuse.cli.summarize import evaluate_summarization
+
+        return evaluate_summarization(a)
     est = load_model(a)
     if est.task_ == "recommendation":
         from mmfuse.cli.recommendation import evaluate_recommendation
@@ -201,6 +214,12 @@ def explain(a: argparse.Namespace) -> int:
     from mmfuse.estimators.output_dir import check_output_dir
 
     out = check_output_dir(a.out, model=a.model)
+    from mmfuse.summarize.supervised import is_summarizer
+
+    if is_summarizer(a.model):
+        from mmfuse.cli.summarize import evaluate_summarization
+
+        return evaluate_summarization(a)
     est = load_model(a)
     if est.task_ == "recommendation":
         from mmfuse.cli.recommendation import explain_recommendation

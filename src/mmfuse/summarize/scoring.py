@@ -34,10 +34,10 @@ def importance(features: ShotFeatures, lengths: np.ndarray, mode: str = "fused",
         raise MmfuseError("scoring by sound needs an audio track; this video has none")
     parts = []
     if mode in ("fused", "picture"):
-        parts.append(_unit(_standardised(features.picture)))
+        parts.append(unit_rows(standardised(features.picture)))
     if mode in ("fused", "sound") and sound is not None:
-        parts.append(_unit(_standardised(sound)))
-    embedding = _unit(np.concatenate(parts, axis=1))
+        parts.append(unit_rows(standardised(sound)))
+    embedding = unit_rows(np.concatenate(parts, axis=1))
     score = distinctiveness(embedding, lengths)
     if mode != "picture" and sound is not None:
         score = (score + salience(sound)) / 2
@@ -76,10 +76,12 @@ def diversified(score: np.ndarray, embedding: np.ndarray, redundancy: float) -> 
     return out
 
 
-def _standardised(x: np.ndarray) -> np.ndarray:
+def standardised(x: np.ndarray) -> np.ndarray:
+    """Each column minus its mean, over its standard deviation (over the video's shots)."""
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -46,18 +46,27 @@ class SummaryOptions:
             raise MmfuseError(f"--max-shot-seconds must be positive, got {self.max_shot_seconds}")
 
 
-def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose: bool = True) -> dict[str, Any]:
-    """Summarises ``video`` into ``out_dir``; returns what summary.json holds."""
+def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose: bool = True,
+                    model: tuple[Any, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Summarises ``video`` into ``out_dir``; returns what summary.json holds. With ``model``
+    (a fitted summarizer and its spec, ``supervised.load_summarizer``), the model scores the
+    segments, cut as it was trained."""
     began = time.perf_counter()
     if not video.is_file():
         raise MmfuseError(f"video not found: {video}")
-    shots = detect_shots(video, options.threshold, options.max_shot_seconds)
+    if model is not None:
+        from mmfuse.summarize.supervised import predicted_importance
+
+        shots, features, scores = predicted_importance(model[0], model[1], video)
+        mode = "model"
+    else:
+        shots = detect_shots(video, options.threshold, options.max_shot_seconds)
+        features = shot_features(video, shots)
+        mode = options.scoring if features.sound is not None else "picture"
+        scores = importance(features, shots.lengths, mode)
     log(f"{video}: {shots.duration:.1f} s, {int(shots.cuts.sum())} shot(s) -> {len(shots)} segment(s)", verbose)
-    features = shot_features(video, shots)
     if features.sound is None:
         log(f"{video}: no audio track: scored on the picture only", verbose)
-    mode = options.scoring if features.sound is not None else "picture"
-    scores = importance(features, shots.lengths, mode)
     budget = options.ratio * shots.duration
     selected = select_shots(shots.lengths, scores * shots.lengths, budget)
     if not selected.any():  # every segment is longer than the budget: keep the best one's start

@@ -1,0 +1,169 @@
+"""Summaries learned from importance labels: ``mmfuse fit --task summarization``, then
+``mmfuse summarize VIDEO --model DIR`` and ``mmfuse evaluate DIR annotations.csv``.
+
+Labels are a table of annotated stretches: ``video`` (a path), ``start`` and ``end`` (seconds)
+and a score column (``--target``); a per-shot score is one row per shot, a per-frame score one
+row per frame (``end = start + 1 / fps``). Each video is cut into segments as the unsupervised
+summary cuts it; a segment's label is the mean score over the time it covers (annotated time
+only). Each segment is a record of the core: its picture features and its sound features (two
+``embedding`` modalities) and a ``tabular`` context (the unsupervised distinctiveness and sound
+salience, its place in the video, its length), fused and regressed by ``MultimodalRegressor``,
+validated on whole held-out videos. The model directory is a regressor's plus
+``summarization.json`` (how segments are cut).
+
+``evaluate`` summarises each annotated video at ``ratio`` and compares, on a grid of 10 steps
+per second: the selection against the reference summary (the knapsack of the annotated scores
+at the same ratio, as TVSum turns scores into summaries), by F-score; the predicted scores
+against the annotated ones by Kendall's tau and Spearman's rho (Otani et al. 2019).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmfuse._io import read_json, write_json
+from mmfuse.errors import MmfuseError
+from mmfuse.summarize.features import ShotFeatures, shot_features
+from mmfuse.summarize.knapsack import select_shots
+from mmfuse.summarize.scoring import distinctiveness, salience, standardised, unit_rows
+from mmfuse.summarize.shots import Shots, detect_shots
+
+SPEC_FILE = "summarization.json"
+GRID = 10  # evaluation steps per second
+REQUIRED = ("video", "start", "end")
+
+
+def segments(video: Path, threshold: float, max_seconds: float) -> tuple[Shots, ShotFeatures, pd.DataFrame]:
+    """The video's segments, their features and one record per segment (``picture``,
+    ``sound``, context)."""
+    shots = detect_shots(video, threshold, max_seconds)
+    feats = shot_features(video, shots)
+    picture = unit_rows(standardised(feats.picture))
+    sound = None if feats.sound is None else unit_rows(standardised(feats.sound))
+    both = unit_rows(np.concatenate([picture] + ([sound] if sound is not None else []), axis=1))
+    records = pd.DataFrame({
+        "picture": list(feats.picture.astype(np.float32)),
+        "sound": list(feats.sound.astype(np.float32)) if feats.sound is not None else [None] * len(shots),
+        "distinct": distinctiveness(both, shots.lengths),
+        "salient": salience(feats.sound) if feats.sound is not None else np.zeros(len(shots)),
+        "position": shots.bounds.mean(1) / shots.duration,
+        "length": shots.lengths,
+    })  # fmt: skip
+    return shots, feats, records
+
+
+def segment_labels(shots: Shots, notes: pd.DataFrame, target: str) -> np.ndarray:
+    """(S,) mean annotated score over each segment's annotated time (NaN where none)."""
+    starts, ends = notes["start"].to_numpy(float), notes["end"].to_numpy(float)
+    overlap = np.clip(np.minimum(shots.bounds[:, 1:2], ends) - np.maximum(shots.bounds[:, :1], starts), 0, None)
+    covered = overlap.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(covered > 0, overlap @ notes[target].to_numpy(float) / covered, np.nan)
+
+
+def read_annotations(path: str | Path, target: str | None) -> tuple[pd.DataFrame, Path]:
+    """The annotation table and the folder its video paths are relative to."""
+    from mmfuse.data.readers import read_table
+
+    table = read_table(path)
+    df = table.df
+    missing = [c for c in (*REQUIRED, *([target] if target else [])) if c not in df.columns]
+    if missing:
+        raise MmfuseError(f"{table.name}: summarization labels need the columns video, start, end and the "
+                          f"score (--target); missing: {', '.join(missing)}")
+    for column in ("start", "end", *([target] if target else [])):
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = df.index[values.isna()].tolist()
+        if bad:
+            raise MmfuseError(f"{table.name}: column {column!r} must hold numbers; rows {bad[:10]} do not")
+        df[column] = values
+    backwards = df.index[df["end"] <= df["start"]].tolist()
+    if backwards:
+        raise MmfuseError(f"{table.name}: rows {backwards[:10]} end before they start")
+    return df, table.base_dir
+
+
+def fit_summarizer(data: str | Path, target: str, out: str | Path, params: dict[str, Any],
+                   threshold: float = 27.0, max_seconds: float = 5.0) -> Any:
+    """Fits and saves the segment-importance regressor (see the module docstring)."""
+    from mmfuse.estimators.regressor import MultimodalRegressor
+
+    notes, base = read_annotations(data, target)
+    tables = []
+    for name, part in notes.groupby("video", sort=True):
+        shots, _, records = segments(_video(base, name), threshold, max_seconds)
+        records["importance"] = segment_labels(shots, part, target)
+        records["video_name"] = str(name)
+        tables.append(records.dropna(subset=["importance"]))
+    table = pd.concat(tables, ignore_index=True)
+    videos = sorted(table["video_name"].unique())
+    held = set(videos[:: 5]) if len(videos) >= 2 else set()  # every fifth video validates
+    train, valid = table[~table["video_name"].isin(held)], table[table["video_name"].isin(held)]
+    features = ["picture", "sound", "distinct", "salient", "position", "length"]
+    if table["sound"].isna().all():
+        features.remove("sound")
+    est = MultimodalRegressor(**{**params, "features": features})
+    est.fit(train.drop(columns="video_name"), target="importance",
+            valid=valid.drop(columns="video_name") if len(valid) else None, out_dir=out)
+    write_json(Path(out) / SPEC_FILE, {"threshold": threshold, "max_seconds": max_seconds, "target": target,
+                                       "videos": len(videos), "validation_videos": sorted(held),
+                                       "segments": len(table)})
+    return est
+
+
+def is_summarizer(folder: str | Path) -> bool:
+    return (Path(folder) / SPEC_FILE).is_file()
+
+
+def load_summarizer(folder: str | Path, **run: Any) -> tuple[Any, dict[str, Any]]:
+    from mmfuse.estimators.io import load
+
+    return load(folder, **run), read_json(Path(folder) / SPEC_FILE)
+
+
+def predicted_importance(model: Any, spec: dict[str, Any], video: Path) -> tuple[Shots, ShotFeatures, np.ndarray]:
+    """The segments of ``video``, their features and the model's importance of each (>= 0)."""
+    shots, feats, records = segments(video, float(spec["threshold"]), float(spec["max_seconds"]))
+    return shots, feats, np.clip(np.asarray(model.predict(records), dtype=np.float64), 0.0, None)
+
+
+def evaluate_summarizer(model: Any, spec: dict[str, Any], data: str | Path, ratio: float = 0.15) -> dict[str, Any]:
+    """F-score, Kendall's tau and Spearman's rho per annotated video, and their means."""
+    from mmfuse.summarize.metrics import rank_correlation, summary_fscore
+
+    target = str(spec["target"])
+    notes, base = read_annotations(data, target)
+    rows = []
+    for name, part in notes.groupby("video", sort=True):
+        shots, _, scores = predicted_importance(model, spec, _video(base, name))
+        steps = int(np.ceil(shots.duration * GRID))
+        grid = (np.arange(steps) + 0.5) / GRID
+        chosen = select_shots(shots.lengths, scores * shots.lengths, ratio * shots.duration)
+        predicted = _on_grid(grid, shots.bounds, scores)
+        selected = _on_grid(grid, shots.bounds[chosen], np.ones(int(chosen.sum()))) > 0
+        reference = _on_grid(grid, part[["start", "end"]].to_numpy(float), part[target].to_numpy(float))
+        lengths = (part["end"] - part["start"]).to_numpy(float)
+        kept = select_shots(lengths, part[target].to_numpy(float) * lengths, ratio * shots.duration)
+        ref_sel = _on_grid(grid, part[["start", "end"]].to_numpy(float)[kept], np.ones(int(kept.sum()))) > 0
+        rows.append({"video": str(name), "fscore": summary_fscore(selected, ref_sel[None]),
+                     **rank_correlation(predicted, reference[None])})
+    metrics = {k: float(np.nanmean([r[k] for r in rows])) for k in ("fscore", "kendall_tau", "spearman_rho")}
+    return {"metrics": metrics, "videos": rows}
+
+
+def _on_grid(grid: np.ndarray, bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The value of the stretch each grid time falls in (0 outside every stretch)."""
+    inside = (bounds[None, :, 0] <= grid[:, None]) & (grid[:, None] < bounds[None, :, 1])
+    return np.where(inside.any(1), values[inside.argmax(1)] if len(values) else 0.0, 0.0)
+
+
+def _video(base: Path, name: object) -> Path:
+    path = Path(str(name))
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise MmfuseError(f"video not found: {path}")
+    return path
