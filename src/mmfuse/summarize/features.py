@@ -122,6 +122,7 @@ def _picture(path: Path, shots: Shots, per_shot: int, thumb: int, encode: Callab
 def _take(frame: object, k: int, owner: np.ndarray, middle: np.ndarray, per_shot: int, thumbs: np.ndarray,
           size: int, pending: list) -> int:
     image = frame.to_image().convert("RGB")  # type: ignore[attr-defined]
+    image.thumbnail((512, 512))  # the network takes 224 px: a 4K frame need not wait in memory
     pending.append((k, image))
     if k % per_shot == middle[owner[k]]:
         thumbs[owner[k]] = np.asarray(image.resize((size, size)))
