@@ -109,6 +109,14 @@ def test_a_video_without_sound_is_scored_on_the_picture(tmp_path: Path, capsys: 
     assert "no audio track: scored on the picture only" in capsys.readouterr().err
 
 
+def test_a_short_uncut_clip_keeps_the_start_of_its_best_segment(tmp_path: Path) -> None:
+    frames = np.clip(np.random.default_rng(0).normal(120, 3, (24, 32, 32, 3)), 0, 255).astype(np.uint8)
+    encode_mp4(tmp_path / "short.mp4", frames, np.zeros(3 * 1024, np.float32), fps=8)  # 3 s, no cut
+    s = summarize_video(tmp_path / "short.mp4", tmp_path / "out", SummaryOptions(ratio=0.5), verbose=False)
+    assert s["trimmed"] is True and s["selected"] == 1
+    assert s["summary_seconds"] == pytest.approx(1.5, abs=1 / 8)  # half of 3 s, whole frames
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [(b"", "cannot open|frame"), (None, "at least two")],

@@ -27,6 +27,22 @@ def test_segment_labels_are_time_weighted_means_of_the_annotations() -> None:
     assert np.isnan(segment_labels(shots, far, "score")).all()
 
 
+def test_per_frame_labels_give_the_per_shot_labels() -> None:
+    shots = split_long(np.array([[0.0, 4.0], [4.0, 10.0]]), 10.0, 10.0, 25.0)
+    per_shot = pd.DataFrame({"start": [0.0, 4.0], "end": [4.0, 10.0], "score": [0.8, 0.1]})
+    t = np.arange(250) / 25  # one row per frame at 25 fps, shuffled
+    per_frame = pd.DataFrame({"start": t, "end": t + 1 / 25, "score": np.where(t < 4, 0.8, 0.1)}).sample(frac=1.0, random_state=0)
+    np.testing.assert_allclose(segment_labels(shots, per_frame, "score"), segment_labels(shots, per_shot, "score"))
+    np.testing.assert_allclose(segment_labels(shots, per_shot, "score"), [0.8, 0.1])
+
+
+def test_overlapping_annotations_count_once() -> None:
+    shots = split_long(np.array([[0.0, 4.0]]), 10.0, 4.0, 25.0)
+    notes = pd.DataFrame({"start": [0.0, 1.0], "end": [2.0, 4.0], "score": [1.0, 0.0]})
+    # the later stretch takes the overlap: [0, 1) at 1.0, [1, 4) at 0.0 -> (1 * 1 + 3 * 0) / 4
+    np.testing.assert_allclose(segment_labels(shots, notes, "score"), [0.25])
+
+
 def test_values_on_the_evaluation_grid() -> None:
     grid = (np.arange(6) + 0.5) / 2  # 0.25, 0.75, ..., 2.75
     out = _on_grid(grid, np.array([[0.0, 1.0], [2.0, 2.5]]), np.array([3.0, 7.0]))
@@ -91,3 +107,10 @@ def test_bad_label_tables_are_refused(tmp_path: Path, frame: dict, match: str,
     assert main(["fit", str(tmp_path / "labels.csv"), "--task", "summarization", "--target", "score",
                  "--out", str(tmp_path / "m")]) == 2
     assert match in capsys.readouterr().err
+
+
+def test_explain_names_what_to_run_instead(fitted: tuple[Path, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    model, test = fitted
+    assert main(["explain", str(model), str(test / "shots.csv"), "--out", str(tmp_path / "x")]) == 2
+    assert "is a summarization model" in capsys.readouterr().err

@@ -217,9 +217,8 @@ def explain(a: argparse.Namespace) -> int:
     from mmfuse.summarize.supervised import is_summarizer
 
     if is_summarizer(a.model):
-        from mmfuse.cli.summarize import evaluate_summarization
-
-        return evaluate_summarization(a)
+        raise MmfuseError(f"{a.model} is a summarization model: `mmfuse summarize VIDEO --model {a.model}` writes "
+                          "each segment's score to shots.csv")
     est = load_model(a)
     if est.task_ == "recommendation":
         from mmfuse.cli.recommendation import explain_recommendation

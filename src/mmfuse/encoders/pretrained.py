@@ -94,22 +94,25 @@ class PretrainedEncoder(nn.Module):
         return (x - self.feature_mean) / self.feature_std if self.standardize else x
 
     @torch.no_grad()
-    def fit_statistics(self, x: Tensor, max_rows: int = 4096) -> None:
+    def fit_statistics(self, x: Tensor, max_rows: int = 1024, chunk: int = 64) -> None:
         """Sets the standardisation of the features the network asks for (``standardized``)
-        from training inputs ``x`` (present rows only; at most ``max_rows``, evenly spaced,
-        through a fine-tuned network). A feature that does not vary keeps a scale of 1."""
+        from training inputs ``x`` (present rows only). Through a fine-tuned network, at most
+        ``max_rows`` evenly spaced rows, ``chunk`` at a time on the network's device. A feature
+        that does not vary keeps a scale of 1."""
         if not self.standardize or len(x) == 0:
             return
-        if self.backbone is not None and len(x) > max_rows:
-            x = x[torch.linspace(0, len(x) - 1, max_rows).long()]
+        device = self.feature_mean.device
         if self.backbone is not None:
+            if len(x) > max_rows:
+                x = x[torch.linspace(0, len(x) - 1, max_rows).long()]
             was_training = self.backbone.training
             self.backbone.eval()
-            x = run_backbone(self.backbone, self.backbone_name, x)
+            x = torch.cat([run_backbone(self.backbone, self.backbone_name, part.to(device)).float().cpu()
+                           for part in x.split(chunk)])
             self.backbone.train(was_training)
-        flat = x.double().reshape(-1, x.shape[-1])
+        flat = x.double().reshape(-1, x.shape[-1]).cpu()
         std = flat.std(0, unbiased=False) if len(flat) > 1 else torch.zeros(flat.shape[1], dtype=flat.dtype)
-        keep = self.standardized.to(flat.device)
+        keep = self.standardized.cpu()
         mean = torch.where(keep, flat.mean(0), torch.zeros_like(std))
         self.feature_mean.copy_(mean.float())
         self.feature_std.copy_(torch.where(keep & (std > 1e-8), std, torch.ones_like(std)).float())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mmfuse._progress import log
-from mmfuse.pretrained import BACKBONES, DEFAULT_PRETRAINED
+from mmfuse.pretrained import BACKBONES, PREDICTION_PRETRAINED
 
 MODELS = (("transcript only", ["transcript"]), ("audio only", ["audio"]), ("transcript + audio", ["transcript", "audio"]))
 SENTIMENT_KEPT = ("acc2", "acc7", "f1", "mae", "corr")
@@ -22,7 +22,7 @@ def tone_run(out: Path, seed: int, threads: int, epochs: int = 40) -> dict[str, 
     from mmfuse.estimators.classifier import MultimodalClassifier
     from mmfuse.estimators.regressor import MultimodalRegressor
 
-    audio = DEFAULT_PRETRAINED["audio"]
+    audio = PREDICTION_PRETRAINED["audio"]  # what the classifiers below use by default
     missing = [p for name in ("minilm", audio) for p in BACKBONES[name].missing()]
     if shutil.which("espeak-ng") is None or missing:
         why = "espeak-ng is not installed" if shutil.which("espeak-ng") is None else f"missing {', '.join(missing)}"

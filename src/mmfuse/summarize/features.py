@@ -101,7 +101,7 @@ def _picture(path: Path, shots: Shots, per_shot: int, thumb: int, encode: Callab
             stream.thread_type = "AUTO"
             last = None
             for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else 0.0
+                t = float(frame.time) - shots.origin if frame.time is not None else 0.0
                 last = frame
                 while nxt < len(targets) and t + 0.5 / shots.fps >= targets[nxt]:
                     nxt = _take(frame, nxt, owner, middle, per_shot, thumbs, thumb, pending)
@@ -130,7 +130,9 @@ def _take(frame: object, k: int, owner: np.ndarray, middle: np.ndarray, per_shot
 
 
 def _sound(path: Path, shots: Shots) -> np.ndarray | None:
-    """(S, len(AUDIO_NAMES)) per-shot sound descriptors, or None without an audio track."""
+    """(S, len(AUDIO_NAMES)) per-shot sound descriptors, or None without an audio track.
+    Seconds are counted on the picture's clock: sound that starts after the first frame is
+    preceded by silence, sound before it is dropped."""
     import av
 
     seconds = []
@@ -139,34 +141,50 @@ def _sound(path: Path, shots: Shots) -> np.ndarray | None:
             if not container.streams.audio:
                 return None
             resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-            buffer = np.zeros(0, dtype=np.float32)
+            buffer: np.ndarray | None = None
             for frame in container.decode(container.streams.audio[0]):
                 for out in resampler.resample(frame):
-                    buffer = np.concatenate([buffer, out.to_ndarray().ravel()])
+                    samples = out.to_ndarray().ravel()
+                    if buffer is None:  # place the first sample on the picture's clock
+                        lead = int(round(((float(frame.time) if frame.time is not None else shots.origin)
+                                          - shots.origin) * RATE))
+                        buffer = np.zeros(max(lead, 0), dtype=np.float32)
+                        samples = samples[max(-lead, 0):]
+                    buffer = np.concatenate([buffer, samples])
                     while len(buffer) >= RATE:
                         seconds.append(_describe(buffer[:RATE]))
                         buffer = buffer[RATE:]
-            if len(buffer) >= RATE // 10:
+            if buffer is not None and len(buffer) >= RATE // 10:
                 seconds.append(_describe(buffer))
     except (av.FFmpegError, OSError) as err:
         raise MmfuseError(f"{path}: cannot decode the audio track ({err})") from None
     if not seconds:
         return None
-    per_second = np.stack(seconds)  # (T, 2 + N_MELS): loudness, speech, mels
-    return _per_shot(per_second, shots)
+    return _per_shot(np.stack(seconds), shots)
 
 
 def _per_shot(per_second: np.ndarray, shots: Shots) -> np.ndarray:
-    """Mean of each second's descriptors weighted by its overlap with the shot, and the
-    shot's loudest second."""
-    t = np.arange(len(per_second), dtype=np.float64)
-    overlap = np.clip(np.minimum(shots.bounds[:, 1:2], t + 1) - np.maximum(shots.bounds[:, :1], t), 0, None)
-    weight = overlap / np.maximum(overlap.sum(1, keepdims=True), 1e-9)  # (S, T)
-    nearest = np.clip(np.floor(shots.bounds.mean(1)).astype(int), 0, len(per_second) - 1)
-    weight[overlap.sum(1) == 0, :] = 0.0
-    weight[overlap.sum(1) == 0, nearest[overlap.sum(1) == 0]] = 1.0  # a shot past the sound's end
-    mean = weight @ per_second
-    loudest = np.where(weight > 0, per_second[None, :, 0], -np.inf).max(1)
+    """Per shot: each descriptor's mean over the seconds it covers (weighted by the overlap,
+    from cumulative sums: no shots x seconds matrix) and its loudest second. Time past the end
+    of the sound counts as silence."""
+    silence = _describe(np.zeros(RATE, dtype=np.float32))
+    total = len(per_second)
+    cover = np.vstack([per_second, silence[None]]).astype(np.float64)  # one silent second past the end
+    cumulative = np.vstack([np.zeros(cover.shape[1]), np.cumsum(cover, 0)])  # at t = 0 .. total + 1
+
+    def integral(t: np.ndarray) -> np.ndarray:  # (S, D) integral of the descriptors over [0, t)
+        inside = np.clip(t, 0, total)
+        whole = np.floor(inside).astype(int)
+        part = (inside - whole)[:, None]
+        out = cumulative[whole] + part * cover[np.minimum(whole, total)]
+        return out + np.clip(t - total, 0, None)[:, None] * silence[None]
+
+    start, end = shots.bounds[:, 0], shots.bounds[:, 1]
+    mean = (integral(end) - integral(start)) / np.maximum(end - start, 1e-9)[:, None]
+    first = np.clip(np.floor(start).astype(int), 0, total)
+    last = np.clip(np.ceil(end).astype(int), first + 1, total + 1)
+    loud = cover[:, 0]
+    loudest = np.array([loud[a:b].max() for a, b in zip(first, last)])
     return np.column_stack([mean[:, 0], loudest, mean[:, 1], mean[:, 2:]]).astype(np.float32)
 
 

@@ -69,8 +69,9 @@ def diversified(score: np.ndarray, embedding: np.ndarray, redundancy: float) -> 
     """Scores with near duplicates of better shots reduced to what they add above them."""
     out = score.astype(np.float64).copy()
     order = np.argsort(-score, kind="stable")
+    sim = embedding @ embedding.T
     for rank, s in enumerate(order[1:], start=1):
-        closest = float((embedding[order[:rank]] @ embedding[s]).max())
+        closest = float(sim[s, order[:rank]].max())
         if closest > redundancy:
             out[s] *= (1.0 - closest) / (1.0 - redundancy)
     return out

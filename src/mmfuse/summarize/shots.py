@@ -18,16 +18,20 @@ class Shots:
     """The segments of one video.
 
     Attributes:
-        bounds: (S, 2) start and end of each segment in seconds, in order, covering the video.
+        bounds: (S, 2) start and end of each segment in seconds from the first frame, in order,
+            covering the video.
         cuts: (S,) whether the segment starts at a detected cut (False: a split of a long shot).
         duration: The video's length in seconds.
-        fps: Its (average) frame rate.
+        fps: Its average frame rate.
+        origin: The first frame's time in the file's own clock (seconds); frame and sound
+            times minus ``origin`` are on the clock of ``bounds``.
     """
 
     bounds: np.ndarray
     cuts: np.ndarray
     duration: float
     fps: float
+    origin: float = 0.0
 
     @property
     def lengths(self) -> np.ndarray:
@@ -39,7 +43,9 @@ class Shots:
 
 def detect_shots(path: Path, threshold: float = 27.0, max_seconds: float = 5.0,
                  min_seconds: float = 1.0) -> Shots:
-    """The shots of the video at ``path`` (see the module docstring).
+    """The shots of the video at ``path`` (see the module docstring). Cut times come from the
+    frames' own timestamps, so a variable frame rate or a stream that starts late does not
+    shift them.
 
     Args:
         path: A video file.
@@ -55,26 +61,49 @@ def detect_shots(path: Path, threshold: float = 27.0, max_seconds: float = 5.0,
         from scenedetect import ContentDetector, SceneManager, open_video
     except ImportError as err:
         raise MmfuseError(f"video summaries need PySceneDetect: pip install 'mmfuse[summarize]' ({err})") from None
+    times, origin = frame_times(path)
+    if len(times) < 2:
+        raise MmfuseError(f"{path}: {len(times)} frame(s): a video needs at least two (a still image, or an empty "
+                          "file, saved as a video?)")
+    step = float(np.median(np.diff(times))) or 1.0 / 25
+    duration = float(times[-1]) + step
+    fps = (len(times) - 1) / max(float(times[-1]), 1e-9)
     try:
         video = open_video(str(path), backend="opencv")
     except Exception as err:  # noqa: BLE001  PySceneDetect raises OSError, VideoOpenFailure, ...
         raise MmfuseError(f"{path}: cannot open the video ({err})") from None
-    fps = float(video.frame_rate)
-    frames = int(video.duration.frame_num) if video.duration is not None else 0
-    if frames < 2 or not math.isfinite(fps) or fps <= 0:
-        raise MmfuseError(f"{path}: {frames} frame(s): a video needs at least two (a still image, or an empty "
-                          "file, saved as a video?)")
     manager = SceneManager()
     manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=max(1, round(min_seconds * fps))))
     manager.detect_scenes(video)
-    scenes = [(a.seconds, b.seconds) for a, b in manager.get_scene_list()]
-    duration = frames / fps
-    if not scenes:
-        scenes = [(0.0, duration)]
-    return split_long(np.asarray(scenes, dtype=np.float64), max_seconds, duration, fps)
+    starts = sorted({0, *(int(a.frame_num) for a, _ in manager.get_scene_list())})
+    starts = [f for f in starts if f < len(times)]
+    edges = [float(times[f]) for f in starts] + [duration]
+    scenes = np.column_stack([edges[:-1], edges[1:]])
+    return split_long(scenes, max_seconds, duration, fps, origin)
 
 
-def split_long(scenes: np.ndarray, max_seconds: float, duration: float, fps: float) -> Shots:
+def frame_times(path: Path) -> tuple[np.ndarray, float]:
+    """(Each frame's time in seconds from the first, sorted; the first frame's time in the
+    file's clock), from the video packets' timestamps (read, not decoded)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MmfuseError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            pts = np.array([p.pts for p in container.demux(stream) if p.pts is not None and p.size > 0],
+                           dtype=np.int64)
+            base = float(stream.time_base) if stream.time_base is not None else 1.0
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise MmfuseError(f"{path}: cannot open the video ({err})") from None
+    if len(pts) == 0:
+        return np.zeros(0), 0.0
+    times = np.sort(pts).astype(np.float64) * base
+    return times - times[0], float(times[0])
+
+
+def split_long(scenes: np.ndarray, max_seconds: float, duration: float, fps: float, origin: float = 0.0) -> Shots:
     """Shots from (S, 2) scene bounds, each longer than ``max_seconds`` split into equal parts."""
     if max_seconds <= 0:
         raise MmfuseError(f"the longest segment must be positive, got {max_seconds}")
@@ -84,4 +113,4 @@ def split_long(scenes: np.ndarray, max_seconds: float, duration: float, fps: flo
         edges = np.linspace(start, end, parts + 1)
         bounds += list(zip(edges[:-1], edges[1:]))
         cuts += [True] + [False] * (parts - 1)
-    return Shots(np.asarray(bounds, dtype=np.float64).reshape(-1, 2), np.asarray(cuts), duration, fps)
+    return Shots(np.asarray(bounds, dtype=np.float64).reshape(-1, 2), np.asarray(cuts), duration, fps, origin)

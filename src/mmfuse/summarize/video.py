@@ -69,21 +69,24 @@ def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose
         log(f"{video}: no audio track: scored on the picture only", verbose)
     budget = options.ratio * shots.duration
     selected = select_shots(shots.lengths, scores * shots.lengths, budget)
-    if not selected.any():  # every segment is longer than the budget: keep the best one's start
-        raise MmfuseError(f"{video}: no segment fits in {budget:.1f} s (--ratio {options.ratio}); raise --ratio "
-                          f"or lower --max-shot-seconds (the shortest segment is {shots.lengths.min():.1f} s)")
+    kept = shots.bounds[selected]
+    trimmed = not selected.any()
+    if trimmed:  # every segment is longer than the budget (a short clip): the best one, cut to fit
+        selected[int(np.argmax(scores))] = True
+        start = float(shots.bounds[selected][0, 0])
+        kept = np.array([[start, start + budget]])
+        log(f"{video}: every segment is longer than {budget:.1f} s; keeping the start of the best one", verbose)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"shots": "shots.csv", "keyframes": "keyframes.png"}
-    kept = shots.bounds[selected]
     write_contact_sheet(features.thumbnails[selected], kept, out_dir / files["keyframes"])
-    summary_seconds = float(shots.lengths[selected].sum())
+    summary_seconds = float((kept[:, 1] - kept[:, 0]).sum())
     if options.write_video:
         files["video"] = "summary.mp4"
-        summary_seconds = write_clip(video, kept, out_dir / files["video"])
+        summary_seconds = write_clip(video, kept, out_dir / files["video"], shots.origin)
     summary = {
         "video": str(video), "duration_seconds": round(shots.duration, 3), "fps": round(shots.fps, 3),
         "ratio": options.ratio, "budget_seconds": round(budget, 3), "summary_seconds": round(summary_seconds, 3),
-        "shots": int(shots.cuts.sum()), "segments": len(shots), "selected": int(selected.sum()),
+        "shots": int(shots.cuts.sum()), "segments": len(shots), "selected": int(selected.sum()), "trimmed": trimmed,
         "scoring": mode, "sound": features.sound is not None, "picture_encoder": features.picture_encoder,
         "seconds": round(time.perf_counter() - began, 2), "files": files,
     }  # fmt: skip

@@ -15,79 +15,118 @@ from mmfuse._io import write_json
 from mmfuse.errors import MmfuseError
 
 
-def write_clip(source: Path, bounds: np.ndarray, out: Path) -> float:
-    """Writes the segments ``bounds`` (K, 2) seconds of ``source`` one after the other to
-    ``out`` (MPEG-4 video, AAC sound when the source has sound); returns its length in seconds."""
+def write_clip(source: Path, bounds: np.ndarray, out: Path, origin: float = 0.0) -> float:
+    """Writes the segments ``bounds`` (K, 2) seconds (from the first frame, which is at
+    ``origin`` in the file's clock) of ``source`` one after the other to ``out`` (MPEG-4
+    video, AAC sound when the source has sound, each segment's sound padded or cut to its
+    picture's length so the two stay together); returns its length in seconds."""
     import av
 
-    with av.open(str(source)) as src, av.open(str(out), mode="w", format="mp4") as dst:
-        video_in = src.streams.video[0]
-        rate = Fraction(video_in.average_rate or 25)
-        video_out = dst.add_stream("mpeg4", rate=rate)
-        width, height = video_in.codec_context.width // 2 * 2, video_in.codec_context.height // 2 * 2
-        video_out.width, video_out.height = max(width, 2), max(height, 2)
-        video_out.pix_fmt = "yuv420p"
-        video_out.bit_rate = 2_000_000
-        audio_in = src.streams.audio[0] if src.streams.audio else None
-        audio_out = None
-        if audio_in is not None:
-            layout = "stereo" if audio_in.codec_context.channels >= 2 else "mono"
-            audio_out = dst.add_stream("aac", rate=audio_in.codec_context.sample_rate, layout=layout)
-        kept = 0
-        for frame in src.decode(video_in):
-            if frame.time is not None and _inside(float(frame.time), bounds):
-                picture = frame.reformat(width=video_out.width, height=video_out.height, format="yuv420p")
-                picture.pts, picture.time_base = kept, 1 / rate  # renumbered: the kept frames back to back
-                dst.mux(video_out.encode(picture))
-                kept += 1
-        dst.mux(video_out.encode(None))
-        if audio_in is not None and audio_out is not None:
-            src.seek(0)  # the picture pass read the file to its end
-            _copy_sound(src, audio_in, audio_out, dst, bounds)
-    if kept == 0:
+    try:
+        with av.open(str(source)) as src, av.open(str(out), mode="w", format="mp4") as dst:
+            video_in = src.streams.video[0]
+            rate = Fraction(video_in.average_rate or 25).limit_denominator(65535)  # MPEG-4's limit
+            video_out = dst.add_stream("mpeg4", rate=rate)
+            width, height = video_in.codec_context.width // 2 * 2, video_in.codec_context.height // 2 * 2
+            video_out.width, video_out.height = max(width, 2), max(height, 2)
+            video_out.pix_fmt = "yuv420p"
+            video_out.bit_rate = 2_000_000
+            audio_in = src.streams.audio[0] if src.streams.audio else None
+            audio_out = None
+            if audio_in is not None:
+                layout = "stereo" if audio_in.codec_context.channels >= 2 else "mono"
+                audio_out = dst.add_stream("aac", rate=audio_in.codec_context.sample_rate, layout=layout)
+            frames = np.zeros(len(bounds), dtype=np.int64)  # frames kept per segment
+            for frame in src.decode(video_in):
+                if frame.time is None:
+                    continue
+                segment = _segment(float(frame.time) - origin, bounds)
+                if segment >= 0:
+                    picture = frame.reformat(width=video_out.width, height=video_out.height, format="yuv420p")
+                    picture.pts, picture.time_base = int(frames.sum()), 1 / rate  # the kept frames back to back
+                    dst.mux(video_out.encode(picture))
+                    frames[segment] += 1
+            dst.mux(video_out.encode(None))
+            if audio_in is not None and audio_out is not None:
+                src.seek(0)  # the picture pass read the file to its end
+                _copy_sound(src, audio_in, audio_out, dst, bounds, origin, frames / float(rate))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise MmfuseError(f"{source}: cannot write the summary video ({err})") from None
+    if frames.sum() == 0:
         raise MmfuseError(f"{source}: no frame fell inside the selected shots")
-    return kept / float(rate)
+    return float(frames.sum() / rate)
 
 
-def _copy_sound(src: Any, audio_in: Any, audio_out: Any, dst: Any, bounds: np.ndarray) -> None:
-    """The selected stretches of the sound, re-cut into the encoder's frame size."""
+def _copy_sound(src: Any, audio_in: Any, audio_out: Any, dst: Any, bounds: np.ndarray, origin: float,
+                seconds: np.ndarray) -> None:
+    """The selected stretches of the sound, each padded with silence or cut to ``seconds`` of
+    its segment's picture, re-cut into the encoder's frame size."""
     import av
 
     rate = audio_out.codec_context.sample_rate
-    resampler = av.AudioResampler(format="fltp", layout=audio_out.layout.name, rate=rate)
+    layout = audio_out.layout.name
+    channels = audio_out.layout.nb_channels
+    wanted = np.round(seconds * rate).astype(np.int64)
+    have = np.zeros(len(bounds), dtype=np.int64)
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     fifo = av.AudioFifo()
     written = 0
+
+    def push(data: np.ndarray) -> None:
+        nonlocal written
+        if data.shape[1] == 0:
+            return
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data, dtype=np.float32), format="fltp", layout=layout)
+        chunk.sample_rate, chunk.pts = rate, None
+        fifo.write(chunk)
+        size = audio_out.codec_context.frame_size or 1024
+        while fifo.samples >= size:
+            block = fifo.read(size)
+            block.pts, written = written, written + size
+            dst.mux(audio_out.encode(block))
+
+    def fill(upto: int) -> None:  # silence for the segments before ``upto`` that are short of sound
+        for k in range(upto):
+            if have[k] < wanted[k]:
+                push(np.zeros((channels, int(wanted[k] - have[k])), dtype=np.float32))
+                have[k] = wanted[k]
+
+    def take(part: Any, start: float) -> None:
+        times = start - origin + np.arange(part.samples) / rate
+        owners = _segments(times, bounds)
+        data = part.to_ndarray()
+        for k in np.unique(owners[owners >= 0]):
+            fill(int(k))
+            piece = data[:, owners == k][:, : max(int(wanted[k] - have[k]), 0)]
+            push(piece)
+            have[k] += piece.shape[1]
+
     for frame in src.decode(audio_in):
         if frame.time is None:
             continue
         for part in resampler.resample(frame):
-            start = float(part.time) if part.time is not None else float(frame.time)
-            times = start + np.arange(part.samples) / rate
-            keep = _inside_many(times, bounds)
-            if not keep.any():
-                continue
-            data = part.to_ndarray()[:, keep]
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=audio_out.layout.name)
-            chunk.sample_rate, chunk.pts = rate, None
-            fifo.write(chunk)
-            size = audio_out.codec_context.frame_size or 1024
-            while fifo.samples >= size:
-                out = fifo.read(size)
-                out.pts, written = written, written + size
-                dst.mux(audio_out.encode(out))
+            take(part, float(part.time) if part.time is not None else float(frame.time))
+    for part in resampler.resample(None):
+        if part.time is not None:
+            take(part, float(part.time))
+    fill(len(bounds))
     if fifo.samples:
-        out = fifo.read(fifo.samples)
-        out.pts = written
-        dst.mux(audio_out.encode(out))
+        block = fifo.read(fifo.samples)
+        block.pts = written
+        dst.mux(audio_out.encode(block))
     dst.mux(audio_out.encode(None))
 
 
-def _inside(t: float, bounds: np.ndarray) -> bool:
-    return bool(((bounds[:, 0] <= t) & (t < bounds[:, 1])).any())
+def _segment(t: float, bounds: np.ndarray) -> int:
+    """The index of the segment holding time ``t`` (-1: none)."""
+    return int(_segments(np.array([t]), bounds)[0])
 
 
-def _inside_many(times: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    return ((bounds[None, :, 0] <= times[:, None]) & (times[:, None] < bounds[None, :, 1])).any(1)
+def _segments(times: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The segment of each time (-1: none); ``bounds`` sorted and not overlapping."""
+    k = np.searchsorted(bounds[:, 0], times, side="right") - 1
+    ok = (k >= 0) & (times < bounds[np.maximum(k, 0), 1])
+    return np.where(ok, k, -1)
 
 
 def write_contact_sheet(thumbnails: np.ndarray, bounds: np.ndarray, out: Path, columns: int = 4) -> None:
