@@ -137,3 +137,14 @@ def test_each_part_is_layer_normed_on_its_own() -> None:
     scaled = torch.cat([x[:, :768] * 1000, x[:, 768:]], dim=1)
     torch.testing.assert_close(norm(x)[:, 768:], norm(scaled)[:, 768:])
     torch.testing.assert_close(norm(x)[:, 768:], torch.nn.functional.layer_norm(x[:, 768:], (88,)))
+
+
+def test_fine_tuned_statistics_come_through_the_network_in_chunks() -> None:
+    spec = InputSpec("audio", (88,), backbone="prosody", features=False)  # the prepared input
+    encoder = create_encoder("audio", "prosody", spec)
+    assert encoder.backbone is not None
+    x = torch.randn(300, 88) * 3 + 1
+    encoder.fit_statistics(x, max_rows=200, chunk=7)
+    rows = x[torch.linspace(0, 299, 200).long()]
+    torch.testing.assert_close(encoder.feature_mean, rows.mean(0))
+    torch.testing.assert_close(encoder.feature_std, rows.std(0, unbiased=False))
