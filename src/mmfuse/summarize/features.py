@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmfuse._progress import track
 from mmfuse.errors import MmfuseError
 from mmfuse.summarize.shots import Shots
 
@@ -37,11 +38,24 @@ class ShotFeatures:
 
 
 def shot_features(path: Path, shots: Shots, frames_per_shot: int = 3, thumbnail: int = 160,
-                  batch_size: int = 16, progress: Callable[[float], None] | None = None) -> ShotFeatures:
-    """The features of every shot of the video at ``path`` (see the module docstring);
-    ``progress`` is called with the seconds of video read so far."""
+                  batch_size: int = 16, verbose: bool = False) -> ShotFeatures:
+    """The features of every shot of the video at ``path`` (see the module docstring), with a
+    progress display over the seconds of picture read when ``verbose``."""
     encode, name = _picture_encoder()
+    seconds = int(np.ceil(shots.duration))
+    ticks = track(range(seconds), seconds, f"reading {path.name} ({name})", verbose and seconds > 0)
+    read = 0
+
+    def progress(t: float) -> None:
+        nonlocal read
+        while read < min(t, seconds):
+            next(ticks, None)
+            read += 1
+
     picture, thumbs = _picture(path, shots, frames_per_shot, thumbnail, encode, batch_size, progress)
+    progress(seconds)
+    for _ in ticks:  # closes the display
+        pass
     return ShotFeatures(picture, _sound(path, shots), thumbs, name)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mmfuse._io import read_json, write_json
+from mmfuse._progress import log
 from mmfuse.errors import MmfuseError
 from mmfuse.summarize.features import ShotFeatures, shot_features
 from mmfuse.summarize.knapsack import select_shots
@@ -115,7 +116,9 @@ def fit_summarizer(data: str | Path, target: str, out: str | Path, params: dict[
 
     notes, base = read_annotations(data, target)
     tables, encoders = [], set()
-    for name, part in notes.groupby("video", sort=True):
+    groups = notes.groupby("video", sort=True)
+    for k, (name, part) in enumerate(groups, start=1):
+        log(f"video {k}/{groups.ngroups}: {name}", bool(params.get("verbose", True)))
         shots, feats, records = segments(_video(base, name), threshold, max_seconds)
         encoders.add(feats.picture_encoder)
         records["importance"] = segment_labels(shots, part, target)

@@ -61,7 +61,7 @@ def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose
         mode = "model"
     else:
         shots = detect_shots(video, options.threshold, options.max_shot_seconds)
-        features = shot_features(video, shots)
+        features = shot_features(video, shots, verbose=verbose)
         mode = options.scoring if features.sound is not None else "picture"
         scores = importance(features, shots.lengths, mode)
     log(f"{video}: {shots.duration:.1f} s, {int(shots.cuts.sum())} shot(s) -> {len(shots)} segment(s)", verbose)
