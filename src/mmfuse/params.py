@@ -187,9 +187,17 @@ class RecommendationParams:
                               "to rank items never seen (cold start)")
 
 
+@dataclass(frozen=True)
+class PredictionParams:
+    """What a classifier does once trained."""
+
+    calibrate: bool = param(True, "temperature-scale the class probabilities on the validation records "
+                            "(classification)", off="--no-calibrate")
+
+
 # ---------------------------------------------------------------------- per estimator
 @dataclass(frozen=True)
-class EstimatorParams(RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
+class EstimatorParams(PredictionParams, RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
     """The parameters of MultimodalClassifier and MultimodalRegressor."""
 
 

@@ -283,6 +283,11 @@ class Concatenated(Preparation):
     def decode(self, value: Any, path: Path | None) -> Any:
         return get_preparation(self.parts[0]).decode(value, path)
 
+    @property
+    def sample_rate(self) -> int | None:
+        """The decoded audio's rate (the parts decode alike), for explanations' time labels."""
+        return getattr(get_preparation(self.parts[0]), "sample_rate", None)
+
     def finish(self, decoded: Any) -> np.ndarray:
         return np.concatenate([get_preparation(p).finish(decoded).astype(np.float32).ravel() for p in self.parts])
 

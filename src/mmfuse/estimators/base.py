@@ -125,6 +125,7 @@ class MultimodalEstimator(Facade):
         trained = train_model(self.frozen_params(), pre, train, valid, out_dir, resume)
         self.model_, self.model_config_, self.train_config_ = trained.model, trained.config, trained.train_config
         self.history_, self.kept_epoch_ = trained.history, trained.kept_epoch
+        self.calibration_ = trained.calibration
         self.train_seconds_ = time.perf_counter() - started
         self.n_train_, self.n_valid_ = len(train), len(valid)
         self.metrics_ = score(self.fitted_model, valid)

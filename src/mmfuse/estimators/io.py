@@ -124,6 +124,9 @@ def metrics_document(est: Any) -> dict[str, Any]:
         "parameters": est.model_.num_parameters(),
         "metrics": est.metrics_,
     }
+    calibration = getattr(est, "calibration_", None)
+    if calibration:
+        doc["calibration"] = calibration
     if hasattr(est.model_.fusion, "fit_combiner"):
         doc["note"] = (
             "the decision-level combiner was fitted on the validation records, so these "
@@ -278,6 +281,7 @@ def restore_results(est: Any, folder: Path) -> None:
         est.n_train_, est.n_valid_ = int(metrics.get("n_train", 0)), int(metrics.get("n_valid", 0))
         est.train_seconds_ = float(metrics.get("train_seconds", 0.0))
         est.kept_epoch_ = metrics.get("kept_epoch")
+        est.calibration_ = metrics.get("calibration")
         if "refit_epochs" in metrics:
             est.refit_epochs_ = int(metrics["refit_epochs"])
         if "projection" in metrics:  # retrieval: which projection validation chose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,7 +92,43 @@ def train_model(
     model.cpu().eval()
     if hasattr(model.fusion, "fit_combiner"):
         fit_combiner(model, valid)
-    return TrainedModel(model, mcfg, tcfg, history, trainer.kept_epoch)
+    calibration = None
+    if mcfg.task == "classification" and params.calibrate:
+        mcfg, calibration = calibrate(model, mcfg, valid, params.verbose)
+    return TrainedModel(model, mcfg, tcfg, history, trainer.kept_epoch, calibration)
+
+
+MIN_CALIBRATION_RECORDS = 20
+"""Fewer validation records than this leave the temperature at 1 (one number from a handful of
+records would be noise)."""
+
+
+@torch.no_grad()
+def calibrate(model: MultimodalModel, mcfg: ModelConfig, valid: Encoded, verbose: bool
+              ) -> tuple[ModelConfig, dict[str, float] | None]:
+    """Fits the temperature on the validation records' logits (``evaluation.calibration``),
+    sets it on ``model``; the config that records it, and the log loss (what the temperature
+    minimises) and calibration error before and after it, on those same records."""
+    from mmfuse.evaluation.calibration import expected_calibration_error, fit_temperature
+
+    if len(valid) < MIN_CALIBRATION_RECORDS or valid.targets is None:
+        return mcfg, None
+    model.temperature.fill_(1.0)
+    data = TensorData.from_encoded(valid)
+    logits = torch.cat([model(b.inputs, b.mask).require_logits().float()
+                        for b in (data.batch(i, torch.device("cpu")) for i in torch.arange(len(data)).split(256))])
+    y = valid.targets.astype(int)
+    t = fit_temperature(logits.numpy(), y)
+    model.temperature.fill_(t)
+    target = torch.from_numpy(y)
+    report = {"temperature": t}
+    for when, scaled in (("before", logits), ("after", logits / t)):
+        report[f"valid_ece_{when}"] = expected_calibration_error(y, scaled.softmax(-1).numpy())
+        report[f"valid_log_loss_{when}"] = float(torch.nn.functional.cross_entropy(scaled, target))
+    log(f"calibration: temperature {t:.3f}; validation log loss {report['valid_log_loss_before']:.4f} -> "
+        f"{report['valid_log_loss_after']:.4f}, ECE {report['valid_ece_before']:.4f} -> "
+        f"{report['valid_ece_after']:.4f}", verbose)
+    return dataclasses.replace(mcfg, temperature=t), report
 
 
 def fit_combiner(model: MultimodalModel, valid: Encoded) -> None:

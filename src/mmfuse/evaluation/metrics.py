@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from mmfuse.evaluation.calibration import expected_calibration_error
 from mmfuse.evaluation.sentiment import is_sentiment_score, sentiment_metrics
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
@@ -16,6 +17,7 @@ HIGHER_IS_BETTER = {
     "recall_macro": True,
     "roc_auc": True,
     "log_loss": False,
+    "ece": False,
     "rmse": False,
     "mae": False,
     "r2": True,
@@ -31,7 +33,8 @@ HIGHER_IS_BETTER = {
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """accuracy, f1/precision/recall (macro), roc_auc (one-vs-rest), log_loss.
+    """accuracy, f1/precision/recall (macro), roc_auc (one-vs-rest), log_loss and the expected
+    calibration error (``ece``, 15 bins; ``evaluation.calibration``).
 
     Args:
         y_true: (N,) class indices.
@@ -52,6 +55,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
             metrics.recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
         ),
         "log_loss": float(metrics.log_loss(y_true, _clipped(proba), labels=labels)),
+        "ece": expected_calibration_error(y_true, proba),
     }
     out["roc_auc"] = _roc_auc(y_true, proba)
     return out

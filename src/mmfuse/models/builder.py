@@ -30,6 +30,8 @@ class ModelConfig:
         dim: Embedding / fusion width.
         encoder_hparams: Modality -> extra encoder keyword arguments.
         fusion_hparams: Extra fusion keyword arguments.
+        temperature: Classification: the combined logits are divided by it (temperature
+            scaling, fitted on validation records after training; 1: none).
     """
 
     level: str
@@ -40,6 +42,7 @@ class ModelConfig:
     dim: int = 128
     encoder_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     fusion_hparams: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,10 +107,14 @@ def build_model(config: ModelConfig, specs: Mapping[str, InputSpec]) -> Multimod
     """
     if config.dim < 1:
         raise MmfuseError(f"dim must be at least 1, got {config.dim}")
+    if not config.temperature > 0:
+        raise MmfuseError(f"the temperature must be positive, got {config.temperature}")
     try:
-        return _build(config, specs)
+        model = _build(config, specs)
     except ValueError as err:
         raise MmfuseError(f"cannot build the {config.fusion!r} model: {err}") from None
+    model.temperature.fill_(config.temperature)
+    return model
 
 
 def _build(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel:

@@ -106,6 +106,8 @@ class MultimodalModel(nn.Module):
         self.head = head
         self.modality_heads = nn.ModuleDict(dict(modality_heads or {}))
         self.level = level
+        # temperature scaling of the combined logits (ModelConfig.temperature; 1 for regression)
+        self.register_buffer("temperature", torch.ones(()), persistent=False)
 
     def encode(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Modality -> (B, D_m) embeddings; rows where the modality is missing are zero.
@@ -138,9 +140,9 @@ class MultimodalModel(nn.Module):
         embeddings = self.encode(inputs, mask)
         if self.level == "late":
             per = {m: self.modality_heads[m](embeddings[m]) for m in self.modalities}
-            return ModelOutput(self.fusion(per, mask), per, mask)
+            return ModelOutput(self.fusion(per, mask) / self.temperature, per, mask)
         assert self.head is not None
-        return ModelOutput(self.head(self.fuse(embeddings, mask)), None, mask)
+        return ModelOutput(self.head(self.fuse(embeddings, mask)) / self.temperature, None, mask)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

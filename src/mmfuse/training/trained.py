@@ -21,6 +21,8 @@ class TrainedModel:
         history: One record per epoch (losses, validation metric, seconds).
         kept_epoch: The epoch whose weights ``model`` holds (the best validation epoch, or the
             last one when training kept the last).
+        calibration: Classification: the fitted temperature and the validation calibration
+            error before and after it (None: not calibrated).
     """
 
     model: nn.Module
@@ -28,3 +30,4 @@ class TrainedModel:
     train_config: TrainConfig
     history: list[dict[str, float]]
     kept_epoch: int | None
+    calibration: dict[str, float] | None = None
