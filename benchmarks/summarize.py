@@ -21,7 +21,10 @@ the video's rate, and is scored against the reference (``shots.csv``):
   frames selected.
 
 Means over all videos. Cost: ``seconds_per_minute`` of video for the whole ``summarize`` (with
-summary.mp4 written) once per video with the fused scoring, with ``--threads`` torch threads.
+summary.mp4 written) once per video with the fused scoring, with ``--threads`` torch threads;
+``memory_by_length``: peak RSS and seconds of ``mmfuse summarize`` in a fresh process on long
+plain videos of ``--long-minutes`` minutes (32 px, 4 fps, a loud bright moment every 5 min):
+the passes stream, so the peak should not grow with the length.
 Prints one JSON object.
 
 Usage::
@@ -46,7 +49,7 @@ import numpy as np
 import pandas as pd
 from _quick import parse_with_quick
 
-QUICK = {"videos": 1, "seeds": "0", "train_videos": 2, "epochs": 2}
+QUICK = {"videos": 1, "seeds": "0", "train_videos": 2, "epochs": 2, "long_minutes": "0.5,1"}
 SCORINGS = ("picture", "sound", "fused")
 ROWS = (*SCORINGS, "supervised")
 
@@ -87,6 +90,45 @@ def score_video(video: Path, reference: pd.DataFrame, options: Any, model: Any =
     }
 
 
+def long_video(path: Path, minutes: float, seed: int = 0) -> Path:
+    """A long, plain video (32 px, 4 fps, quiet sound) with a short loud bright moment every
+    five minutes (the writer holds it whole in this process: 32 px keeps that small)."""
+    from mmfuse.datasets.video_file import encode_mp4
+
+    rng = np.random.default_rng(seed)
+    fps, rate = 4, 16_000
+    n = int(minutes * 60 * fps)
+    t = np.arange(n) / fps
+    event = (t % 300) < 4
+    frames = np.where(event[:, None, None, None], np.array([220, 40, 40], np.uint8),
+                      np.uint8(110) + rng.integers(0, 6, (n, 1, 1, 1), dtype=np.uint8))
+    frames = np.broadcast_to(frames, (n, 32, 32, 3)).astype(np.uint8)
+    samples = int(minutes * 60 * rate) // 1024 * 1024
+    st = np.arange(samples) / rate
+    track = (rng.normal(0, 0.01, samples) + 0.4 * ((st % 300) < 4) * np.sin(2 * np.pi * 600 * st)).astype(np.float32)
+    encode_mp4(path, frames, track, fps=fps, sample_rate=rate)
+    return path
+
+
+def memory_by_length(tmp: Path, minutes: list[float], threads: int) -> dict[str, Any]:
+    """Peak RSS of ``mmfuse summarize`` (a fresh process each) on long plain videos: it streams,
+    so memory should not grow with the length."""
+    import subprocess
+
+    out = {}
+    for m in minutes:
+        video = long_video(tmp / f"long_{m:g}.mp4", m)
+        began = time.perf_counter()
+        code = ("import resource, sys; from mmfuse.cli.main import main; "
+                f"rc = main(['summarize', '{video}', '--out', '{tmp / f'long_out_{m:g}'}', '--quiet', "
+                f"'--threads', '{threads}']); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        rss = int(done.stdout.strip().splitlines()[-1]) / 1024
+        out[f"{m:g}_min"] = {"peak_rss_mib": round(rss, 1), "seconds": round(time.perf_counter() - began, 1)}
+    return out
+
+
 def train_supervised(tmp: Path, args: argparse.Namespace) -> Any:
     """``fit --task summarization`` on ``--train-videos`` other videos (seed 1000), labelled
     with shots.csv's importance."""
@@ -111,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ratio", type=float, default=0.15)
     parser.add_argument("--train-videos", type=int, default=6, help="videos the supervised model learns from")
     parser.add_argument("--epochs", type=int, default=30, help="the supervised model's maximum epochs")
+    parser.add_argument("--long-minutes", default="3,30",
+                        help="lengths of the long plain videos whose peak memory is measured (0: none)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parse_with_quick(parser, QUICK, argv)
@@ -132,12 +176,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 s = summarize_video(video, Path(tmp) / "out" / f"{seed}_{Path(str(name)).stem}",
                                     SummaryOptions(args.ratio), verbose=False)
                 cost.append((time.perf_counter() - began) / (s["duration_seconds"] / 60))
+        lengths = [float(m) for m in args.long_minutes.split(",") if float(m) > 0]
+        memory = memory_by_length(Path(tmp), lengths, args.threads) if lengths else {}
     result = {
         "benchmark": "summarize",
         "config": {k: v for k, v in vars(args).items() if k != "out"},
         "videos": len(cost),
         "scoring": {s: {k: round(statistics.fmean(r[k] for r in rows), 4) for k in rows[0]} for s, rows in per.items()},
         "seconds_per_minute": round(statistics.fmean(cost), 2),
+        "memory_by_length": memory,
     }
     text = json.dumps(result, indent=2)
     print(text)

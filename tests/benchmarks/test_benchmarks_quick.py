@@ -129,6 +129,8 @@ def _check_summarize(out: dict[str, Any]) -> None:
         assert set(scores) == {"fscore", "kendall_tau", "spearman_rho", "events_kept", "decoys_kept"}
         assert 0 <= scores["fscore"] <= 1
     assert out["seconds_per_minute"] > 0
+    assert set(out["memory_by_length"]) == {"0.5_min", "1_min"}
+    assert all(m["peak_rss_mib"] > 0 for m in out["memory_by_length"].values())
 
 
 def _check_voice_tone(out: dict[str, Any]) -> None:
@@ -218,7 +220,7 @@ CASES = {
         modules=("fastapi", "uvicorn", "multipart", "httpx", "onnx", "onnxruntime", "onnxscript"),
     ),
     "summarize.py": Case(
-        frozenset({"benchmark", "config", "videos", "scoring", "seconds_per_minute"}),
+        frozenset({"benchmark", "config", "videos", "scoring", "seconds_per_minute", "memory_by_length"}),
         _check_summarize, modules=("scenedetect",),
     ),
     "trainer_overhead.py": Case(

@@ -27,6 +27,8 @@ def test_binary() -> None:
     # positives score 0.65, 0.8; negatives 0.1, 0.7: 3 of 4 pairs ranked right
     assert m["roc_auc"] == pytest.approx(0.75)
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.3, 0.65, 0.8])))
+    # confidences 0.9, 0.7, 0.65, 0.8 fall in 4 different of the 15 bins; right, wrong, right, right
+    assert m["ece"] == pytest.approx((0.1 + 0.7 + 0.35 + 0.2) / 4)
     assert set(m) == {
         "accuracy",
         "f1_macro",
@@ -34,6 +36,7 @@ def test_binary() -> None:
         "recall_macro",
         "roc_auc",
         "log_loss",
+        "ece",
     }
     assert all(isinstance(v, float) for v in m.values())
 

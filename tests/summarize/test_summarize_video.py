@@ -117,6 +117,42 @@ def test_a_short_uncut_clip_keeps_the_start_of_its_best_segment(tmp_path: Path) 
     assert s["summary_seconds"] == pytest.approx(1.5, abs=1 / 8)  # half of 3 s, whole frames
 
 
+def _variable_rate_video(path: Path) -> None:
+    """64 px, 10 fps for 4 s then 2 fps for 6 s; grey, then red from 7 s on."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for t in [*np.arange(0, 4, 0.1), *np.arange(4, 10, 0.5)]:
+            colour = (200, 30, 30) if t >= 7 else (120, 120, 120)
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), colour, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def test_a_variable_frame_rate_keeps_its_times(tmp_path: Path) -> None:
+    import av
+
+    from mmfuse.summarize.writer import write_clip
+
+    _variable_rate_video(tmp_path / "vfr.mp4")
+    shots = detect_shots(tmp_path / "vfr.mp4", min_seconds=0.1)
+    assert shots.duration == pytest.approx(10.0, abs=0.5)
+    assert np.abs(shots.bounds[shots.cuts, 0] - 7.0).min() < 0.1  # the cut, 7 s in (frame 46, not 70)
+    seconds = write_clip(tmp_path / "vfr.mp4", np.array([[2.0, 5.0], [7.0, 9.6]]), tmp_path / "s.mp4")
+    with av.open(str(tmp_path / "s.mp4")) as clip:
+        times = [round(float(f.time), 3) for f in clip.decode(video=0)]
+    assert seconds == pytest.approx(5.6)
+    # 2.0-3.9 s at 10 fps, 4.0-4.5 at 2 fps, then the red stretch 7.0-9.5 from 3.0 s on
+    assert times == [*np.round(np.arange(0, 2, 0.1), 3), 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5]
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [(b"", "cannot open|frame"), (None, "at least two")],

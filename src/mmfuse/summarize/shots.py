@@ -43,9 +43,10 @@ class Shots:
 
 def detect_shots(path: Path, threshold: float = 27.0, max_seconds: float = 5.0,
                  min_seconds: float = 1.0) -> Shots:
-    """The shots of the video at ``path`` (see the module docstring). Cut times come from the
-    frames' own timestamps, so a variable frame rate or a stream that starts late does not
-    shift them.
+    """The shots of the video at ``path`` (see the module docstring), in seconds from the first
+    frame; the frame count and duration come from the video packets' own timestamps (a WebM
+    from a browser records no frame count), so a variable frame rate or a stream that starts
+    late does not shift them.
 
     Args:
         path: A video file.
@@ -75,9 +76,10 @@ def detect_shots(path: Path, threshold: float = 27.0, max_seconds: float = 5.0,
     manager = SceneManager()
     manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=max(1, round(min_seconds * fps))))
     manager.detect_scenes(video)
-    starts = sorted({0, *(int(a.frame_num) for a, _ in manager.get_scene_list())})
-    starts = [f for f in starts if f < len(times)]
-    edges = [float(times[f]) for f in starts] + [duration]
+    # PySceneDetect's times follow OpenCV's clock, which counts from the first frame and follows
+    # the timestamps (a cut 7 s in is at 7 s whatever the frame rate did before it)
+    cuts = sorted({float(a.seconds) for a, _ in manager.get_scene_list()} - {0.0})
+    edges = [0.0] + [t for t in cuts if 0.0 < t < duration] + [duration]
     scenes = np.column_stack([edges[:-1], edges[1:]])
     return split_long(scenes, max_seconds, duration, fps, origin)
 

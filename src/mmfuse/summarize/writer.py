@@ -14,12 +14,16 @@ import pandas as pd
 from mmfuse._io import write_json
 from mmfuse.errors import MmfuseError
 
+CLOCK = Fraction(1, 1000)
+"""The summary video's time base: milliseconds."""
+
 
 def write_clip(source: Path, bounds: np.ndarray, out: Path, origin: float = 0.0) -> float:
     """Writes the segments ``bounds`` (K, 2) seconds (from the first frame, which is at
-    ``origin`` in the file's clock) of ``source`` one after the other to ``out`` (MPEG-4
-    video, AAC sound when the source has sound, each segment's sound padded or cut to its
-    picture's length so the two stay together); returns its length in seconds."""
+    ``origin`` in the file's clock) of ``source`` one after the other to ``out``: MPEG-4 video
+    whose frames keep their timing within each segment, AAC sound when the source has sound,
+    each segment's sound padded with silence or cut to the segment's length so picture and
+    sound stay together; returns the summary's length in seconds."""
     import av
 
     try:
@@ -27,6 +31,7 @@ def write_clip(source: Path, bounds: np.ndarray, out: Path, origin: float = 0.0)
             video_in = src.streams.video[0]
             rate = Fraction(video_in.average_rate or 25).limit_denominator(65535)  # MPEG-4's limit
             video_out = dst.add_stream("mpeg4", rate=rate)
+            video_out.codec_context.time_base = CLOCK  # frames keep their own timing (variable rates too)
             width, height = video_in.codec_context.width // 2 * 2, video_in.codec_context.height // 2 * 2
             video_out.width, video_out.height = max(width, 2), max(height, 2)
             video_out.pix_fmt = "yuv420p"
@@ -37,24 +42,29 @@ def write_clip(source: Path, bounds: np.ndarray, out: Path, origin: float = 0.0)
                 layout = "stereo" if audio_in.codec_context.channels >= 2 else "mono"
                 audio_out = dst.add_stream("aac", rate=audio_in.codec_context.sample_rate, layout=layout)
             frames = np.zeros(len(bounds), dtype=np.int64)  # frames kept per segment
+            offset = np.r_[0.0, np.cumsum(bounds[:, 1] - bounds[:, 0])]  # each segment's start in the summary
+            last = -1
             for frame in src.decode(video_in):
                 if frame.time is None:
                     continue
-                segment = _segment(float(frame.time) - origin, bounds)
-                if segment >= 0:
-                    picture = frame.reformat(width=video_out.width, height=video_out.height, format="yuv420p")
-                    picture.pts, picture.time_base = int(frames.sum()), 1 / rate  # the kept frames back to back
-                    dst.mux(video_out.encode(picture))
-                    frames[segment] += 1
+                t = float(frame.time) - origin
+                segment = _segment(t, bounds)
+                if segment < 0:
+                    continue
+                picture = frame.reformat(width=video_out.width, height=video_out.height, format="yuv420p")
+                pts = max(int(round((offset[segment] + t - bounds[segment, 0]) / CLOCK)), last + 1)
+                picture.pts, picture.time_base, last = pts, CLOCK, pts
+                dst.mux(video_out.encode(picture))
+                frames[segment] += 1
             dst.mux(video_out.encode(None))
             if audio_in is not None and audio_out is not None:
                 src.seek(0)  # the picture pass read the file to its end
-                _copy_sound(src, audio_in, audio_out, dst, bounds, origin, frames / float(rate))
+                _copy_sound(src, audio_in, audio_out, dst, bounds, origin, bounds[:, 1] - bounds[:, 0])
     except (av.FFmpegError, OSError, ValueError) as err:
         raise MmfuseError(f"{source}: cannot write the summary video ({err})") from None
     if frames.sum() == 0:
         raise MmfuseError(f"{source}: no frame fell inside the selected shots")
-    return float(frames.sum() / rate)
+    return float((bounds[:, 1] - bounds[:, 0]).sum())
 
 
 def _copy_sound(src: Any, audio_in: Any, audio_out: Any, dst: Any, bounds: np.ndarray, origin: float,
