@@ -119,10 +119,12 @@ def memory_by_length(tmp: Path, minutes: list[float], threads: int) -> dict[str,
     for m in minutes:
         video = long_video(tmp / f"long_{m:g}.mp4", m)
         began = time.perf_counter()
-        code = ("import resource, sys; from mmfuse.cli.main import main; "
+        # VmHWM (the peak of this process's memory map) rather than ru_maxrss, which Linux keeps
+        # across exec: the child would report this benchmark's own peak
+        code = ("import re, sys; from mmfuse.cli.main import main; "
                 f"rc = main(['summarize', '{video}', '--out', '{tmp / f'long_out_{m:g}'}', '--quiet', "
                 f"'--threads', '{threads}']); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+                "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(rc)")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         rss = int(done.stdout.strip().splitlines()[-1]) / 1024
         out[f"{m:g}_min"] = {"peak_rss_mib": round(rss, 1), "seconds": round(time.perf_counter() - began, 1)}
