@@ -144,7 +144,7 @@ def test_a_variable_frame_rate_keeps_its_times(tmp_path: Path) -> None:
     _variable_rate_video(tmp_path / "vfr.mp4")
     shots = detect_shots(tmp_path / "vfr.mp4", min_seconds=0.1)
     assert shots.duration == pytest.approx(10.0, abs=0.5)
-    assert np.abs(shots.bounds[shots.cuts, 0] - 7.0).min() < 0.1  # the cut, 7 s in (frame 46, not 70)
+    assert np.abs(shots.bounds[shots.cuts, 0] - 7.0).min() < 0.1  # the cut, 7 s in (the 47th frame)
     seconds = write_clip(tmp_path / "vfr.mp4", np.array([[2.0, 5.0], [7.0, 9.6]]), tmp_path / "s.mp4")
     with av.open(str(tmp_path / "s.mp4")) as clip:
         times = [round(float(f.time), 3) for f in clip.decode(video=0)]
