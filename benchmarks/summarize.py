@@ -54,23 +54,11 @@ SCORINGS = ("picture", "sound", "fused")
 ROWS = (*SCORINGS, "supervised")
 
 
-def supervised_scores(model: Any, video: Path, ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """What ``shot_scores`` gives, with a fitted summarization model scoring the segments."""
-    from mmfuse.summarize.knapsack import select_shots
-    from mmfuse.summarize.supervised import predicted_importance
-
-    shots, _, scores = predicted_importance(model[0], model[1], video)
-    return shots.bounds, scores, select_shots(shots.lengths, scores * shots.lengths, ratio * shots.duration), shots.duration
-
-
 def score_video(video: Path, reference: pd.DataFrame, options: Any, model: Any = None) -> dict[str, float]:
     from mmfuse.summarize.metrics import frame_scores, frame_selection, rank_correlation, summary_fscore
     from mmfuse.summarize.video import shot_scores
 
-    if model is None:
-        bounds, scores, selected, duration = shot_scores(video, options)
-    else:
-        bounds, scores, selected, duration = supervised_scores(model, video, options.ratio)
+    bounds, scores, selected, duration = shot_scores(video, options, model)
     fps = 8.0
     frames = int(round(duration * fps))
     as_frames = np.clip(np.round(bounds * fps).astype(int), 0, frames)

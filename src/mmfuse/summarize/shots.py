@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mmfuse.errors import MmfuseError
+from mmfuse.summarize.knapsack import select_shots
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Shots:
 
     def __len__(self) -> int:
         return len(self.bounds)
+
+    def select(self, scores: np.ndarray, ratio: float) -> np.ndarray:
+        """(S,) bool: the segments with the most ``scores`` x seconds that fit in ``ratio`` of
+        the duration (the 0/1 knapsack of the summarisation protocol)."""
+        return select_shots(self.lengths, np.asarray(scores) * self.lengths, ratio * self.duration)
 
 
 def detect_shots(path: Path, threshold: float = 27.0, max_seconds: float = 5.0,

@@ -29,7 +29,6 @@ from mmfuse._io import read_json, write_json
 from mmfuse._progress import log
 from mmfuse.errors import MmfuseError
 from mmfuse.summarize.features import ShotFeatures, shot_features
-from mmfuse.summarize.knapsack import select_shots
 from mmfuse.summarize.scoring import distinctiveness, salience, standardised, unit_rows
 from mmfuse.summarize.shots import Shots, detect_shots
 
@@ -173,14 +172,14 @@ def evaluate_summarizer(model: Any, spec: dict[str, Any], data: str | Path, rati
         shots, _, scores = predicted_importance(model, spec, _video(base, name))
         steps = int(np.ceil(shots.duration * GRID))
         grid = (np.arange(steps) + 0.5) / GRID
-        chosen = select_shots(shots.lengths, scores * shots.lengths, ratio * shots.duration)
+        chosen = shots.select(scores, ratio)
         predicted = _on_grid(grid, shots.bounds, scores)
         selected = _on_grid(grid, shots.bounds[chosen], np.ones(int(chosen.sum()))) > 0
         starts, ends, values = _stretches(part, target)
         reference = _on_grid(grid, np.column_stack([starts, ends]), values)
         labels = np.nan_to_num(segment_labels(shots, part, target), nan=0.0)
         labels = labels - min(float(labels.min()), 0.0)
-        kept = select_shots(shots.lengths, labels * shots.lengths, ratio * shots.duration)
+        kept = shots.select(labels, ratio)
         ref_sel = _on_grid(grid, shots.bounds[kept], np.ones(int(kept.sum()))) > 0
         rows.append({"video": str(name), "fscore": summary_fscore(selected, ref_sel[None]),
                      **rank_correlation(predicted, reference[None])})

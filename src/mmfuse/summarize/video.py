@@ -12,10 +12,9 @@ import numpy as np
 
 from mmfuse._progress import log
 from mmfuse.errors import MmfuseError
-from mmfuse.summarize.features import shot_features
-from mmfuse.summarize.knapsack import select_shots
+from mmfuse.summarize.features import ShotFeatures, shot_features
 from mmfuse.summarize.scoring import MODES, importance
-from mmfuse.summarize.shots import detect_shots
+from mmfuse.summarize.shots import Shots, detect_shots
 from mmfuse.summarize.writer import write_clip, write_contact_sheet, write_tables
 
 
@@ -54,21 +53,12 @@ def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose
     began = time.perf_counter()
     if not video.is_file():
         raise MmfuseError(f"video not found: {video}")
-    if model is not None:
-        from mmfuse.summarize.supervised import predicted_importance
-
-        shots, features, scores = predicted_importance(model[0], model[1], video)
-        mode = "model"
-    else:
-        shots = detect_shots(video, options.threshold, options.max_shot_seconds)
-        features = shot_features(video, shots, verbose=verbose)
-        mode = options.scoring if features.sound is not None else "picture"
-        scores = importance(features, shots.lengths, mode)
+    shots, features, scores, mode = scored_segments(video, options, model, verbose)
     log(f"{video}: {shots.duration:.1f} s, {int(shots.cuts.sum())} shot(s) -> {len(shots)} segment(s)", verbose)
     if features.sound is None:
         log(f"{video}: no audio track: scored on the picture only", verbose)
     budget = options.ratio * shots.duration
-    selected = select_shots(shots.lengths, scores * shots.lengths, budget)
+    selected = shots.select(scores, options.ratio)
     kept = shots.bounds[selected]
     trimmed = not selected.any()
     if trimmed:  # every segment is longer than the budget (a short clip): the best one, cut to fit
@@ -96,12 +86,25 @@ def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose
     return summary
 
 
-def shot_scores(video: Path, options: SummaryOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def scored_segments(video: Path, options: SummaryOptions, model: tuple[Any, dict[str, Any]] | None = None,
+                    verbose: bool = False) -> tuple[Shots, ShotFeatures, np.ndarray, str]:
+    """The video's segments, their features, each one's importance and how it was scored: by
+    ``model`` (segments cut as it was trained), else ``options.scoring`` (the picture alone
+    when there is no sound)."""
+    if model is not None:
+        from mmfuse.summarize.supervised import predicted_importance
+
+        shots, features, scores = predicted_importance(model[0], model[1], video)
+        return shots, features, scores, "model"
+    shots = detect_shots(video, options.threshold, options.max_shot_seconds)
+    features = shot_features(video, shots, verbose=verbose)
+    mode = options.scoring if features.sound is not None else "picture"
+    return shots, features, importance(features, shots.lengths, mode), mode
+
+
+def shot_scores(video: Path, options: SummaryOptions, model: tuple[Any, dict[str, Any]] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(bounds (S, 2) s, importance (S,), selected (S,), duration) without writing files (the
     benchmark's and the tests' view)."""
-    shots = detect_shots(video, options.threshold, options.max_shot_seconds)
-    features = shot_features(video, shots)
-    mode = options.scoring if features.sound is not None else "picture"
-    scores = importance(features, shots.lengths, mode)
-    selected = select_shots(shots.lengths, scores * shots.lengths, options.ratio * shots.duration)
-    return shots.bounds, scores, selected, shots.duration
+    shots, _, scores, _ = scored_segments(video, options, model)
+    return shots.bounds, scores, shots.select(scores, options.ratio), shots.duration
