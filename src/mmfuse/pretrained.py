@@ -127,19 +127,26 @@ BACKBONES: dict[str, BackboneInfo] = {
             "formants, spectral slope, rate of voiced segments); 88-d, standardised",
             standardize=True,
         ),
-        BackboneInfo(
-            "voice+prosody",
-            ("resemblyzer", "setuptools<81", "opensmile"),
-            ("resemblyzer", "pkg_resources", "opensmile"),
-            768 + 88,
-            {"audio": "voice-mel+egemaps"},
-            "the voice encoder's speaker and content features (768) and the prosody "
-            "functionals (88, standardised): who speaks, what is said and how; 856-d",
-            parts=("voice", "prosody"),
-        ),
     )
 }
 """Backbone name -> info."""
+
+
+def composite(name: str, parts: tuple[str, ...], preparation: str, summary: str) -> BackboneInfo:
+    """A network made of ``parts`` side by side: their packages, their widths added up, each
+    part keeping its own ``standardize`` (``standardized``)."""
+    infos = [BACKBONES[p] for p in parts]
+    pairs = dict(pair for info in infos for pair in zip(info.packages, info.modules))
+    kind = next(iter(BACKBONES[parts[0]].preparations))
+    return BackboneInfo(name, tuple(pairs), tuple(pairs.values()), sum(i.dim for i in infos),
+                        {kind: preparation}, summary, parts=parts)
+
+
+BACKBONES["voice+prosody"] = composite(
+    "voice+prosody", ("voice", "prosody"), "voice-mel+egemaps",
+    "the voice encoder's speaker and content features (768) and the prosody functionals (88, "
+    "standardised): who speaks, what is said and how; 856-d",
+)
 
 DEFAULT_PRETRAINED = {"image": "efficientnet-lite0", "text": "minilm", "audio": "voice"}
 """Kinds whose default encoder is pretrained when its packages are installed (for matching

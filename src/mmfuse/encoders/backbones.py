@@ -26,8 +26,9 @@ from mmfuse._registry import unregistered
 from mmfuse.errors import MmfuseError
 from mmfuse.pretrained import BACKBONES, minilm_path
 
-_ITEM_RANK = {"efficientnet-lite0": 3, "minilm": 2, "voice": 3, "prosody": 1, "voice+prosody": 1}
-"""Rank of one prepared item per backbone (an extra leading axis = frames of a clip)."""
+_ITEM_RANK = {"efficientnet-lite0": 3, "minilm": 2, "voice": 3, "prosody": 1}
+"""Rank of one prepared item per backbone (an extra leading axis = frames of a clip); a
+composite backbone's prepared item is flat (rank 1)."""
 
 
 @unregistered("a frozen network wrapped by the efficientnet-lite0 encoders")
@@ -177,25 +178,27 @@ class ConcatenatedBackbone(nn.Module):
                           in zip(self.parts, pieces, self.shapes)], dim=1)
 
 
-def _voice_prosody() -> nn.Module:
-    from mmfuse.data.preparations import get_preparation
-
-    return ConcatenatedBackbone(tuple((name, get_preparation(BACKBONES[name].preparations["audio"]).shape)
-                                      for name in BACKBONES["voice+prosody"].parts))
-
-
 _BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "efficientnet-lite0": EfficientNetLite0Backbone,
     "minilm": MiniLMBackbone,
     "voice": VoiceBackbone,
     "prosody": ProsodyBackbone,
-    "voice+prosody": _voice_prosody,
 }
 
 
 @lru_cache(maxsize=None)
 def _shared(name: str) -> nn.Module:
-    return _BUILDERS[name]().eval()
+    parts = BACKBONES[name].parts
+    return (_composite(parts) if parts else _BUILDERS[name]()).eval()
+
+
+def _composite(parts: tuple[str, ...]) -> nn.Module:
+    """The network of a composite backbone (``pretrained.composite``): its parts' networks on
+    their pieces of the concatenated prepared input."""
+    from mmfuse.data.preparations import get_preparation
+
+    return ConcatenatedBackbone(tuple((p, get_preparation(next(iter(BACKBONES[p].preparations.values()))).shape)
+                                      for p in parts))
 
 
 def load_backbone(name: str, trainable: bool = False) -> nn.Module:
@@ -204,8 +207,8 @@ def load_backbone(name: str, trainable: bool = False) -> nn.Module:
     Raises:
         MmfuseError: Its packages are missing (the message says what to install).
     """
-    if name not in _BUILDERS:
-        raise MmfuseError(f"unknown pretrained network {name!r}; choose one of: {', '.join(_BUILDERS)}")
+    if name not in BACKBONES:
+        raise MmfuseError(f"unknown pretrained network {name!r}; choose one of: {', '.join(BACKBONES)}")
     BACKBONES[name].require()
     shared = _shared(name)
     if not trainable:
@@ -215,7 +218,8 @@ def load_backbone(name: str, trainable: bool = False) -> nn.Module:
 
 def run_backbone(backbone: nn.Module, name: str, x: Tensor) -> Tensor:
     """Applies ``backbone`` to a batch of items, or of clips (B, N, ...) frame by frame."""
-    if x.dim() == _ITEM_RANK[name] + 2:  # (B, N, ...) frames of clips
+    rank = 1 if BACKBONES[name].parts else _ITEM_RANK[name]
+    if x.dim() == rank + 2:  # (B, N, ...) frames of clips
         b, n = x.shape[:2]
         return backbone(x.flatten(0, 1)).view(b, n, -1)  # (B, N, D)
     return backbone(x)
