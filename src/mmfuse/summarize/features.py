@@ -12,8 +12,10 @@ over the seconds it covers and its loudest second. A video without an audio trac
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -204,27 +206,39 @@ def _per_shot(per_second: np.ndarray, shots: Shots) -> np.ndarray:
 
 def _describe(wave: np.ndarray) -> np.ndarray:
     """Loudness (dB), speech share and 40 log-mel energies of one second (or less) of sound."""
-    from mmfuse.data.audio import mel_filterbank
-
     rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
     loudness = 20 * np.log10(max(rms, 1e-5))
     spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave)), n=RATE)) ** 2 / len(wave)
-    mels = np.log(mel_filterbank(RATE, RATE, N_MELS) @ spectrum + 1e-10)
+    mels = np.log(_filterbank() @ spectrum + 1e-10)
     return np.concatenate([[loudness, _speech_share(wave)], mels]).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _filterbank() -> np.ndarray:
+    """The mel filterbank of one second's spectrum (built once, used every second)."""
+    from mmfuse.data.audio import mel_filterbank
+
+    return mel_filterbank(RATE, RATE, N_MELS)
+
+
+@lru_cache(maxsize=1)
+def _vad() -> object | None:
+    """WebRTC VAD (mode 2), or None without webrtcvad."""
+    try:
+        with warnings.catch_warnings():  # webrtcvad imports the deprecated pkg_resources
+            warnings.simplefilter("ignore")
+            import webrtcvad
+    except ImportError:
+        return None
+    return webrtcvad.Vad(2)
 
 
 def _speech_share(wave: np.ndarray) -> float:
     """Share of 30 ms frames WebRTC VAD hears as speech (0 without webrtcvad)."""
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import webrtcvad
-    except ImportError:
+    vad = _vad()
+    if vad is None:
         return 0.0
-    vad = webrtcvad.Vad(2)
     step = RATE * 30 // 1000
     pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
     frames = [pcm[i : i + step].tobytes() for i in range(0, len(pcm) - step + 1, step)]
-    return float(np.mean([vad.is_speech(f, RATE) for f in frames])) if frames else 0.0
+    return float(np.mean([vad.is_speech(f, RATE) for f in frames])) if frames else 0.0  # type: ignore[attr-defined]
