@@ -63,7 +63,7 @@ def _summarize_table(source: Path, column: str | None, out: Path, options: objec
     from mmfuse.data.readers import read_table
     from mmfuse.data.schema import infer_schema
     from mmfuse.estimators.io import write_rejected
-    from mmfuse.summarize.video import summarize_video
+    from mmfuse.summarize.video import summarize_video, video_path
 
     table = read_table(source)
     if column is None:
@@ -80,8 +80,7 @@ def _summarize_table(source: Path, column: str | None, out: Path, options: objec
         if pd.isna(cell) or not str(cell).strip():
             rejected.append(Rejection(int(row), column, "no video in this row", table.name))
             continue
-        video = Path(str(cell))
-        video = video if video.is_absolute() else table.base_dir / video
+        video = video_path(table.base_dir, cell)
         target = out / f"row{int(row)}_{video.stem}"
         try:
             s = summarize_video(video, target, options, verbose, model)  # type: ignore[arg-type]

@@ -32,18 +32,24 @@ def importance(features: ShotFeatures, lengths: np.ndarray, mode: str = "fused",
     sound = features.sound
     if mode == "sound" and sound is None:
         raise MmfuseError("scoring by sound needs an audio track; this video has none")
-    parts = []
-    if mode in ("fused", "picture"):
-        parts.append(unit_rows(standardised(features.picture)))
-    if mode in ("fused", "sound") and sound is not None:
-        parts.append(unit_rows(standardised(sound)))
-    embedding = unit_rows(np.concatenate(parts, axis=1))
+    embedding = shot_embedding(features, mode)
     score = distinctiveness(embedding, lengths)
     if mode != "picture" and sound is not None:
         score = (score + salience(sound)) / 2
     score = diversified(score, embedding, redundancy)
     top = score.max(initial=0.0)
     return score / top if top > 0 else score
+
+
+def shot_embedding(features: ShotFeatures, mode: str = "fused") -> np.ndarray:
+    """(S, D) unit rows: the picture and / or sound features (as ``mode`` says; sound only
+    where there is any), each standardised over the shots and scaled to unit length."""
+    parts = []
+    if mode in ("fused", "picture"):
+        parts.append(unit_rows(standardised(features.picture)))
+    if mode in ("fused", "sound") and features.sound is not None:
+        parts.append(unit_rows(standardised(features.sound)))
+    return unit_rows(np.concatenate(parts, axis=1))
 
 
 def distinctiveness(embedding: np.ndarray, lengths: np.ndarray) -> np.ndarray:

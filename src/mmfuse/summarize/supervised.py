@@ -29,7 +29,7 @@ from mmfuse._io import read_json, write_json
 from mmfuse._progress import log
 from mmfuse.errors import MmfuseError
 from mmfuse.summarize.features import ShotFeatures, shot_features
-from mmfuse.summarize.scoring import distinctiveness, salience, standardised, unit_rows
+from mmfuse.summarize.scoring import distinctiveness, salience, shot_embedding
 from mmfuse.summarize.shots import Shots, detect_shots
 
 SPEC_FILE = "summarization.json"
@@ -42,13 +42,10 @@ def segments(video: Path, threshold: float, max_seconds: float) -> tuple[Shots, 
     ``sound``, context)."""
     shots = detect_shots(video, threshold, max_seconds)
     feats = shot_features(video, shots)
-    picture = unit_rows(standardised(feats.picture))
-    sound = None if feats.sound is None else unit_rows(standardised(feats.sound))
-    both = unit_rows(np.concatenate([picture] + ([sound] if sound is not None else []), axis=1))
     records = pd.DataFrame({
         "picture": list(feats.picture.astype(np.float32)),
         "sound": list(feats.sound.astype(np.float32)) if feats.sound is not None else [None] * len(shots),
-        "distinct": distinctiveness(both, shots.lengths),
+        "distinct": distinctiveness(shot_embedding(feats), shots.lengths),
         "salient": salience(feats.sound) if feats.sound is not None else np.zeros(len(shots)),
         "position": shots.bounds.mean(1) / shots.duration,
         "length": shots.lengths,
@@ -198,8 +195,9 @@ def _on_grid(grid: np.ndarray, bounds: np.ndarray, values: np.ndarray) -> np.nda
 
 
 def _video(base: Path, name: object) -> Path:
-    path = Path(str(name))
-    path = path if path.is_absolute() else base / path
+    from mmfuse.summarize.video import video_path
+
+    path = video_path(base, name)
     if not path.is_file():
         raise MmfuseError(f"video not found: {path}")
     return path

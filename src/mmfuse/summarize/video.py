@@ -86,6 +86,12 @@ def summarize_video(video: Path, out_dir: Path, options: SummaryOptions, verbose
     return summary
 
 
+def video_path(base_dir: Path, cell: object) -> Path:
+    """A table cell's video path, relative ones taken from ``base_dir`` (the table's folder)."""
+    path = Path(str(cell))
+    return path if path.is_absolute() else base_dir / path
+
+
 def scored_segments(video: Path, options: SummaryOptions, model: tuple[Any, dict[str, Any]] | None = None,
                     verbose: bool = False) -> tuple[Shots, ShotFeatures, np.ndarray, str]:
     """The video's segments, their features, each one's importance and how it was scored: by
