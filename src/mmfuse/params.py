@@ -195,9 +195,33 @@ class PredictionParams:
                             "(classification)", off="--no-calibrate")
 
 
+PRESETS = ("fast", "medium", "best")
+
+
+@dataclass(frozen=True)
+class PresetParams:
+    """How much searching a fit does: one model as configured, or a preset's candidates chosen by
+    validation within a time budget (``mmfuse.search``)."""
+
+    preset: str | None = param(
+        None, "search over fusion levels, operators, encoders and modality dropout, keeping what "
+        "validation prefers: fast (2 models), medium (about 14, successive halving) or best (more, "
+        "longer; Optuna where installed); default: one model as the other flags describe",
+        choices=PRESETS)
+    time_limit: float | None = param(
+        None, "seconds the whole fit may take, preprocessing included (a preset keeps the best "
+        "model finished in time; a single model stops training early)", metavar="SECONDS", kind=float)
+    metric: str | None = param(
+        None, "validation metric that chooses among a preset's models (default: accuracy; rmse "
+        "for regression); e.g. f1_macro, roc_auc, log_loss, mae", metavar="NAME")
+    ensemble: bool = param(
+        True, "let a preset keep a weighted ensemble of its models when validation prefers it "
+        "(greedy ensemble selection)", off="--no-ensemble")
+
+
 # ---------------------------------------------------------------------- per estimator
 @dataclass(frozen=True)
-class EstimatorParams(PredictionParams, RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
+class EstimatorParams(PresetParams, PredictionParams, RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
     """The parameters of MultimodalClassifier and MultimodalRegressor."""
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from mmfuse.cli.flags import add_params, given, refuse_foreign
 from mmfuse.errors import MmfuseError
 from mmfuse.params import (
-    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, RecommenderParams, RetrieverParams,
-    defaults,
+    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, PresetParams, RecommenderParams,
+    RetrieverParams, defaults, names,
 )  # fmt: skip
 
 FIT_VARIANTS = {"": EstimatorParams, "retrieval": RetrieverParams, "recommendation": RecommenderParams}
@@ -309,7 +309,7 @@ def compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-unimodal", action="store_true", help="skip the single-modality baselines")
     p.add_argument("--explain", action="store_true",
                    help="add modality contributions, inter-modal correlation and robustness to the report")
-    add_params(p, {"": CompareParams}, exclude=("fusion", "level", "allow_missing_columns"))
+    add_params(p, {"": CompareParams}, exclude=("fusion", "level", "allow_missing_columns", *names(PresetParams)))
 
 
 def compare(a: argparse.Namespace) -> int:

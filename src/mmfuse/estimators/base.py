@@ -89,12 +89,29 @@ class MultimodalEstimator(Facade):
         from mmfuse.training.device import set_threads
         from mmfuse.training.trainer import check_seed
 
+        started = time.perf_counter()
         check_seed(self.seed)
         set_threads(self.num_threads)
+        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
+            raise MmfuseError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
         table = self.read(data)
         if table.df.empty:
             header = " (the file has a header line only)" if len(table.df.columns) else ""
             raise MmfuseError(f"{table.name}: no records to train on{header}")
+        if self.preset is not None:
+            from mmfuse.search.halving import fit_preset
+
+            if resume:
+                raise MmfuseError("--resume does not apply to --preset: a preset's search is not "
+                                  "checkpointed; run it again without --resume")
+            return fit_preset(self, table, target, valid, out_dir, started)
+        pre, train_enc, valid_enc = self.prepared(table, target, valid)
+        deadline = None if self.time_limit is None else started + self.time_limit
+        return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume, deadline)
+
+    def prepared(self, table: Table, target: str, valid: DataLike | None) -> tuple[Preprocessor, Encoded, Encoded]:
+        """The fitted preprocessing and the training and validation records of ``table`` (with
+        ``valid``: those records; else ``valid_fraction`` of ``table`` held out)."""
         pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)
         train_table, valid_table = self._split(table, valid, pipeline.schema.target)
         pipeline.fit(train_table, everything=table)
@@ -102,7 +119,7 @@ class MultimodalEstimator(Facade):
             train_enc, valid_enc = split_encoded(pipeline.prepare(table), train_table.df.index.to_numpy())
         else:
             train_enc, valid_enc = pipeline.prepare(train_table), pipeline.prepare(valid_table)
-        return self.fit_encoded(pipeline.preprocessor, train_enc, valid_enc, out_dir, resume)
+        return pipeline.preprocessor, train_enc, valid_enc
 
     def fit_encoded(
         self,
@@ -111,8 +128,10 @@ class MultimodalEstimator(Facade):
         valid: Encoded,
         out_dir: str | Path | None = None,
         resume: bool = False,
+        deadline: float | None = None,
     ) -> MultimodalEstimator:
-        """Trains on already prepared records (used to share preprocessing across fits)."""
+        """Trains on already prepared records (used to share preprocessing across fits);
+        no epoch starts that would end after ``deadline`` (a ``time.perf_counter()`` value)."""
         from mmfuse.estimators.training import train_model
         from mmfuse.evaluation.scoring import score
 
@@ -122,7 +141,7 @@ class MultimodalEstimator(Facade):
         self.preprocessor_ = pre
         self.schema_ = pre.schema
         self.rejected_ = train.rejected + valid.rejected
-        trained = train_model(self.frozen_params(), pre, train, valid, out_dir, resume)
+        trained = train_model(self.frozen_params(), pre, train, valid, out_dir, resume, deadline)
         self.model_, self.model_config_, self.train_config_ = trained.model, trained.config, trained.train_config
         self.history_, self.kept_epoch_ = trained.history, trained.kept_epoch
         self.calibration_ = trained.calibration

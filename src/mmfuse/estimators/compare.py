@@ -29,7 +29,7 @@ from mmfuse.data.target import infer_task
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators.base import DataLike, MultimodalEstimator
 from mmfuse.estimators.pipeline import Pipeline, stratifiable, take_records
-from mmfuse.params import CompareParams, EstimatorParams, defaults
+from mmfuse.params import CompareParams, EstimatorParams, PresetParams, defaults, names
 
 SECONDARY = {"classification": "f1_macro", "regression": "r2"}
 COMPARE_DEFAULTS = {n: v for n, v in defaults(CompareParams).items() if v != defaults(EstimatorParams)[n]}
@@ -159,6 +159,9 @@ def _estimator(task: str, params: dict[str, Any]) -> MultimodalEstimator:
     for banned in ("fusion", "level"):
         if banned in params:
             raise MmfuseError(f"compare sets {banned!r} itself; pass fusions=... instead")
+    for banned in names(PresetParams):
+        if banned in params:
+            raise MmfuseError(f"compare trains every candidate under one protocol; {banned!r} belongs to fit")
     try:
         return cls(**{**COMPARE_DEFAULTS, "verbose": False, **params})
     except TypeError as err:
@@ -267,40 +270,23 @@ def _late_candidates(
     keep: dict[str, MultimodalEstimator] | None = None,
 ) -> list[dict[str, Any]]:
     """Trains the per-modality models once, then scores every decision-level combiner."""
-    from mmfuse.estimators.training import per_modality_outputs
-    from mmfuse.fusion import create_fusion
-    from mmfuse.models.multimodal import MultimodalModel
+    from mmfuse.estimators.training import held_out, with_combiner
 
     base = proto.__class__(**{**proto.get_params(), "fusion": "mean", "level": "late"})
     first = _fit_and_score(base, late[0], pre, parts, task)
-    valid, test = parts[1], parts[2]
-    outputs = mask = None
+    test = parts[2]
+    records = held_out(base.model_, parts[1])
     results = []
     for cand in late:
         started = time.perf_counter()
-        model: MultimodalModel = base.model_
-        dims = {m: base.model_config_.num_outputs for m in model.modalities}
-        fusion = create_fusion(cand.fusion, dims, task=task)
-        if hasattr(fusion, "fit_combiner"):
-            if outputs is None:
-                outputs, mask = per_modality_outputs(model, valid)
-            assert valid.targets is not None
-            fusion.fit_combiner(outputs, mask, _targets(valid))
         est = copy.copy(base)
-        est.model_ = MultimodalModel(dict(model.encoders), fusion, None, dict(model.modality_heads), "late")
+        est.model_ = with_combiner(base.model_, cand.fusion, task, base.model_config_.num_outputs, records)
         est.model_config_ = replace(base.model_config_, fusion=cand.fusion)
         seconds = first["train_seconds"] + time.perf_counter() - started
         if keep is not None:
             keep[cand.name] = est
         results.append(_record(cand, est, est.score_prepared(test), seconds, first["peak_memory_mb"], task))
     return results
-
-
-def _targets(enc: Encoded) -> Any:
-    import torch
-
-    assert enc.targets is not None
-    return torch.from_numpy(enc.targets.astype(np.float32))
 
 
 def _record(

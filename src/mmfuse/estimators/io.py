@@ -127,7 +127,10 @@ def metrics_document(est: Any) -> dict[str, Any]:
     calibration = getattr(est, "calibration_", None)
     if calibration:
         doc["calibration"] = calibration
-    if hasattr(est.model_.fusion, "fit_combiner"):
+    search = getattr(est, "search_", None)
+    if search:
+        doc["search"] = search
+    if hasattr(getattr(est.model_, "fusion", None), "fit_combiner"):
         doc["note"] = (
             "the decision-level combiner was fitted on the validation records, so these "
             "validation metrics are optimistic; run `mmfuse evaluate` on held-out data"
@@ -282,6 +285,11 @@ def restore_results(est: Any, folder: Path) -> None:
         est.train_seconds_ = float(metrics.get("train_seconds", 0.0))
         est.kept_epoch_ = metrics.get("kept_epoch")
         est.calibration_ = metrics.get("calibration")
+        if "search" in metrics:  # a preset's leaderboard
+            from mmfuse.search.halving import leaderboard_frame
+
+            est.search_ = metrics["search"]
+            est.leaderboard_ = leaderboard_frame(est.search_)
         if "refit_epochs" in metrics:
             est.refit_epochs_ = int(metrics["refit_epochs"])
         if "projection" in metrics:  # retrieval: which projection validation chose

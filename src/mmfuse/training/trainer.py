@@ -132,6 +132,7 @@ class Trainer:
         verbose: bool = True,
         higher_is_better: bool = True,
         valid_label: str = "valid",
+        deadline: float | None = None,
     ) -> None:
         self.model = model
         self.task = task
@@ -142,6 +143,7 @@ class Trainer:
         self.verbose = verbose
         self.sign = 1.0 if higher_is_better else -1.0
         self.valid_label = valid_label
+        self.deadline = deadline
         self.device = resolve_device(config.device)
         self.history: list[dict[str, float]] = []
         self.kept_epoch: int | None = None
@@ -167,6 +169,9 @@ class Trainer:
                 log(f"resuming after epoch {state['epoch']}", self.verbose)
         for epoch in range(start, cfg.epochs + 1):
             if cfg.patience and stale >= cfg.patience:
+                break
+            if self._out_of_time():
+                log(f"stopping before epoch {epoch}: the time limit would pass during it", self.verbose)
                 break
             began = time.perf_counter()
             train_loss = self._train_epoch(train, optimizer, epoch)
@@ -199,6 +204,12 @@ class Trainer:
         self.kept_epoch = (last if cfg.keep_last else best_epoch) or None
         self._report_kept()
         return self.history
+
+    def _out_of_time(self) -> bool:
+        """Whether another epoch, as long as the last one, would end after the deadline."""
+        if self.deadline is None or not self.history:
+            return False
+        return time.perf_counter() + float(self.history[-1]["seconds"]) > self.deadline
 
     def _report_kept(self) -> None:
         """One line naming the epoch whose weights the model keeps, and why."""

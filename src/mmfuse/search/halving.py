@@ -1,0 +1,301 @@
+"""``fit(preset=...)``: a preset's candidates trained on shared prepared records, chosen by
+validation with successive halving (Jamieson and Talwalkar 2016) within a time limit.
+
+Rung by rung, every surviving candidate is trained with that rung's share of the epoch budget and
+scored on the validation records (``search.validation``: clean and damaged copies); the best
+``1/eta`` go on to the next rung. Decision-level candidates that differ only in their combiner
+share one set of per-modality networks, trained once per rung. With a time limit, a candidate
+whose expected time no longer fits is skipped, and training stops before an epoch that would
+end too late; the best model finished in time is kept. Last, greedy ensemble selection over the
+finished candidates' validation predictions keeps a weighted ensemble when it scores better than
+the best single model.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mmfuse._progress import log
+from mmfuse.data.preprocess import Encoded, Preprocessor
+from mmfuse.data.readers import Table
+from mmfuse.search.presets import PRESETS, Candidate, Preset
+from mmfuse.search.validation import Views, check_metric, metric_fn
+
+if TYPE_CHECKING:
+    from mmfuse.estimators.base import DataLike, MultimodalEstimator
+
+
+@dataclass
+class Prepared:
+    """One way of preparing the records (pretrained features or from scratch), shared by every
+    candidate that uses it."""
+
+    pre: Preprocessor
+    train: Encoded
+    valid: Encoded
+    views: Views
+
+
+@dataclass
+class Trial:
+    """One candidate trained at one rung."""
+
+    candidate: Candidate
+    rung: int
+    epochs: int
+    estimator: MultimodalEstimator
+    seconds: float
+    scores: dict[str, float]
+    outputs: list[np.ndarray] = field(repr=False)
+
+
+@dataclass
+class Search:
+    """The state of one preset search (see the module docstring)."""
+
+    est: MultimodalEstimator
+    preset: Preset
+    task: str
+    metric: str
+    started: float
+    deadline: float | None
+    prepared: dict[str, Prepared] = field(default_factory=dict)
+    trials: list[Trial] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    shared: dict[tuple[Any, ...], tuple[MultimodalEstimator, float]] = field(default_factory=dict)
+
+    # --------------------------------------------------------------- the rungs
+    def run(self, candidates: list[Candidate]) -> None:
+        alive = candidates
+        rungs = self.preset.rungs
+        for rung, share in enumerate(rungs):
+            epochs = max(2, round(self.est.epochs * self.preset.epochs_factor * share))
+            self.shared.clear()
+            log(f"rung {rung + 1}/{len(rungs)}: {len(alive)} candidate(s), {epochs} epochs each", self.est.verbose)
+            done = [t for c in alive if (t := self.train(c, rung, epochs)) is not None]
+            if not done or rung == len(rungs) - 1:
+                return
+            done.sort(key=lambda t: -t.scores["selection"])
+            alive = [t.candidate for t in done[: max(1, math.ceil(len(alive) / self.preset.eta))]]
+            if len(alive) == 1 and rung + 1 < len(rungs):  # one left: give it the full budget now
+                rungs = (*rungs[: rung + 1], rungs[-1])
+
+    def train(self, cand: Candidate, rung: int, epochs: int) -> Trial | None:
+        """Trains and scores ``cand``, or records why it was skipped (the time limit)."""
+        expected = self.expected_seconds(cand, rung, epochs)
+        if self.deadline is not None and self.trials and time.perf_counter() + expected > self.deadline:
+            self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1)})
+            log(f"  skipped {cand.name}: about {expected:.0f}s would pass the time limit", self.est.verbose)
+            return None
+        data = self.data(cand.features)
+        began = time.perf_counter()
+        if cand.late:
+            est, outputs = self.late_candidate(cand, data, epochs)
+        else:
+            est = self.fitted(cand, data, epochs)
+            outputs = [est.fitted_model.outputs(v) for v in data.views.all()]
+        seconds = time.perf_counter() - began
+        scores = data.views.combine(outputs, self.score_fn(est))
+        trial = Trial(cand, rung, epochs, est, seconds, scores, outputs)
+        self.trials.append(trial)
+        parts = "  ".join(f"{k}={_shown(self.metric, v)}" for k, v in scores.items())
+        log(f"  {cand.name:<34} {parts}  ({seconds:.1f}s, {len(est.history_)} epochs)", self.est.verbose)
+        return trial
+
+    def expected_seconds(self, cand: Candidate, rung: int, epochs: int) -> float:
+        """This candidate's time at a lower rung scaled by the epochs, else the slowest of its
+        rung so far (a late candidate whose networks are trained already costs nothing)."""
+        if cand.late and cand.shared_training in self.shared:
+            return 0.0
+        before = [t for t in self.trials if t.candidate == cand]
+        if before:
+            return before[-1].seconds * epochs / before[-1].epochs
+        same = [t.seconds for t in self.trials if t.rung == rung]
+        return max(same, default=0.0)
+
+    # ------------------------------------------------------------- training
+    def fitted(self, cand: Candidate, data: Prepared, epochs: int, extra: dict[str, Any] | None = None
+               ) -> MultimodalEstimator:
+        params = {**self.est.get_params(), **cand.params, **(extra or {}), "epochs": epochs,
+                  "preset": None, "time_limit": None, "verbose": False}
+        est = type(self.est)(**params)
+        return est.fit_encoded(data.pre, data.train, data.valid, deadline=self.deadline)
+
+    def late_candidate(self, cand: Candidate, data: Prepared, epochs: int
+                       ) -> tuple[MultimodalEstimator, list[np.ndarray]]:
+        """The shared per-modality networks with ``cand``'s combiner; a combiner that learns is
+        scored cross-fitted (fitted on one half of the validation records, scored on the other)."""
+        from mmfuse.estimators.training import calibrate, held_out, with_combiner
+
+        key = cand.shared_training
+        if key not in self.shared:
+            base = self.fitted(Candidate(cand.name, cand.features, {**cand.params, "fusion": "mean"}), data, epochs)
+            self.shared[key] = (base, 0.0)
+        base = self.shared[key][0]
+        n_out = base.model_config_.num_outputs
+        model = with_combiner(base.model_, cand.params["fusion"], self.task, n_out, held_out(base.model_, data.valid))
+        est = copy.copy(base)
+        est.model_config_ = dataclasses.replace(base.model_config_, fusion=cand.params["fusion"], temperature=1.0)
+        est.model_ = model
+        if self.task == "classification" and self.est.calibrate:
+            est.model_config_, est.calibration_ = calibrate(model, est.model_config_, data.valid, False)
+        if not hasattr(model.fusion, "fit_combiner"):
+            return est, [est.fitted_model.outputs(v) for v in data.views.all()]
+        return est, self.crossfitted(est, base, cand.params["fusion"], data)
+
+    def crossfitted(self, est: MultimodalEstimator, base: MultimodalEstimator, fusion: str, data: Prepared
+                    ) -> list[np.ndarray]:
+        from mmfuse.estimators.training import held_out, with_combiner
+        from mmfuse.models.fitted import FittedModel
+
+        valid = data.valid
+        order = np.random.default_rng(self.est.seed).permutation(len(valid))
+        halves = [np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:])]
+        outputs = [np.zeros_like(o) for o in (est.fitted_model.outputs(v) for v in data.views.all())]
+        n_out = base.model_config_.num_outputs
+        for fit_on, scored in (halves, halves[::-1]):
+            if not len(fit_on) or not len(scored):
+                continue
+            part = with_combiner(base.model_, fusion, self.task, n_out, held_out(base.model_, _take(valid, fit_on)))
+            part.temperature.copy_(est.model_.temperature)
+            fitted = FittedModel(part, est.model_config_, data.pre, est.batch_size)
+            for i, view in enumerate(data.views.all()):
+                outputs[i][scored] = fitted.outputs(_take(view, scored))
+        return outputs
+
+    def score_fn(self, est: MultimodalEstimator) -> Any:
+        return metric_fn(self.task, self.metric, est.fitted_model.decode)
+
+    def data(self, features: str) -> Prepared:
+        return self.prepared[features]
+
+    # ------------------------------------------------------------ the choice
+    def best(self) -> Trial:
+        return max(self.latest(), key=lambda t: t.scores["selection"])
+
+    def latest(self) -> list[Trial]:
+        """Each candidate's last trial (its highest rung)."""
+        last: dict[str, Trial] = {}
+        for t in self.trials:
+            last[t.candidate.name] = t
+        return list(last.values())
+
+
+def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataLike | None,
+               out_dir: str | Path | None, started: float) -> MultimodalEstimator:
+    """Runs the preset search for ``est`` and makes ``est`` the kept model (see the module
+    docstring); writes the model directory when ``out_dir`` is given."""
+    preset = PRESETS[est.preset]
+    deadline = None if est.time_limit is None else started + est.time_limit
+    pre, train, valid_enc = est.prepared(table, target, valid)
+    task = pre.target.task if pre.target is not None else est._task
+    search = Search(est, preset, task, check_metric(task, est.metric), started, deadline)
+    search.prepared["pretrained"] = Prepared(pre, train, valid_enc, Views.build(valid_enc, est.seed))
+    candidates = preset.candidates(len(pre.modalities), bool(pre.pretrained))
+    if any(c.features == "scratch" for c in candidates):
+        log("preparing the records for the candidates without pretrained features", est.verbose)
+        scratch = type(est)(**{**est.get_params(), "pretrained": False, "verbose": False})
+        s_pre, s_train, s_valid = scratch.prepared(table, target, valid)
+        search.prepared["scratch"] = Prepared(s_pre, s_train, s_valid, Views.build(s_valid, est.seed))
+    log(f"preset {preset.name}: {len(candidates)} candidates, chosen by validation {search.metric} "
+        f"(clean and damaged records)" + (f", within {est.time_limit:g}s" if deadline else ""), est.verbose)
+    search.run(candidates)
+    if preset.optuna_trials:
+        from mmfuse.search.tuning import tune
+
+        tune(search, preset.optuna_trials)
+    _adopt(est, search, train.rejected + valid_enc.rejected)
+    if out_dir is not None:
+        est.save(out_dir)
+    return est
+
+
+def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> None:
+    """Makes ``est`` the kept model: the best trial, or the ensemble that beats it."""
+    from mmfuse.evaluation.scoring import score
+    from mmfuse.search.ensemble_model import ensemble_of
+
+    best = search.best()
+    kept = best.estimator
+    data = search.data(best.candidate.features)
+    members = [t for t in search.latest() if t.candidate.features == best.candidate.features]
+    ensemble = ensemble_of(search, members, data) if est.ensemble and len(members) > 1 else None
+    if ensemble is not None and ensemble[1]["selection"] > best.scores["selection"] + 1e-9:
+        kept, ensemble_record = ensemble[0], ensemble[2]
+    else:
+        ensemble_record = None
+    for name in ("model_", "model_config_", "train_config_", "history_", "kept_epoch_", "calibration_",
+                 "n_train_", "n_valid_"):
+        setattr(est, name, getattr(kept, name))
+    est.preprocessor_, est.schema_, est.rejected_ = data.pre, data.pre.schema, rejected
+    est.metrics_ = score(est.fitted_model, data.valid)
+    est.train_seconds_ = time.perf_counter() - search.started
+    est.search_ = _record(search, best, ensemble_record, ensemble[1] if ensemble else None)
+    est.leaderboard_ = leaderboard_frame(est.search_)
+    what = f"an ensemble of {len(ensemble_record['members'])}" if ensemble_record else best.candidate.name
+    log(f"kept {what} (validation {search.metric} {est.metrics_.get(search.metric, float('nan')):.4f}; "
+        f"{est.train_seconds_:.0f}s in all)", est.verbose)
+
+
+def _record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
+            ensemble_scores: dict[str, float] | None) -> dict[str, Any]:
+    """The ``search`` section of metrics.json: what was tried, scored and kept."""
+    rows = []
+    for t in search.trials:
+        rows.append({"name": t.candidate.name, "features": t.candidate.features, **t.candidate.params,
+                     "rung": t.rung + 1, "epochs": t.epochs, "epochs_run": len(t.estimator.history_),
+                     **{k: _plain(search.metric, v) for k, v in t.scores.items()},
+                     "seconds": round(t.seconds, 2)})
+    record: dict[str, Any] = {
+        "preset": search.preset.name, "metric": search.metric,
+        "selection": "0.5 clean + 0.25 missing + 0.25 shuffled validation records (mmfuse.search.validation)",
+        "time_limit": search.est.time_limit, "seconds": round(time.perf_counter() - search.started, 2),
+        "best_single": best.candidate.name, "kept": "ensemble" if ensemble else best.candidate.name,
+        "trials": rows, "skipped": search.skipped,
+    }
+    if ensemble_scores is not None:
+        record["ensemble_scores"] = {k: _plain(search.metric, v) for k, v in ensemble_scores.items()}
+    if ensemble:
+        record["ensemble"] = ensemble
+    return record
+
+
+def leaderboard_frame(record: dict[str, Any]) -> pd.DataFrame:
+    """The trials of a search record, best selection score first."""
+    frame = pd.DataFrame(record.get("trials", []))
+    if frame.empty:
+        return frame
+    from mmfuse.evaluation.metrics import HIGHER_IS_BETTER
+
+    ascending = not HIGHER_IS_BETTER[record["metric"]]
+    return frame.sort_values(["rung", "selection"], ascending=[False, ascending], kind="stable").reset_index(drop=True)
+
+
+def _plain(metric: str, oriented: float) -> float:
+    """An oriented score (higher is better) back in the metric's own sign."""
+    from mmfuse.evaluation.metrics import HIGHER_IS_BETTER
+
+    value = oriented if HIGHER_IS_BETTER[metric] else -oriented
+    return round(float(value), 6) if np.isfinite(value) else float("nan")
+
+
+def _shown(metric: str, oriented: float) -> str:
+    return f"{_plain(metric, oriented):.4f}"
+
+
+def _take(enc: Encoded, rows: np.ndarray) -> Encoded:
+    from mmfuse.estimators.pipeline import take_records
+
+    keep = np.zeros(len(enc), dtype=bool)
+    keep[rows] = True
+    return take_records(enc, keep)
+

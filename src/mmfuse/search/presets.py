@@ -1,0 +1,100 @@
+"""What each preset tries: its candidate models and how the budget is spread over them.
+
+Every preset mixes feature-level fusion trained with modality dropout (a model that has seen
+modalities go missing) with decision-level fusion (each modality predicts on its own; a
+combiner joins them, so a missing or useless modality costs little), because validation on
+clean records alone cannot tell which will hold up; ``search.validation`` scores them on
+damaged copies too. ``medium`` and ``best`` also try every modality from scratch instead of
+through frozen pretrained features: general-purpose features are not always the right ones,
+and only validation can tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DROPOUT = 0.3
+"""Modality dropout of the feature-level candidates (hides each modality of a training sample
+with this probability)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to try: estimator parameters that differ from the user's.
+
+    Attributes:
+        name: Shown in the leaderboard, e.g. "feature/attention md=0.3 pretrained".
+        features: "pretrained" (frozen packaged networks where installed) or "scratch".
+        params: Estimator parameters (level, fusion, modality_dropout, lr, dim ...).
+    """
+
+    name: str
+    features: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def late(self) -> bool:
+        return self.params.get("level") == "late"
+
+    @property
+    def shared_training(self) -> tuple[Any, ...]:
+        """What decides the trained networks: late-level candidates that differ only in their
+        combiner share one set of per-modality models."""
+        params = {k: v for k, v in self.params.items() if not (self.late and k == "fusion")}
+        return (self.features, tuple(sorted(params.items())))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset: which candidates, and successive halving's schedule.
+
+    Attributes:
+        name: "fast", "medium" or "best".
+        feature_fusions: Feature-level operators tried (each with modality dropout).
+        dropouts: Modality dropout rates of the feature-level candidates.
+        late_fusions: Decision-level combiners tried (over one set of per-modality models).
+        scratch: Also try every candidate with encoders trained from scratch.
+        rungs: Successive halving: the share of the epoch budget at each rung.
+        eta: Keep the best 1/eta of the candidates after each rung but the last.
+        epochs_factor: The epoch budget of the last rung, as a multiple of ``epochs``.
+        optuna_trials: ``best``: trials of a hyper-parameter search around the winner.
+    """
+
+    name: str
+    feature_fusions: tuple[str, ...]
+    dropouts: tuple[float, ...]
+    late_fusions: tuple[str, ...]
+    scratch: bool
+    rungs: tuple[float, ...]
+    eta: int = 3
+    epochs_factor: float = 1.0
+    optuna_trials: int = 0
+
+    def candidates(self, modalities: int, has_pretrained: bool) -> list[Candidate]:
+        """The candidates for data with ``modalities`` modalities (decision level and modality
+        dropout need two), with and without pretrained features where both exist."""
+        sources = ["pretrained"] + (["scratch"] if self.scratch and has_pretrained else [])
+        out = []
+        for source in sources:
+            if modalities < 2:
+                out += [Candidate(f"feature/{f} {source}", source, {"level": "feature", "fusion": f})
+                        for f in self.feature_fusions[:1]]
+                continue
+            out += [Candidate(f"feature/{f} md={p:g} {source}", source,
+                              {"level": "feature", "fusion": f, "modality_dropout": p})
+                    for f in self.feature_fusions for p in self.dropouts]
+            out += [Candidate(f"late/{f} {source}", source,
+                              {"level": "late", "fusion": f, "modality_dropout": 0.0})
+                    for f in self.late_fusions]
+        return out
+
+
+PRESETS = {
+    "fast": Preset("fast", ("attention",), (DROPOUT,), ("confidence", "mean"), scratch=False, rungs=(1.0,)),
+    "medium": Preset("medium", ("attention", "concat", "gated"), (DROPOUT,),
+                     ("confidence", "mean", "weighted", "stacking"), scratch=True, rungs=(1 / 3, 1.0)),
+    "best": Preset("best", ("attention", "concat", "gated", "transformer", "low_rank_tensor", "film"),
+                   (0.15, DROPOUT, 0.5), ("confidence", "mean", "weighted", "stacking"), scratch=True,
+                   rungs=(1 / 9, 1 / 3, 1.0), epochs_factor=1.5, optuna_trials=12),
+}
