@@ -63,8 +63,10 @@ def train_model(
     valid: Encoded,
     out_dir: str | Path | None,
     resume: bool,
+    deadline: float | None = None,
 ) -> TrainedModel:
-    """Builds the model and trains it (a decision-level combiner is fitted on ``valid``)."""
+    """Builds the model and trains it (a decision-level combiner is fitted on ``valid``);
+    ``deadline``: see ``Trainer``."""
     mcfg, tcfg = model_config(params, pre), train_config(params)
     torch.manual_seed(tcfg.seed)
     specs = pre.input_specs()
@@ -86,9 +88,13 @@ def train_model(
             f"validating on {len(valid)}"
         )
     trainer = Trainer(
-        model, task, specs, tcfg, metric, checkpoint, params.verbose, HIGHER_IS_BETTER[name]
+        model, task, specs, tcfg, metric, checkpoint, params.verbose, HIGHER_IS_BETTER[name],
+        deadline=deadline,
     )
     history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
+    hid = tcfg.modality_dropout > 0 or not all(v.all() for v in train.mask.values())
+    means = embedding_means(model, train, tcfg.batch_size)
+    mcfg = dataclasses.replace(mcfg, embedding_means=means, trained_with_missing=hid)
     model.cpu().eval()
     if hasattr(model.fusion, "fit_combiner"):
         fit_combiner(model, valid)
@@ -137,9 +143,33 @@ def fit_combiner(model: MultimodalModel, valid: Encoded) -> None:
     The per-modality models never saw these records, so the combiner learns from
     out-of-sample predictions (no leakage).
     """
-    outputs, mask = per_modality_outputs(model, valid)
+    model.fusion.fit_combiner(*held_out(model, valid))
+
+
+HeldOut = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]
+"""Per-modality outputs, presence mask and targets of records the model did not train on."""
+
+
+def held_out(model: MultimodalModel, valid: Encoded) -> HeldOut:
+    """What a decision-level combiner learns from: ``per_modality_outputs`` on ``valid`` and its
+    targets."""
     assert valid.targets is not None
-    model.fusion.fit_combiner(outputs, mask, torch.from_numpy(valid.targets.astype(np.float32)))
+    outputs, mask = per_modality_outputs(model, valid)
+    return outputs, mask, torch.from_numpy(valid.targets.astype(np.float32))
+
+
+def with_combiner(model: MultimodalModel, fusion: str, task: str, num_outputs: int,
+                  records: HeldOut | None) -> MultimodalModel:
+    """The late-level ``model``'s per-modality networks joined by another decision-level
+    combiner; one that learns (weighted, stacking, confidence) is fitted on ``records``."""
+    from mmfuse.fusion import create_fusion
+
+    combiner = create_fusion(fusion, {m: num_outputs for m in model.modalities}, task=task)
+    if hasattr(combiner, "fit_combiner"):
+        if records is None:
+            raise ValueError(f"the {fusion!r} combiner learns from held-out records; none given")
+        combiner.fit_combiner(*records)
+    return MultimodalModel(dict(model.encoders), combiner, None, dict(model.modality_heads), "late")
 
 
 @torch.no_grad()
@@ -157,6 +187,31 @@ def per_modality_outputs(
         for m, value in out.per_modality.items():
             chunks[m].append(value.float())
     return {m: torch.cat(v) for m, v in chunks.items()}, dict(data.mask)
+
+
+@torch.no_grad()
+def embedding_means(
+    model: MultimodalModel, enc: Encoded, batch_size: int = 256
+) -> dict[str, list[float]]:
+    """Each modality's mean encoder embedding over the records of ``enc`` where it is present,
+    rounded to float32 (the shortest decimal that reads back as the same float32).
+
+    Runs in eval mode on the device the model is on (after training: the training device),
+    summing batch by batch; a modality present in no record gets no entry. An explanation
+    puts this mean in place of a hidden modality for a model that never saw one missing.
+    """
+    model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    data = TensorData.from_encoded(enc)
+    sums = {m: torch.zeros(int(model.encoders[m].output_dim), dtype=torch.float64, device=device)
+            for m in model.modalities}  # fmt: skip
+    for index in torch.arange(len(data)).split(max(batch_size, 1)):
+        batch = data.batch(index, device)
+        for m, z in model.encode(batch.inputs, batch.mask).items():  # missing rows are zero
+            sums[m] += z.double().sum(0)
+    counts = {m: int(v.sum()) for m, v in data.mask.items()}
+    return {m: [float(str(x)) for x in (s.cpu() / counts[m]).numpy().astype(np.float32)]
+            for m, s in sums.items() if counts[m] > 0}  # fmt: skip
 
 
 def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:

@@ -13,8 +13,13 @@ from mmfuse.encoders import DEFAULT_ENCODERS, create_encoder
 from mmfuse.errors import MmfuseError
 from mmfuse.fusion import DEFAULT_FUSION, FUSIONS, LEVELS, create_fusion, fusion_level
 from mmfuse.heads import MLPHead
+from mmfuse.models.ensemble import EnsembleModel
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.types import InputSpec
+
+
+ENSEMBLE = "ensemble"
+"""The level of a model that averages fitted members (``ModelConfig.members``)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,13 @@ class ModelConfig:
         fusion_hparams: Extra fusion keyword arguments.
         temperature: Classification: the combined logits are divided by it (temperature
             scaling, fitted on validation records after training; 1: none).
+        embedding_means: Modality -> its mean encoder embedding over the training records
+            where it is present (what an explanation puts in place of a hidden modality when
+            the model never saw one missing); empty for a model saved before they were kept.
+        trained_with_missing: Whether training ever hid a modality (modality dropout, or a
+            modality missing in a training record); None: not recorded (an older model).
+        members: Level "ensemble" only: each member's ``ModelConfig`` as a dict.
+        member_weights: Level "ensemble" only: each member's weight (they sum to 1).
     """
 
     level: str
@@ -43,6 +55,10 @@ class ModelConfig:
     encoder_hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     fusion_hparams: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
+    embedding_means: dict[str, list[float]] = field(default_factory=dict)
+    trained_with_missing: bool | None = None
+    members: list[dict[str, Any]] = field(default_factory=list)
+    member_weights: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +114,7 @@ def resolve_encoders(
     return out
 
 
-def build_model(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel:
+def build_model(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel | EnsembleModel:
     """Creates encoders, fusion and heads, wiring each one's ``output_dim`` into the next.
 
     Raises:
@@ -110,11 +126,16 @@ def build_model(config: ModelConfig, specs: Mapping[str, InputSpec]) -> Multimod
     if not config.temperature > 0:
         raise MmfuseError(f"the temperature must be positive, got {config.temperature}")
     try:
-        model = _build(config, specs)
+        model = _build_ensemble(config, specs) if config.level == ENSEMBLE else _build(config, specs)
     except ValueError as err:
         raise MmfuseError(f"cannot build the {config.fusion!r} model: {err}") from None
     model.temperature.fill_(config.temperature)
     return model
+
+
+def _build_ensemble(config: ModelConfig, specs: Mapping[str, InputSpec]) -> EnsembleModel:
+    members = [build_model(ModelConfig.from_dict(m), specs) for m in config.members]
+    return EnsembleModel(members, config.member_weights, config.task)
 
 
 def _build(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalModel:
