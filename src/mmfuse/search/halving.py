@@ -81,7 +81,9 @@ class Search:
             epochs = max(2, round(self.est.epochs * self.preset.epochs_factor * share))
             self.shared.clear()
             log(f"rung {rung + 1}/{len(rungs)}: {len(alive)} candidate(s), {epochs} epochs each", self.est.verbose)
-            done = [t for c in alive if (t := self.train(c, rung, epochs)) is not None]
+            last = rung == len(rungs) - 1
+            done = [t for i, c in enumerate(alive)
+                    if (t := self.train(c, rung, epochs, self.share(alive[i:], 1.0 if last else 0.5))) is not None]
             if not done or rung == len(rungs) - 1:
                 return
             done.sort(key=lambda t: -t.scores["selection"])
@@ -89,8 +91,19 @@ class Search:
             if len(alive) == 1 and rung + 1 < len(rungs):  # one left: give it the full budget now
                 rungs = (*rungs[: rung + 1], rungs[-1])
 
-    def train(self, cand: Candidate, rung: int, epochs: int) -> Trial | None:
-        """Trains and scores ``cand``, or records why it was skipped (the time limit)."""
+    def share(self, pending: list[Candidate], part: float) -> float | None:
+        """The deadline of the next training: an equal share of ``part`` of the time left among
+        the trainings still ``pending`` in this rung (late candidates that share their networks
+        count once), so that one slow candidate cannot use up the budget of the others."""
+        if self.deadline is None:
+            return None
+        trainings = len({c.shared_training for c in pending if not (c.late and c.shared_training in self.shared)})
+        now = time.perf_counter()
+        return now + max(self.deadline - now, 0.0) * part / max(trainings, 1)
+
+    def train(self, cand: Candidate, rung: int, epochs: int, deadline: float | None = None) -> Trial | None:
+        """Trains and scores ``cand`` (no epoch starting that would end after ``deadline``, or
+        the search's), or records why it was skipped (the time limit)."""
         expected = self.expected_seconds(cand, rung, epochs)
         if self.deadline is not None and self.trials and time.perf_counter() + expected > self.deadline:
             self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1)})
@@ -99,9 +112,9 @@ class Search:
         data = self.data(cand.features)
         began = time.perf_counter()
         if cand.late:
-            est, outputs = self.late_candidate(cand, data, epochs)
+            est, outputs = self.late_candidate(cand, data, epochs, deadline)
         else:
-            est = self.fitted(cand, data, epochs)
+            est = self.fitted(cand, data, epochs, deadline)
             outputs = [est.fitted_model.outputs(v) for v in data.views.all()]
         seconds = time.perf_counter() - began
         scores = data.views.combine(outputs, self.score_fn(est))
@@ -112,25 +125,24 @@ class Search:
         return trial
 
     def expected_seconds(self, cand: Candidate, rung: int, epochs: int) -> float:
-        """This candidate's time at a lower rung scaled by the epochs, else the slowest of its
-        rung so far (a late candidate whose networks are trained already costs nothing)."""
+        """What the shortest useful training of ``cand`` costs (one epoch and its scoring): its
+        own time per epoch at a lower rung, else the median per-epoch time of this rung so far
+        (not the first alone: the first training of a process also pays for its imports);
+        nothing for a late candidate whose networks are trained already. (The deadline of each
+        training cuts it short after that, so a longer forecast would skip what still fits.)"""
         if cand.late and cand.shared_training in self.shared:
             return 0.0
-        before = [t for t in self.trials if t.candidate == cand]
-        if before:
-            return before[-1].seconds * epochs / before[-1].epochs
-        same = [t.seconds for t in self.trials if t.rung == rung]
-        return max(same, default=0.0)
+        before = [t for t in self.trials if t.candidate == cand] or [t for t in self.trials if t.rung == rung]
+        return float(np.median([t.seconds / max(len(t.estimator.history_), 1) for t in before])) if before else 0.0
 
     # ------------------------------------------------------------- training
-    def fitted(self, cand: Candidate, data: Prepared, epochs: int, extra: dict[str, Any] | None = None
-               ) -> MultimodalEstimator:
-        params = {**self.est.get_params(), **cand.params, **(extra or {}), "epochs": epochs,
-                  "preset": None, "time_limit": None, "verbose": False}
-        est = type(self.est)(**params)
-        return est.fit_encoded(data.pre, data.train, data.valid, deadline=self.deadline)
+    def fitted(self, cand: Candidate, data: Prepared, epochs: int, deadline: float | None) -> MultimodalEstimator:
+        params = {**self.est.get_params(), **cand.params, "epochs": epochs, "preset": None, "time_limit": None,
+                  "verbose": False}
+        ends = [d for d in (deadline, self.deadline) if d is not None]
+        return type(self.est)(**params).fit_encoded(data.pre, data.train, data.valid, deadline=min(ends, default=None))
 
-    def late_candidate(self, cand: Candidate, data: Prepared, epochs: int
+    def late_candidate(self, cand: Candidate, data: Prepared, epochs: int, deadline: float | None
                        ) -> tuple[MultimodalEstimator, list[np.ndarray]]:
         """The shared per-modality networks with ``cand``'s combiner; a combiner that learns is
         scored cross-fitted (fitted on one half of the validation records, scored on the other)."""
@@ -138,7 +150,8 @@ class Search:
 
         key = cand.shared_training
         if key not in self.shared:
-            base = self.fitted(Candidate(cand.name, cand.features, {**cand.params, "fusion": "mean"}), data, epochs)
+            base = self.fitted(Candidate(cand.name, cand.features, {**cand.params, "fusion": "mean"}), data, epochs,
+                               deadline)
             self.shared[key] = (base, 0.0)
         base = self.shared[key][0]
         n_out = base.model_config_.num_outputs
@@ -180,14 +193,16 @@ class Search:
 
     # ------------------------------------------------------------ the choice
     def best(self) -> Trial:
-        return max(self.latest(), key=lambda t: t.scores["selection"])
+        return max(self.finished(), key=lambda t: t.scores["selection"])
 
-    def latest(self) -> list[Trial]:
-        """Each candidate's last trial (its highest rung)."""
-        last: dict[str, Trial] = {}
+    def finished(self) -> list[Trial]:
+        """Each candidate's best-scoring trial (usually its highest rung; under a time limit a
+        later rung may have had fewer epochs)."""
+        best: dict[str, Trial] = {}
         for t in self.trials:
-            last[t.candidate.name] = t
-        return list(last.values())
+            if t.candidate.name not in best or t.scores["selection"] > best[t.candidate.name].scores["selection"]:
+                best[t.candidate.name] = t
+        return list(best.values())
 
 
 def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataLike | None,
@@ -227,7 +242,7 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
     best = search.best()
     kept = best.estimator
     data = search.data(best.candidate.features)
-    members = [t for t in search.latest() if t.candidate.features == best.candidate.features]
+    members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
     ensemble = ensemble_of(search, members, data) if est.ensemble and len(members) > 1 else None
     if ensemble is not None and ensemble[1]["selection"] > best.scores["selection"] + 1e-9:
         kept, ensemble_record = ensemble[0], ensemble[2]

@@ -1,0 +1,89 @@
+"""``fit(preset=...)``: the kept model is the one validation preferred, the search is recorded
+and reloads, a time limit is kept, and a kept ensemble saves and predicts like one model."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmfuse import MultimodalClassifier, MultimodalRegressor, load
+from mmfuse.errors import MmfuseError
+
+FAST = dict(epochs=6, patience=0, dim=16, num_threads=1, verbose=False, pretrained=False, lr=1e-2)
+
+
+def _table(n: int, seed: int) -> pd.DataFrame:
+    """A word and a number each carry half of the label (their sum decides it)."""
+    rng = np.random.default_rng(seed)
+    word = rng.integers(0, 2, n)
+    x = rng.normal(size=n)
+    filler = np.array(["the", "a", "some", "this", "one"])
+    text = [f"{filler[rng.integers(0, 5)]} {'alpha' if w else 'beta'} {filler[rng.integers(0, 5)]}" for w in word]
+    label = np.where((2 * word - 1) + x > 0, "yes", "no")
+    return pd.DataFrame({"note": text, "x": x, "z": rng.normal(size=n), "label": label})
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory: pytest.TempPathFactory) -> tuple[MultimodalClassifier, Path]:
+    out = tmp_path_factory.mktemp("preset") / "model"
+    clf = MultimodalClassifier(preset="fast", ensemble=False, **FAST).fit(_table(240, 0), target="label", out_dir=out)
+    return clf, out
+
+
+def test_the_kept_model_is_the_one_validation_preferred(fast: tuple[MultimodalClassifier, Path]) -> None:
+    clf, _ = fast
+    trials = clf.search_["trials"]
+    assert [t["name"] for t in trials] == ["feature/attention md=0.3 pretrained", "late/confidence pretrained",
+                                           "late/mean pretrained"]
+    best = max(trials, key=lambda t: t["selection"])
+    assert clf.search_["kept"] == clf.search_["best_single"] == best["name"]
+    assert (clf.model_config_.level, clf.model_config_.fusion) == (best["level"], best["fusion"])
+    assert clf.train_config_.modality_dropout == best["modality_dropout"]
+    for t in trials:  # the selection score is the documented mix of its parts
+        assert t["selection"] == pytest.approx(0.5 * t["clean"] + 0.25 * t["missing"] + 0.25 * t["shuffled"], abs=1e-5)
+    assert clf.metrics_["accuracy"] == pytest.approx(best["clean"], abs=1e-6)  # clean validation, same records
+
+
+def test_the_search_is_written_and_reloaded(fast: tuple[MultimodalClassifier, Path]) -> None:
+    clf, out = fast
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["search"]["preset"] == "fast" and doc["search"]["metric"] == "accuracy"
+    again = load(out, verbose=False)
+    assert list(again.leaderboard_["name"]) == list(clf.leaderboard_["name"])
+    assert again.leaderboard_["selection"].is_monotonic_decreasing
+    test = _table(30, 5)
+    np.testing.assert_allclose(again.predict_proba(test), clf.predict_proba(test), atol=1e-6)
+
+
+def test_a_time_limit_is_kept_and_what_did_not_fit_is_listed() -> None:
+    started = time.perf_counter()
+    slow = {**FAST, "epochs": 400}
+    clf = MultimodalClassifier(preset="medium", time_limit=4.0, **slow).fit(_table(400, 1), target="label")
+    took = time.perf_counter() - started
+    assert took < 4.0 + 3.0  # the limit, plus at most about one epoch and the final scoring
+    assert clf.search_["skipped"] or any(t["epochs_run"] < t["epochs"] for t in clf.search_["trials"])
+    assert clf.search_["trials"]  # something finished, and was kept
+    assert clf.predict(_table(5, 2)).shape == (5,)
+
+
+def test_a_single_model_stops_at_its_time_limit() -> None:
+    clf = MultimodalClassifier(time_limit=1.5, **{**FAST, "epochs": 5000}).fit(_table(400, 1), target="label")
+    assert 1 <= len(clf.history_) < 5000
+    assert clf.train_seconds_ < 1.5 + 2.0
+
+
+def test_the_metric_chooses_and_is_checked() -> None:
+    reg = MultimodalRegressor(preset="fast", metric="mae", ensemble=False, **FAST)
+    table = _table(120, 3).assign(label=lambda d: d["x"] + (d["note"].str.contains("alpha") * 1.0))
+    reg.fit(table, target="label")
+    best = min(reg.search_["trials"], key=lambda t: t["selection"])  # mae: lower is better
+    assert reg.search_["metric"] == "mae" and reg.search_["kept"] == best["name"]
+    with pytest.raises(MmfuseError, match="'mae' is not a classification metric"):
+        MultimodalClassifier(preset="fast", metric="mae", **FAST).fit(_table(60, 0), target="label")
+    with pytest.raises(MmfuseError, match="--resume does not apply to --preset"):
+        MultimodalClassifier(preset="fast", **FAST).fit(_table(60, 0), target="label", out_dir="unused", resume=True)
