@@ -157,6 +157,39 @@ def _check_robustness_dropout(out: dict[str, Any]) -> None:
         assert Path(model["plot"]).is_file()
 
 
+def _check_presets(out: dict[str, Any]) -> None:
+    config, sizes, goals = out["config"], out["sizes"], out["goals"]
+    assert (config["n"], config["epochs"], config["folds"]) == (60, 2, 2)
+    assert (config["presets"], config["fusions"]) == (["fast"], "concat,mean")
+    assert (config["features"], config["noised"]) == (["review", "income", "age"], "tabular")
+    assert (sizes["train"], sizes["test"]) == (48, 12)  # the 80/20 split of 60 records
+    assert list(sizes["modalities"]) == ["review", "tabular"]
+    assert list(out["models"]) == ["default", "fast", "compare_best"]
+    assert [row["model"] for row in out["table"]] == list(out["models"])
+    for row in out["table"]:
+        accuracies = [row[k] for k in ("clean", "missing30", "tabular_noise", "shuffled_min")]
+        assert all(0 <= a <= 1 for a in accuracies) and row["fit_seconds"] >= 0, row
+    for model in out["models"].values():
+        assert list(model["accuracy"]["shuffled"]) == ["review", "tabular"]
+    assert out["models"]["fast"]["search"]["trials"] >= 1
+    board = out["compare"]["leaderboard"]  # best first; the best fused row is compare's choice
+    assert set(board) == {"review only", "tabular only", "concat", "mean"}
+    assert list(board.values()) == sorted(board.values(), reverse=True)
+    assert out["compare"]["cv_accuracy"] == board[out["compare"]["best"]] == max(
+        board["concat"], board["mean"])
+    alone = {m: a["clean"] for m, a in out["alone"].items()}
+    assert out["best_intact_alone"] == {"review": alone["tabular"], "tabular": alone["review"]}
+    # the goals follow from the numbers; those about medium and best are open without them
+    fast = out["models"]["fast"]["accuracy"]
+    drop = round(fast["clean"] - fast["missing30"], 4)
+    expected = {"met": drop <= 0.05 + 1e-9, "drop": {"fast": drop}}
+    assert goals["missing30_within_5_points"] == expected
+    noised = goals["noised_not_below_best_intact_alone"]
+    assert noised["met"] == (fast["tabular_noise"] >= alone["review"] - 1e-9)
+    assert goals["medium_near_compare_in_a_third_of_its_time"]["met"] is None
+    assert goals["best_above_compare"]["met"] is None
+
+
 def _check_serve_load(out: dict[str, Any]) -> None:
     predict, search, memory = out["predict"], out["search"], out["memory"]
     assert (out["config"]["requests"], out["config"]["memory_requests"]) == (40, 200)
@@ -196,6 +229,11 @@ CASES = {
     "index_scale.py": Case(
         frozenset({"benchmark", "machine", "config", "results", "total_s", "peak_rss_bytes"}),
         _check_index_scale, modules=("faiss",),
+    ),
+    "presets.py": Case(
+        frozenset({"benchmark", "config", "sizes", "compare", "models", "alone",
+                   "best_intact_alone", "table", "goals", "total_seconds"}),
+        _check_presets, args=("--out", "{tmp}/presets"),
     ),
     "pretrained_vs_scratch.py": Case(
         frozenset({"benchmark", "rows", "n_train", "n_valid", "n_test", "threads", "results"}),

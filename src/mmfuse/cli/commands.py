@@ -74,14 +74,19 @@ def _demo(a: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------- info
 def _info_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="CSV, Parquet or JSONL file, or a folder with data.csv")
+    p.add_argument("data", help="CSV, Parquet or JSONL file, or a folder with data.csv; or a model "
+                                "directory (its model, validation metrics and a preset's leaderboard)")
     p.add_argument("--target", help="target column (shows its balance and the task)")
     p.add_argument("--kinds", help="kind overrides, e.g. zip=categorical,notes=text")
 
 
 def _info(a: argparse.Namespace) -> int:
-    from mmfuse.cli.report import describe_table
+    from mmfuse.cli.report import describe_model, describe_table
 
+    folder = Path(a.data)
+    if (folder / "config.json").is_file():
+        _out(describe_model(folder))
+        return 0
     _out(describe_table(a.data, a.target, a.kinds))
     return 0
 

@@ -40,6 +40,54 @@ def format_metrics(metrics: Mapping[str, float], title: str) -> str:
     return title + "\n" + table(sorted(metrics.items()), ("metric", "value"))
 
 
+def describe_model(folder: Path) -> str:
+    """The output of ``mmfuse info MODEL_DIR``: what the model is, its validation metrics, and
+    what a preset tried (the leaderboard), read from config.json and metrics.json."""
+    import json
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8")) if (folder / "metrics.json").exists() else {}
+    model = config.get("model", {})
+    parts = [f"{folder}: {config.get('estimator')} ({model.get('task', '?')}), mmfuse {config.get('mmfuse_version')}",
+             f"modalities: {', '.join(f'{m} ({k})' for m, k in config.get('modalities', {}).items())}"]
+    if model.get("level") == "ensemble":
+        parts.append(f"model: an ensemble of {len(model.get('members', []))} models")
+    else:
+        parts.append(f"model: {model.get('level')}-level {model.get('fusion')}, encoders "
+                     f"{', '.join(f'{m}={e}' for m, e in model.get('encoders', {}).items())}")
+    parts += ["", format_metrics(metrics.get("metrics", {}), f"validation metrics ({metrics.get('n_valid', '?')} records)")]
+    search = metrics.get("search")
+    if search:
+        parts += ["", search_table(search)]
+    return "\n".join(parts)
+
+
+def search_table(search: Mapping[str, Any]) -> str:
+    """A preset's leaderboard: every trial with its validation scores and time, and what was kept."""
+    from mmfuse.search.halving import leaderboard_frame
+
+    board = leaderboard_frame(dict(search))
+    columns = [c for c in ("name", "rung", "epochs_run", "clean", "missing", "shuffled", "selection", "seconds")
+               if c in board.columns]
+    rows = board[columns].itertuples(index=False, name=None)
+    lines = [f"preset {search['preset']}: {len(board)} trial(s) in {search.get('seconds', 0):.0f}s, chosen by "
+             f"validation {search['metric']} ({search.get('selection', '')})",
+             table([tuple(_rounded(v) for v in row) for row in rows], columns)]
+    for skipped in search.get("skipped", []):
+        lines.append(f"skipped at rung {skipped['rung']} (time limit): {skipped['name']}")
+    kept = search.get("kept")
+    if kept == "ensemble":
+        members = ", ".join(f"{n} x{w:g}" for n, w in search.get("ensemble", {}).get("members", {}).items())
+        lines.append(f"kept: an ensemble ({members})")
+    else:
+        lines.append(f"kept: {kept}")
+    return "\n".join(lines)
+
+
+def _rounded(v: Any) -> Any:
+    return round(v, 4) if isinstance(v, float) else v
+
+
 def describe_table(data: str, target: str | None, kinds: str | None) -> str:
     """The output of ``mmfuse info``: columns, kinds, missing values, modalities, target."""
     import pandas as pd

@@ -23,6 +23,7 @@ def explain_sections(
     models: dict[str, Any], best: str, test: Encoded, test_table: Table, task: str, out: Path
 ) -> str:
     """Computes the sections, writes their CSV / PNG files to ``out`` and returns their HTML."""
+    from mmfuse.estimators.explain import explanation_baseline
     from mmfuse.evaluation.contribution import modality_shapley
     from mmfuse.evaluation.correlation import (
         correlation_matrix,
@@ -38,7 +39,8 @@ def explain_sections(
     rows = {}
     for name, est in track(models.items(), len(models), "modality contributions of each model"):
         mods = list(est.model_.modalities)
-        result = modality_shapley(est.model_, test.select(mods), task, num_bootstrap=200)
+        baseline = explanation_baseline(est.model_config_, est.model_).embeddings
+        result = modality_shapley(est.model_, test.select(mods), task, num_bootstrap=200, baseline=baseline)
         rows[name] = dict(zip(result.modalities, result.mean_abs))
     contributions = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model").reset_index()
     est = models[best]

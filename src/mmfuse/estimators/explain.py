@@ -7,10 +7,16 @@ optionally writes ``contributions.json``, ``contributions.png`` and, for one rec
 A modality fed to a pretrained network is occluded in its raw cell (the picture, the words,
 the sound), re-encoded by the network for each occluded copy, so its map shows image regions,
 words and time segments rather than feature dimensions.
+
+How a modality is hidden for its Shapley value and ablation (``explanation_baseline``): an
+early- or feature-level model trained without ever missing a modality would be asked about
+inputs it never saw if the modality were masked, so its embedding is replaced by its training
+mean instead; a model trained with missing modalities, or a decision-level one, is masked.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +34,9 @@ if TYPE_CHECKING:
     from mmfuse.data.readers import Table
     from mmfuse.estimators.facade import DataLike
     from mmfuse.estimators.pipeline import Pipeline
+    from mmfuse.models.builder import ModelConfig
     from mmfuse.models.fitted import FittedModel
+    from mmfuse.models.multimodal import MultimodalModel
     from mmfuse.evaluation.contribution import ShapleyResult
     from mmfuse.evaluation.occlusion import RawInput
     from mmfuse.types import InputSpec
@@ -71,13 +79,19 @@ def explain(
     enc = pipeline.prepare(table, with_target=target in table.df.columns)
     if len(enc) == 0:
         raise MmfuseError("no records to explain")
+    if sample is not None and fitted.config.level == "ensemble":
+        raise MmfuseError("occlusion maps (--sample) need one model's encoders; this model is an ensemble "
+                          "of several (kept by --preset): explain without --sample, or fit with --no-ensemble")
     position = _position(enc, sample)
     enc, position = _subset(enc, max_records, position, seed)
     model, task = fitted.model, fitted.task
-    result = modality_shapley(model, enc, task, seed=seed)
+    baseline = explanation_baseline(fitted.config, model)
+    log(f"note: {baseline.note}", pipeline.verbose)
+    result = modality_shapley(model, enc, task, seed=seed, baseline=baseline.embeddings)
     summary = _summary(result, len(enc))
+    summary["baseline"], summary["baseline_note"] = baseline.kind, baseline.note
     if enc.targets is not None:
-        summary["ablation"] = _ablation(fitted, enc)
+        summary["ablation"] = _ablation(fitted, enc, baseline.embeddings)
     summary["fusion_weights"] = fusion_weights(model, enc)
     values = pd.DataFrame(result.values, index=pd.Index(enc.rows, name="row"),
                           columns=result.modalities)  # fmt: skip
@@ -95,6 +109,62 @@ def explain(
         if detail is not None:
             _write_sample(fitted, detail, out_dir / "samples")
     return {"summary": summary, "values": values, "sample": detail, "encoded": enc}
+
+
+@dataclass(frozen=True)
+class ExplanationBaseline:
+    """How an explanation hides a modality.
+
+    Attributes:
+        kind: "training_mean" (the modality's embedding replaced by its mean over the training
+            records, the mask kept) or "mask" (the mask entry set to False).
+        note: Why, in one sentence (printed, and kept in the summary).
+        embeddings: "training_mean": modality -> (D_m,) mean embedding; "mask": None.
+    """
+
+    kind: str
+    note: str
+    embeddings: dict[str, np.ndarray] | None = None
+
+
+def explanation_baseline(config: ModelConfig, model: MultimodalModel) -> ExplanationBaseline:
+    """The baseline that stays valid for this model: its training-mean embeddings when it is an
+    early- or feature-level model trained without missing modalities, else the mask.
+
+    Raises:
+        MmfuseError: Recorded means that do not fit the model (another modality set or width).
+    """
+    if config.level == "ensemble":
+        return ExplanationBaseline("mask", "this ensemble's members were trained with missing modalities "
+                                   "or predict from each modality on its own, so a hidden modality is "
+                                   "masked")  # fmt: skip
+    if config.level == "late":
+        return ExplanationBaseline("mask", "this decision-level model predicts from each modality "
+                                   "on its own and combines what is present, so a hidden modality "
+                                   "is masked")  # fmt: skip
+    if config.trained_with_missing:
+        return ExplanationBaseline("mask", "this model was trained with missing modalities "
+                                   "(modality dropout or missing values), so a hidden modality is "
+                                   "masked")  # fmt: skip
+    if config.trained_with_missing is None or not config.embedding_means:
+        return ExplanationBaseline("mask", "this model records no training-mean embeddings (saved "
+                                   "by an older mmfuse), so a hidden modality is masked, which the "
+                                   "model may never have seen in training; fit it again for a "
+                                   "baseline that stays valid")  # fmt: skip
+    return ExplanationBaseline("training_mean", "this model was trained without missing "
+                               "modalities, so a hidden modality is replaced by its training-mean "
+                               "embedding (not masked)", _means(config, model))  # fmt: skip
+
+
+def _means(config: ModelConfig, model: MultimodalModel) -> dict[str, np.ndarray]:
+    """The recorded mean embeddings as arrays, checked against the model's encoders."""
+    means = {m: np.asarray(v, dtype=np.float32) for m, v in config.embedding_means.items()}
+    widths = {m: int(model.encoders[m].output_dim) for m in model.modalities}
+    if sorted(means) != sorted(widths) or any(means[m].shape != (w,) for m, w in widths.items()):
+        shapes = ", ".join(f"{m}: {v.shape}" for m, v in means.items())
+        raise MmfuseError(f"the model's embedding_means ({shapes or 'none'}) do not fit its "
+                          f"encoders ({', '.join(f'{m}: ({w},)' for m, w in widths.items())})")
+    return means
 
 
 def _position(enc: Encoded, sample: int | None) -> int | None:
@@ -147,7 +217,9 @@ def _summary(result: ShapleyResult, n: int) -> dict[str, Any]:
     }
 
 
-def _ablation(fitted: FittedModel, enc: Encoded) -> dict[str, Any]:
+def _ablation(
+    fitted: FittedModel, enc: Encoded, baseline: dict[str, np.ndarray] | None
+) -> dict[str, Any]:
     from mmfuse.evaluation.contribution import ablation_deltas
     from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, task_metrics
 
@@ -157,7 +229,8 @@ def _ablation(fitted: FittedModel, enc: Encoded) -> dict[str, Any]:
     def metric(y: np.ndarray, p: np.ndarray) -> float:
         return task_metrics(task, fitted.decode(y), fitted.decode(p))[name]
 
-    result = ablation_deltas(fitted.model, enc, task, metric, HIGHER_IS_BETTER[name])
+    result = ablation_deltas(fitted.model, enc, task, metric, HIGHER_IS_BETTER[name],
+                             baseline=baseline)  # fmt: skip
     return {"metric": name, "full": result.full, "without": result.without, "deltas": result.deltas}
 
 

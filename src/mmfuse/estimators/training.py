@@ -92,7 +92,8 @@ def train_model(
         deadline=deadline,
     )
     history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
-    hid = tcfg.modality_dropout > 0 or not all(v.all() for v in train.mask.values())
+    dropped = tcfg.modality_dropout > 0 and len(train.mask) > 1  # a lone modality is never dropped
+    hid = dropped or not all(v.all() for v in train.mask.values())
     means = embedding_means(model, train, tcfg.batch_size)
     mcfg = dataclasses.replace(mcfg, embedding_means=means, trained_with_missing=hid)
     model.cpu().eval()
@@ -197,18 +198,17 @@ def embedding_means(
     rounded to float32 (the shortest decimal that reads back as the same float32).
 
     Runs in eval mode on the device the model is on (after training: the training device),
-    summing batch by batch; a modality present in no record gets no entry. An explanation
+    summing batch by batch on the CPU; a modality present in no record gets no entry. An explanation
     puts this mean in place of a hidden modality for a model that never saw one missing.
     """
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     data = TensorData.from_encoded(enc)
-    sums = {m: torch.zeros(int(model.encoders[m].output_dim), dtype=torch.float64, device=device)
-            for m in model.modalities}  # fmt: skip
+    sums = {m: torch.zeros(int(model.encoders[m].output_dim), dtype=torch.float64) for m in model.modalities}
     for index in torch.arange(len(data)).split(max(batch_size, 1)):
         batch = data.batch(index, device)
         for m, z in model.encode(batch.inputs, batch.mask).items():  # missing rows are zero
-            sums[m] += z.double().sum(0)
+            sums[m] += z.float().sum(0).cpu().double()  # float64 on the CPU: not every device has it
     counts = {m: int(v.sum()) for m, v in data.mask.items()}
     return {m: [float(str(x)) for x in (s.cpu() / counts[m]).numpy().astype(np.float32)]
             for m, s in sums.items() if counts[m] > 0}  # fmt: skip

@@ -33,6 +33,8 @@ def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256) -
     mode is restored afterwards.
     """
     data = TensorData.from_encoded(enc)
+    if not isinstance(model, MultimodalModel):  # an ensemble: its members encode, the mask varies
+        return data
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     chunks: dict[str, list[Tensor]] = {m: [] for m in model.modalities}
     was_training = model.training
@@ -58,6 +60,8 @@ def on_embeddings(model: MultimodalModel) -> MultimodalModel:
     and then changing the mask gives exactly what the full forward pass gives, without
     running the encoders again for every coalition.
     """
+    if not isinstance(model, MultimodalModel):  # an ensemble takes its inputs as they are
+        return model.eval()
     identity = {m: nn.Identity() for m in model.modalities}
     heads = dict(model.modality_heads.items())
     return MultimodalModel(identity, model.fusion, model.head, heads, model.level).eval()

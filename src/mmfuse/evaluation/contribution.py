@@ -1,10 +1,12 @@
 """How much each modality contributes to a trained model's predictions.
 
 - ``shapley_values`` / ``modality_shapley``: Shapley values of the modalities, the players
-  being "present" or "absent" (mask entry False) for a sample. Exact over all ``2^M``
-  coalitions for up to ``exact_max`` modalities, permutation sampling above. See Shapley,
-  "A Value for n-Person Games", 1953; Lundberg and Lee, "A Unified Approach to Interpreting
-  Model Predictions", NeurIPS 2017.
+  being "present" or "absent" for a sample: absent is a mask entry False, or, given a
+  ``baseline``, the modality's embedding replaced by a reference embedding (e.g. its training
+  mean) with the mask kept, for a model that never saw a modality missing in training. Exact
+  over all ``2^M`` coalitions for up to ``exact_max`` modalities, permutation sampling above.
+  See Shapley, "A Value for n-Person Games", 1953; Lundberg and Lee, "A Unified Approach to
+  Interpreting Model Predictions", NeurIPS 2017.
 - ``ablation_deltas``: metric with every modality minus metric with one removed.
 - ``fusion_weights``: the weights a fusion operator itself gives each modality.
 
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor
 
 from mmfuse.data.preprocess import Encoded
+from mmfuse.data.tensors import TensorData
 from mmfuse.evaluation._forward import check_task, embeddings_of, on_embeddings, outputs_under
 from mmfuse.evaluation.contribution_plots import plot_contributions, plot_sample
 from mmfuse.evaluation.occlusion import occlusion_attribution
@@ -31,6 +34,9 @@ from mmfuse.models.multimodal import MultimodalModel
 
 ValueFn = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 """present {modality: (N,) bool} -> (N,) value of that coalition for every sample."""
+
+Baseline = Mapping[str, np.ndarray]
+"""modality -> (D_m,) embedding that stands in for the modality where it is hidden."""
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
 """(targets, predictions) -> metric; probabilities (N, C) or standardised values (N,)."""
@@ -135,40 +141,83 @@ def _sampled(
 
 # -------------------------------------------------------------- a model's values
 def model_value_fn(
-    model: MultimodalModel, enc: Encoded, task: str, batch_size: int = 256
+    model: MultimodalModel,
+    enc: Encoded,
+    task: str,
+    batch_size: int = 256,
+    baseline: Baseline | None = None,
 ) -> ValueFn:
     """The value function of ``model`` on the records of ``enc``.
 
     ``v(S)`` for record ``i`` is the probability of the class predicted with all of the
     record's modalities (classification), or the prediction on the target's standardised
-    scale (regression), with mask ``original mask AND S``: a modality missing in the data
-    stays missing, so its Shapley value is exactly 0.
+    scale (regression), with the modalities outside ``S`` hidden: masked (mask ``original
+    mask AND S``), or with ``baseline`` (one embedding for every model modality), their
+    embeddings replaced by the baseline's and the mask kept. A modality missing in the data
+    stays missing either way, so its Shapley value is exactly 0.
+
+    Raises:
+        ValueError: An unknown task, or a baseline that lacks a modality or has the wrong width.
     """
     check_task(task)
-    return ModelValue(model, enc, task, batch_size)
+    return ModelValue(model, enc, task, batch_size, baseline)
 
 
 class ModelValue:
     """The value function ``model_value_fn`` returns (``num_samples`` = number of records;
     ``outputs``: the model's predictions with every present modality, (N, C) or (N,))."""
 
-    def __init__(self, model: MultimodalModel, enc: Encoded, task: str, batch_size: int) -> None:
+    def __init__(
+        self, model: MultimodalModel, enc: Encoded, task: str, batch_size: int,
+        baseline: Baseline | None = None,
+    ) -> None:  # fmt: skip
         self.data = embeddings_of(model, enc, batch_size)
         self.model = on_embeddings(model)
         self.task, self.batch_size = task, batch_size
+        self.baseline = None if baseline is None else _baseline_tensors(baseline, self.data)
         self.num_samples = len(enc)
         self.outputs = outputs_under(self.model, self.data, task, self.data.mask, batch_size)
         self.predicted = self.outputs.argmax(1) if task == "classification" else None
 
     def __call__(self, present: Mapping[str, np.ndarray]) -> np.ndarray:
-        mask = {
-            m: self.data.mask[m] & torch.as_tensor(np.asarray(present[m], dtype=bool))
-            for m in self.model.modalities
-        }
-        out = outputs_under(self.model, self.data, self.task, mask, self.batch_size)
+        hide = {m: ~torch.as_tensor(np.asarray(present[m], dtype=bool))
+                for m in self.model.modalities}  # fmt: skip
+        data, mask = _hidden(self.data, hide, self.baseline)
+        out = outputs_under(self.model, data, self.task, mask, self.batch_size)
         if self.predicted is not None:
             out = out.gather(1, self.predicted.unsqueeze(1)).squeeze(1)
         return out.double().numpy()
+
+
+def _baseline_tensors(baseline: Baseline, data: TensorData) -> dict[str, Tensor]:
+    """``baseline`` as float32 tensors, checked against the embeddings ``data`` holds.
+
+    Raises:
+        ValueError: A modality of ``data`` without a baseline, or a baseline of the wrong width.
+    """
+    lacking = sorted(set(data.inputs) - set(baseline))
+    if lacking:
+        raise ValueError(f"the baseline has no embedding for {', '.join(lacking)}")
+    out = {m: torch.as_tensor(np.asarray(baseline[m], dtype=np.float32)) for m in data.inputs}
+    for m, b in out.items():
+        width = data.inputs[m].shape[1]
+        if b.shape != (width,):
+            raise ValueError(f"the baseline of {m!r} has shape {tuple(b.shape)}; its embeddings "
+                             f"are {width}-d")  # fmt: skip
+    return out
+
+
+def _hidden(
+    data: TensorData, hide: Mapping[str, Tensor], baseline: Mapping[str, Tensor] | None
+) -> tuple[TensorData, dict[str, Tensor]]:
+    """The embeddings and mask with each modality hidden where ``hide`` ((N,) or (1,) bool) is
+    True: masked out, or, with ``baseline``, its embedding replaced by the baseline's and the
+    mask kept. A modality missing in the data stays as it is (zeros, mask False)."""
+    if baseline is None:
+        return data, {m: v & ~hide[m] for m, v in data.mask.items()}
+    inputs = {m: torch.where((hide[m] & data.mask[m]).unsqueeze(1), baseline[m], x)  # (N, D)
+              for m, x in data.inputs.items()}  # fmt: skip
+    return TensorData(inputs, dict(data.mask), data.targets), dict(data.mask)
 
 
 @dataclass
@@ -212,6 +261,7 @@ def modality_shapley(
     num_bootstrap: int = 1000,
     seed: int = 0,
     batch_size: int = 256,
+    baseline: Baseline | None = None,
 ) -> ShapleyResult:
     """Shapley values of the modalities of ``model`` for every record of ``enc``.
 
@@ -224,8 +274,10 @@ def modality_shapley(
         num_bootstrap: Bootstrap resamples of the records for the 95% intervals.
         seed: Seed of the orderings and of the bootstrap.
         batch_size: Records per forward pass.
+        baseline: What a hidden modality's embedding becomes (see ``model_value_fn``);
+            None: hidden modalities are masked.
     """
-    value = model_value_fn(model, enc, task, batch_size)
+    value = model_value_fn(model, enc, task, batch_size, baseline)
     mods = list(model.modalities)
     phi = shapley_values(value, mods, exact_max, num_permutations, seed, num_samples=len(enc))
     n = len(enc)
@@ -273,6 +325,7 @@ def ablation_deltas(
     metric_fn: MetricFn,
     higher_is_better: bool = True,
     batch_size: int = 256,
+    baseline: Baseline | None = None,
 ) -> Ablation:
     """Removes each modality from every record in turn and measures the change of a metric.
 
@@ -284,6 +337,8 @@ def ablation_deltas(
             or standardised values (N,).
         higher_is_better: Direction of the metric (e.g. False for rmse).
         batch_size: Records per forward pass.
+        baseline: What a removed modality's embedding becomes (see ``model_value_fn``);
+            None: removed modalities are masked.
     """
     check_task(task)
     if enc.targets is None:
@@ -291,15 +346,16 @@ def ablation_deltas(
     targets = enc.targets
     data = embeddings_of(model, enc, batch_size)
     fast = on_embeddings(model)
+    reference = None if baseline is None else _baseline_tensors(baseline, data)
 
-    def score(mask: Mapping[str, Tensor]) -> float:
-        predictions = outputs_under(fast, data, task, mask, batch_size).numpy()
+    def score(removed: str | None) -> float:
+        hide = {m: torch.tensor([m == removed]) for m in model.modalities}
+        inputs, mask = _hidden(data, hide, reference)
+        predictions = outputs_under(fast, inputs, task, mask, batch_size).numpy()
         return float(metric_fn(targets, predictions))
 
-    full = score(data.mask)
-    without = {}
-    for m in model.modalities:
-        without[m] = score({k: v & (k != m) for k, v in data.mask.items()})
+    full = score(None)
+    without = {m: score(m) for m in model.modalities}
     sign = 1.0 if higher_is_better else -1.0
     return Ablation(full, without, {m: sign * (full - w) for m, w in without.items()})
 
@@ -320,7 +376,7 @@ def fusion_weights(
     from mmfuse.fusion.weighted import WeightedFusion
     from mmfuse.fusion.weighted_sum import WeightedSumFusion
 
-    fusion, mods = model.fusion, list(model.modalities)
+    fusion, mods = getattr(model, "fusion", None), list(model.modalities)  # an ensemble has none
     if isinstance(fusion, WeightedSumFusion):
         return dict(zip(fusion.modalities, fusion.logits.detach().softmax(0).tolist()))
     if isinstance(fusion, WeightedFusion):

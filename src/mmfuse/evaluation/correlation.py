@@ -168,8 +168,13 @@ def modality_embeddings(
 
     Rows where a modality is missing are zero; use ``enc.mask`` to leave them out.
     """
+    from mmfuse.errors import MmfuseError
     from mmfuse.evaluation._forward import embeddings_of
+    from mmfuse.models.multimodal import MultimodalModel
 
+    if not isinstance(model, MultimodalModel):
+        raise MmfuseError("inter-modal correlation compares one model's modality embeddings; this model "
+                          "is an ensemble of several (kept by --preset; fit with --no-ensemble for one)")
     return {m: z.numpy() for m, z in embeddings_of(model, enc, batch_size).inputs.items()}
 
 

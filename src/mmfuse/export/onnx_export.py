@@ -128,6 +128,9 @@ def export_onnx(source: Any, out: str | Path, data: Any = None, **options: Any) 
     require_packages()
     opts = export_options(**options)
     est = _estimator(source)
+    if est.model_config_.level == "ensemble":
+        raise MmfuseError("this model is an ensemble of several models (kept by --preset); ONNX export "
+                          "takes one model: fit again with --no-ensemble to export it")
     model_dir = getattr(est, "model_dir_", None)
     out = _checked_outputs(Path(out), data, model_dir)
     set_threads(est.num_threads)

@@ -214,7 +214,7 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
     pre, train, valid_enc = est.prepared(table, target, valid)
     task = pre.target.task if pre.target is not None else est._task
     search = Search(est, preset, task, check_metric(task, est.metric), started, deadline)
-    search.prepared["pretrained"] = Prepared(pre, train, valid_enc, Views.build(valid_enc, est.seed))
+    search.prepared["default"] = Prepared(pre, train, valid_enc, Views.build(valid_enc, est.seed))
     candidates = preset.candidates(len(pre.modalities), bool(pre.pretrained))
     if any(c.features == "scratch" for c in candidates):
         log("preparing the records for the candidates without pretrained features", est.verbose)

@@ -24,8 +24,10 @@ class Candidate:
     """One model to try: estimator parameters that differ from the user's.
 
     Attributes:
-        name: Shown in the leaderboard, e.g. "feature/attention md=0.3 pretrained".
-        features: "pretrained" (frozen packaged networks where installed) or "scratch".
+        name: Shown in the leaderboard, e.g. "feature/attention md=0.3" (with " pretrained" or
+            " scratch" after it when both kinds of features are tried).
+        features: "default" (the encoders the parameters choose: frozen packaged networks where
+            installed) or "scratch" (every encoder trained from scratch).
         params: Estimator parameters (level, fusion, modality_dropout, lr, dim ...).
     """
 
@@ -74,18 +76,18 @@ class Preset:
     def candidates(self, modalities: int, has_pretrained: bool) -> list[Candidate]:
         """The candidates for data with ``modalities`` modalities (decision level and modality
         dropout need two), with and without pretrained features where both exist."""
-        sources = ["pretrained"] + (["scratch"] if self.scratch and has_pretrained else [])
+        both = self.scratch and has_pretrained
         out = []
-        for source in sources:
+        for source, label in (("default", " pretrained"), ("scratch", " scratch"))[: 2 if both else 1]:
+            label = label if both else ""
             if modalities < 2:
-                out += [Candidate(f"feature/{f} {source}", source, {"level": "feature", "fusion": f})
+                out += [Candidate(f"feature/{f}{label}", source, {"level": "feature", "fusion": f})
                         for f in self.feature_fusions[:1]]
                 continue
-            out += [Candidate(f"feature/{f} md={p:g} {source}", source,
+            out += [Candidate(f"feature/{f} md={p:g}{label}", source,
                               {"level": "feature", "fusion": f, "modality_dropout": p})
                     for f in self.feature_fusions for p in self.dropouts]
-            out += [Candidate(f"late/{f} {source}", source,
-                              {"level": "late", "fusion": f, "modality_dropout": 0.0})
+            out += [Candidate(f"late/{f}{label}", source, {"level": "late", "fusion": f, "modality_dropout": 0.0})
                     for f in self.late_fusions]
         return out
 

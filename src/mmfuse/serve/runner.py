@@ -83,10 +83,12 @@ def _contributions(fitted: Any, enc: Encoded) -> tuple[np.ndarray, np.ndarray, n
     """The predictions (N, C) or (N,), the (N, M) Shapley values of the modalities, and the
     values with none and with all present; the encoders run once, the 2^M coalitions only
     through fusion and head."""
+    from mmfuse.estimators.explain import explanation_baseline
     from mmfuse.evaluation.contribution import model_value_fn, shapley_values
 
     mods = list(fitted.model.modalities)
-    value = model_value_fn(fitted.model, enc, fitted.task, fitted.batch_size)
+    baseline = explanation_baseline(fitted.config, fitted.model).embeddings
+    value = model_value_fn(fitted.model, enc, fitted.task, fitted.batch_size, baseline=baseline)
     phi = shapley_values(value, mods, num_samples=len(enc))
     n = len(enc)
     base = value({m: np.zeros(n, dtype=bool) for m in mods})

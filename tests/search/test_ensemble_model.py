@@ -1,0 +1,67 @@
+"""A kept ensemble is one model: its probabilities are the weighted mixture of its members', and it
+saves, reloads and predicts like any other model directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmfuse import MultimodalClassifier, load
+from mmfuse.errors import MmfuseError
+from mmfuse.models.builder import ENSEMBLE, ModelConfig
+from mmfuse.models.ensemble import EnsembleModel
+
+from test_preset_fit import FAST, _table
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory: pytest.TempPathFactory) -> tuple[MultimodalClassifier, MultimodalClassifier, Path]:
+    table = _table(200, 7)
+    first = MultimodalClassifier(**FAST, calibrate=False).fit(table, target="label")
+    pre = first.preprocessor_
+    train, valid = first.prepared(first.read(table), "label", None)[1:]
+    second = MultimodalClassifier(**{**FAST, "level": "late", "calibrate": False}).fit_encoded(pre, train, valid)
+    weights = [0.75, 0.25]
+    kept = MultimodalClassifier(**FAST).fit_encoded(pre, train, valid)  # an estimator to hold the ensemble
+    kept.model_ = EnsembleModel([first.model_, second.model_], weights, "classification")
+    kept.model_config_ = ModelConfig(ENSEMBLE, "weighted_mean", dict(first.model_config_.encoders), "classification",
+                                     2, members=[first.model_config_.to_dict(), second.model_config_.to_dict()],
+                                     member_weights=weights)
+    out = tmp_path_factory.mktemp("ensemble") / "model"
+    kept.save(out)
+    return first, second, out
+
+
+def test_the_ensemble_mixes_its_members_probabilities(ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path]) -> None:
+    first, second, out = ensemble
+    again = load(out, verbose=False)
+    test = _table(25, 8)
+    expected = 0.75 * first.predict_proba(test) + 0.25 * second.predict_proba(test)
+    np.testing.assert_allclose(again.predict_proba(test), expected, atol=1e-5)
+    assert json.loads((out / "config.json").read_text())["model"]["member_weights"] == [0.75, 0.25]
+
+
+def test_an_ensemble_is_explained_over_masks_and_refuses_what_needs_one_model(
+        ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path], tmp_path: Path) -> None:
+    again = load(ensemble[2], verbose=False)
+    values = again.explain(_table(20, 9))
+    assert values.shape == (20, 2) and values.attrs["summary"]["baseline"] == "mask"
+    with pytest.raises(MmfuseError, match="occlusion maps .* ensemble"):
+        again.explain(_table(20, 9), sample=0)
+    from mmfuse.export import export_onnx
+
+    with pytest.raises(MmfuseError, match="--no-ensemble"):
+        export_onnx(again, tmp_path / "m.onnx")
+
+
+def test_ensemble_weights_are_checked() -> None:
+    member = torch.nn.Linear(1, 1)
+    member.modalities = ["a"]  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="one weight per member"):
+        EnsembleModel([member], [0.5, 0.5], "classification")
+    with pytest.raises(ValueError, match="non-negative and not all 0"):
+        EnsembleModel([member], [0.0], "classification")
