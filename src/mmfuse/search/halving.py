@@ -71,7 +71,7 @@ class Search:
     prepared: dict[str, Prepared] = field(default_factory=dict)
     trials: list[Trial] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
-    shared: dict[tuple[Any, ...], tuple[MultimodalEstimator, float]] = field(default_factory=dict)
+    shared: dict[tuple[Any, ...], MultimodalEstimator] = field(default_factory=dict)
 
     # --------------------------------------------------------------- the rungs
     def run(self, candidates: list[Candidate]) -> None:
@@ -84,7 +84,7 @@ class Search:
             last = rung == len(rungs) - 1
             done = [t for i, c in enumerate(alive)
                     if (t := self.train(c, rung, epochs, self.share(alive[i:], 1.0 if last else 0.5))) is not None]
-            if not done or rung == len(rungs) - 1:
+            if not done or last:
                 return
             done.sort(key=lambda t: -t.scores["selection"])
             alive = [t.candidate for t in done[: max(1, math.ceil(len(alive) / self.preset.eta))]]
@@ -109,7 +109,7 @@ class Search:
             self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1)})
             log(f"  skipped {cand.name}: about {expected:.0f}s would pass the time limit", self.est.verbose)
             return None
-        data = self.data(cand.features)
+        data = self.prepared[cand.features]
         began = time.perf_counter()
         if cand.late:
             est, outputs = self.late_candidate(cand, data, epochs, deadline)
@@ -152,8 +152,8 @@ class Search:
         if key not in self.shared:
             base = self.fitted(Candidate(cand.name, cand.features, {**cand.params, "fusion": "mean"}), data, epochs,
                                deadline)
-            self.shared[key] = (base, 0.0)
-        base = self.shared[key][0]
+            self.shared[key] = base
+        base = self.shared[key]
         n_out = base.model_config_.num_outputs
         model = with_combiner(base.model_, cand.params["fusion"], self.task, n_out, held_out(base.model_, data.valid))
         est = copy.copy(base)
@@ -187,9 +187,6 @@ class Search:
 
     def score_fn(self, est: MultimodalEstimator) -> Any:
         return metric_fn(self.task, self.metric, est.fitted_model.decode)
-
-    def data(self, features: str) -> Prepared:
-        return self.prepared[features]
 
     # ------------------------------------------------------------ the choice
     def best(self) -> Trial:
@@ -241,7 +238,7 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
 
     best = search.best()
     kept = best.estimator
-    data = search.data(best.candidate.features)
+    data = search.prepared[best.candidate.features]
     members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
     ensemble = ensemble_of(search, members, data) if est.ensemble and len(members) > 1 else None
     if ensemble is not None and ensemble[1]["selection"] > best.scores["selection"] + 1e-9:
