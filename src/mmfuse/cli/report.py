@@ -67,16 +67,21 @@ def search_table(search: Mapping[str, Any]) -> str:
     from mmfuse.search.halving import leaderboard_frame
 
     board = leaderboard_frame(dict(search))
-    columns = [c for c in ("name", "rung", "epochs_run", "clean", "missing", "shuffled", "selection", "seconds")
-               if c in board.columns]
-    rows = board[columns].itertuples(index=False, name=None)
+    if "splits" in board:
+        board["splits"] = board["splits"].astype("Int64")
+    columns = [c for c in ("name", "rung", "epochs_run", "clean", "missing", "shuffled", "selection", "splits",
+                           "mean_selection", "seconds") if c in board.columns]
+    rows = board[columns].astype(object).where(board[columns].notna(), "").itertuples(index=False, name=None)
     lines = [f"preset {search['preset']}: {len(board)} trial(s) in {search.get('seconds', 0):.0f}s, chosen by "
              f"validation {search['metric']} ({search.get('selection', '')})",
              table([tuple(_rounded(v) for v in row) for row in rows], columns)]
     for skipped in search.get("skipped", []):
         lines.append(f"skipped at rung {skipped['rung']} (time limit): {skipped['name']}")
     kept = search.get("kept")
-    if kept == "ensemble":
+    if kept == "bag":
+        lines.append(f"kept: {search['best_single']}, its models on all {search['ensemble']['splits']} splits "
+                     "averaged (a bag)")
+    elif kept == "ensemble":
         members = ", ".join(f"{n} x{w:g}" for n, w in search.get("ensemble", {}).get("members", {}).items())
         lines.append(f"kept: an ensemble ({members})")
     else:

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from mmfuse.estimators.base import DataLike, MultimodalEstimator
 
 
+SMALL_TABLE = 5000
+"""Up to this many records, a preset's finalists are judged on several validation splits."""
+
+
 @dataclass
 class Prepared:
     """One way of preparing the records (pretrained features or from scratch), shared by every
@@ -56,6 +60,19 @@ class Trial:
     seconds: float
     scores: dict[str, float]
     outputs: list[np.ndarray] = field(repr=False)
+    valid: Encoded = field(repr=False)
+    resplits: list[Trial] = field(default_factory=list, repr=False)
+
+    @property
+    def selection(self) -> float:
+        """The selection score, averaged over the other splits where it was trained on them."""
+        return float(np.mean([self.scores["selection"], *(t.scores["selection"] for t in self.resplits)]))
+
+    def stopped_early(self) -> bool:
+        """Whether early stopping ended it (so a larger epoch budget would train it the same)."""
+        kept, patience = self.estimator.kept_epoch_, self.estimator.patience
+        ran = len(self.estimator.history_)
+        return bool(patience and kept is not None and ran < self.epochs and ran - kept >= patience)
 
 
 @dataclass
@@ -72,6 +89,8 @@ class Search:
     trials: list[Trial] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     shared: dict[tuple[Any, ...], MultimodalEstimator] = field(default_factory=dict)
+    finalists: list[Trial] = field(default_factory=list)
+    prepared_splits: dict[tuple[str, int], Prepared] = field(default_factory=dict)
 
     # --------------------------------------------------------------- the rungs
     def run(self, candidates: list[Candidate]) -> None:
@@ -83,13 +102,42 @@ class Search:
             log(f"rung {rung + 1}/{len(rungs)}: {len(alive)} candidate(s), {epochs} epochs each", self.est.verbose)
             last = rung == len(rungs) - 1
             done = [t for i, c in enumerate(alive)
-                    if (t := self.train(c, rung, epochs, self.share(alive[i:], 1.0 if last else 0.5))) is not None]
+                    if (t := self.advance(c, rung, epochs, self.share(alive[i:], 1.0 if last else 0.5))) is not None]
             if not done or last:
+                self.finalists = done
                 return
             done.sort(key=lambda t: -t.scores["selection"])
             alive = [t.candidate for t in done[: max(1, math.ceil(len(alive) / self.preset.eta))]]
             if len(alive) == 1 and rung + 1 < len(rungs):  # one left: give it the full budget now
                 rungs = (*rungs[: rung + 1], rungs[-1])
+
+    def advance(self, cand: Candidate, rung: int, epochs: int, deadline: float | None) -> Trial | None:
+        """``cand`` at this rung: its lower rung's trial when early stopping ended that one (the
+        same seed and records would train it the same again), else a new training."""
+        before = [t for t in self.trials if t.candidate == cand]
+        if before and before[-1].stopped_early():
+            return before[-1]
+        return self.train(cand, rung, epochs, deadline)
+
+    def resplit(self, splits: int) -> None:
+        """Trains every finalist again on ``splits - 1`` other random splits of the same records
+        (stratified, 20 % held out each) and averages its selection score over all of them: on a
+        small table one validation split is too noisy to choose by (a candidate a few records
+        luckier there is not a better model)."""
+        for r in range(1, splits):
+            for trial in self.finalists:
+                if self.deadline is not None and time.perf_counter() > self.deadline:
+                    return
+                again = self.train(trial.candidate, trial.rung, trial.epochs, self.deadline, split=r)
+                if again is not None:
+                    trial.resplits.append(again)
+                    self.trials.remove(again)  # reported with its finalist, not as a trial of its own
+
+    def split(self, features: str, r: int) -> Prepared:
+        """Split ``r`` of the records prepared for ``features`` (0: the one given)."""
+        if (features, r) not in self.prepared_splits:
+            self.prepared_splits[(features, r)] = _resplit(self.prepared[features], r, self.est.seed, self.task)
+        return self.prepared_splits[(features, r)]
 
     def share(self, pending: list[Candidate], part: float) -> float | None:
         """The deadline of the next training: an equal share of ``part`` of the time left among
@@ -101,7 +149,8 @@ class Search:
         now = time.perf_counter()
         return now + max(self.deadline - now, 0.0) * part / max(trainings, 1)
 
-    def train(self, cand: Candidate, rung: int, epochs: int, deadline: float | None = None) -> Trial | None:
+    def train(self, cand: Candidate, rung: int, epochs: int, deadline: float | None = None, split: int = 0
+              ) -> Trial | None:
         """Trains and scores ``cand`` (no epoch starting that would end after ``deadline``, or
         the search's), or records why it was skipped (the time limit)."""
         expected = self.expected_seconds(cand, rung, epochs)
@@ -109,19 +158,20 @@ class Search:
             self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1)})
             log(f"  skipped {cand.name}: about {expected:.0f}s would pass the time limit", self.est.verbose)
             return None
-        data = self.prepared[cand.features]
+        data = self.split(cand.features, split) if split else self.prepared[cand.features]
         began = time.perf_counter()
         if cand.late:
-            est, outputs = self.late_candidate(cand, data, epochs, deadline)
+            est, outputs = self.late_candidate(cand, data, epochs, deadline, split)
         else:
             est = self.fitted(cand, data, epochs, deadline)
             outputs = [est.fitted_model.outputs(v) for v in data.views.all()]
         seconds = time.perf_counter() - began
         scores = data.views.combine(outputs, self.score_fn(est))
-        trial = Trial(cand, rung, epochs, est, seconds, scores, outputs)
+        trial = Trial(cand, rung, epochs, est, seconds, scores, outputs, data.valid)
         self.trials.append(trial)
         parts = "  ".join(f"{k}={_shown(self.metric, v)}" for k, v in scores.items())
-        log(f"  {cand.name:<34} {parts}  ({seconds:.1f}s, {len(est.history_)} epochs)", self.est.verbose)
+        where = f", split {split + 1}" if split else ""
+        log(f"  {cand.name:<34} {parts}  ({seconds:.1f}s, {len(est.history_)} epochs{where})", self.est.verbose)
         return trial
 
     def expected_seconds(self, cand: Candidate, rung: int, epochs: int) -> float:
@@ -142,13 +192,13 @@ class Search:
         ends = [d for d in (deadline, self.deadline) if d is not None]
         return type(self.est)(**params).fit_encoded(data.pre, data.train, data.valid, deadline=min(ends, default=None))
 
-    def late_candidate(self, cand: Candidate, data: Prepared, epochs: int, deadline: float | None
+    def late_candidate(self, cand: Candidate, data: Prepared, epochs: int, deadline: float | None, split: int = 0
                        ) -> tuple[MultimodalEstimator, list[np.ndarray]]:
         """The shared per-modality networks with ``cand``'s combiner; a combiner that learns is
         scored cross-fitted (fitted on one half of the validation records, scored on the other)."""
         from mmfuse.estimators.training import calibrate, held_out, with_combiner
 
-        key = cand.shared_training
+        key = (split, *cand.shared_training)
         if key not in self.shared:
             base = self.fitted(Candidate(cand.name, cand.features, {**cand.params, "fusion": "mean"}), data, epochs,
                                deadline)
@@ -190,15 +240,19 @@ class Search:
 
     # ------------------------------------------------------------ the choice
     def best(self) -> Trial:
-        return max(self.finished(), key=lambda t: t.scores["selection"])
+        """The trial with the best selection score; once the finalists were judged on several
+        splits, the best finalist (a single split's score is not comparable with a mean)."""
+        judged = [t for t in self.finalists if t.resplits]
+        return max(judged or self.finished(), key=lambda t: t.selection)
 
     def finished(self) -> list[Trial]:
         """Each candidate's best-scoring trial (usually its highest rung; under a time limit a
-        later rung may have had fewer epochs)."""
+        later rung may have had fewer epochs), or its finalist judged on several splits."""
         best: dict[str, Trial] = {}
         for t in self.trials:
-            if t.candidate.name not in best or t.scores["selection"] > best[t.candidate.name].scores["selection"]:
+            if t.candidate.name not in best or t.selection > best[t.candidate.name].selection:
                 best[t.candidate.name] = t
+        best.update({t.candidate.name: t for t in self.finalists if t.resplits})
         return list(best.values())
 
 
@@ -225,6 +279,11 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
         from mmfuse.search.tuning import tune
 
         tune(search, preset.optuna_trials)
+    splits = preset.splits if valid is None and len(train) + len(valid_enc) <= SMALL_TABLE else 1
+    if splits > 1:
+        log(f"a small table: the {len(search.finalists)} finalist(s) trained on {splits - 1} more splits, "
+            "scores averaged", est.verbose)
+        search.resplit(splits)
     _adopt(est, search, train.rejected + valid_enc.rejected)
     if out_dir is not None:
         est.save(out_dir)
@@ -232,30 +291,42 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
 
 
 def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> None:
-    """Makes ``est`` the kept model: the best trial, or the ensemble that beats it."""
-    from mmfuse.evaluation.scoring import score
-    from mmfuse.search.ensemble_model import ensemble_of
+    """Makes ``est`` the kept model: the best trial; on a small table, the bag of its models on
+    every split; else the ensemble that greedy selection finds, when it beats the best trial."""
+    from mmfuse.search.ensemble_model import bag_of, ensemble_of
 
     best = search.best()
-    kept = best.estimator
     data = search.prepared[best.candidate.features]
-    members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
-    ensemble = ensemble_of(search, members, data) if est.ensemble and len(members) > 1 else None
-    if ensemble is not None and ensemble[1]["selection"] > best.scores["selection"] + 1e-9:
-        kept, ensemble_record = ensemble[0], ensemble[2]
-    else:
-        ensemble_record = None
+    kept, ensemble, scores = best.estimator, None, None
+    if est.ensemble and best.resplits:
+        kept, ensemble = bag_of(search, best, data)
+    elif est.ensemble:
+        members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
+        found = ensemble_of(search, members, data) if len(members) > 1 else None
+        if found is not None:
+            scores = found[1]
+            if scores["selection"] > best.selection + 1e-9:
+                kept, ensemble = found[0], found[2]
     for name in ("model_", "model_config_", "train_config_", "history_", "kept_epoch_", "calibration_",
                  "n_train_", "n_valid_"):
         setattr(est, name, getattr(kept, name))
     est.preprocessor_, est.schema_, est.rejected_ = data.pre, data.pre.schema, rejected
-    est.metrics_ = score(est.fitted_model, data.valid)
+    est.metrics_ = _validation_metrics(best)
     est.train_seconds_ = time.perf_counter() - search.started
-    est.search_ = _record(search, best, ensemble_record, ensemble[1] if ensemble else None)
+    est.search_ = _record(search, best, ensemble, scores)
     est.leaderboard_ = leaderboard_frame(est.search_)
-    what = f"an ensemble of {len(ensemble_record['members'])}" if ensemble_record else best.candidate.name
+    what = f"an ensemble of {len(ensemble['members'])}" if ensemble else best.candidate.name
     log(f"kept {what} (validation {search.metric} {est.metrics_.get(search.metric, float('nan')):.4f}; "
         f"{est.train_seconds_:.0f}s in all)", est.verbose)
+
+
+def _validation_metrics(best: Trial) -> dict[str, float]:
+    """The best trial's metrics on its validation records; with other splits, each metric's mean
+    over the splits, each model scored on the records it did not train on."""
+    from mmfuse.evaluation.scoring import score
+
+    per_split = [score(t.estimator.fitted_model, t.valid) for t in (best, *best.resplits)]
+    return {k: float(np.mean([m[k] for m in per_split])) for k in per_split[0]}
 
 
 def _record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
@@ -266,12 +337,16 @@ def _record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
         rows.append({"name": t.candidate.name, "features": t.candidate.features, **t.candidate.params,
                      "rung": t.rung + 1, "epochs": t.epochs, "epochs_run": len(t.estimator.history_),
                      **{k: _plain(search.metric, v) for k, v in t.scores.items()},
-                     "seconds": round(t.seconds, 2)})
+                     "seconds": round(t.seconds + sum(r.seconds for r in t.resplits), 2)})
+        if t.resplits:
+            rows[-1].update(splits=1 + len(t.resplits), mean_selection=_plain(search.metric, t.selection))
     record: dict[str, Any] = {
         "preset": search.preset.name, "metric": search.metric,
-        "selection": "0.5 clean + 0.25 missing + 0.25 shuffled validation records (mmfuse.search.validation)",
+        "selection": "0.5 clean + 0.25 missing + 0.25 shuffled validation records (mmfuse.search.validation)"
+                     + ("; finalists: mean over random splits" if best.resplits else ""),
         "time_limit": search.est.time_limit, "seconds": round(time.perf_counter() - search.started, 2),
-        "best_single": best.candidate.name, "kept": "ensemble" if ensemble else best.candidate.name,
+        "best_single": best.candidate.name,
+        "kept": ("bag" if "splits" in ensemble else "ensemble") if ensemble else best.candidate.name,
         "trials": rows, "skipped": search.skipped,
     }
     if ensemble_scores is not None:
@@ -282,14 +357,19 @@ def _record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
 
 
 def leaderboard_frame(record: dict[str, Any]) -> pd.DataFrame:
-    """The trials of a search record, best selection score first."""
+    """The trials of a search record, best first: the finalists judged on several splits by
+    their mean score, then the others by rung (highest first) and score."""
     frame = pd.DataFrame(record.get("trials", []))
     if frame.empty:
         return frame
     from mmfuse.evaluation.metrics import HIGHER_IS_BETTER
 
-    ascending = not HIGHER_IS_BETTER[record["metric"]]
-    return frame.sort_values(["rung", "selection"], ascending=[False, ascending], kind="stable").reset_index(drop=True)
+    sign = 1.0 if HIGHER_IS_BETTER[record["metric"]] else -1.0
+    mean = frame["mean_selection"] if "mean_selection" in frame else pd.Series(np.nan, index=frame.index)
+    keys = pd.DataFrame({"judged": mean.notna(), "mean": sign * mean.fillna(0), "rung": frame["rung"],
+                         "score": sign * frame["selection"]})
+    order = keys.sort_values(["judged", "mean", "rung", "score"], ascending=False, kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
 
 
 def _plain(metric: str, oriented: float) -> float:
@@ -302,6 +382,31 @@ def _plain(metric: str, oriented: float) -> float:
 
 def _shown(metric: str, oriented: float) -> str:
     return f"{_plain(metric, oriented):.4f}"
+
+
+def _resplit(data: Prepared, r: int, seed: int, task: str) -> Prepared:
+    """The training and validation records of ``data`` pooled and split again (20 % held out,
+    stratified where possible), with the seed ``seed + r``. The preprocessing stays the one
+    fitted on the first split's training records."""
+    from sklearn.model_selection import train_test_split
+
+    from mmfuse.estimators.pipeline import stratifiable, take_records
+
+    pooled = _concat(data.train, data.valid)
+    labels = pooled.targets if task == "classification" else None
+    index = np.arange(len(pooled))
+    _, held = train_test_split(index, test_size=0.2, random_state=seed + r,
+                               stratify=labels if stratifiable(labels, 0.2) else None)
+    hold = np.isin(index, held)
+    valid = take_records(pooled, hold)
+    return Prepared(data.pre, take_records(pooled, ~hold), valid, Views.build(valid, seed))
+
+
+def _concat(a: Encoded, b: Encoded) -> Encoded:
+    return Encoded({m: np.concatenate([a.inputs[m], b.inputs[m]]) for m in a.inputs},
+                   {m: np.concatenate([a.mask[m], b.mask[m]]) for m in a.mask},
+                   np.concatenate([a.rows, b.rows]),
+                   None if a.targets is None or b.targets is None else np.concatenate([a.targets, b.targets]), [])
 
 
 def _take(enc: Encoded, rows: np.ndarray) -> Encoded:

@@ -61,6 +61,9 @@ class Preset:
         eta: Keep the best 1/eta of the candidates after each rung but the last.
         epochs_factor: The epoch budget of the last rung, as a multiple of ``epochs``.
         optuna_trials: ``best``: trials of a hyper-parameter search around the winner.
+        splits: On a small table (``halving.SMALL_TABLE``), the finalists are trained on this
+            many random splits and judged by their mean score; the winner's models on every
+            split are kept as a bagged ensemble.
     """
 
     name: str
@@ -72,6 +75,7 @@ class Preset:
     eta: int = 3
     epochs_factor: float = 1.0
     optuna_trials: int = 0
+    splits: int = 1
 
     def candidates(self, modalities: int, has_pretrained: bool) -> list[Candidate]:
         """The candidates for data with ``modalities`` modalities (decision level and modality
@@ -95,8 +99,8 @@ class Preset:
 PRESETS = {
     "fast": Preset("fast", ("attention",), (DROPOUT,), ("confidence", "mean"), scratch=False, rungs=(1.0,)),
     "medium": Preset("medium", ("attention", "concat", "gated"), (DROPOUT,),
-                     ("confidence", "mean", "weighted", "stacking"), scratch=True, rungs=(1 / 3, 1.0)),
+                     ("confidence", "mean", "weighted", "stacking"), scratch=True, rungs=(1 / 3, 1.0), splits=5),
     "best": Preset("best", ("attention", "concat", "gated", "transformer", "low_rank_tensor", "film"),
                    (0.15, DROPOUT, 0.5), ("confidence", "mean", "weighted", "stacking"), scratch=True,
-                   rungs=(1 / 9, 1 / 3, 1.0), epochs_factor=1.5, optuna_trials=12),
+                   rungs=(1 / 9, 1 / 3, 1.0), epochs_factor=1.5, optuna_trials=12, splits=5),
 }

@@ -37,6 +37,7 @@ def tune(search: Search, trials: int) -> None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return
         study.tell(trial, done.scores["selection"])
+        search.finalists.append(done)
 
 
 def _suggest(trial: Any, cand: Candidate, est: Any) -> dict[str, Any]:
