@@ -138,8 +138,8 @@ class FusionParams:
     level: str | None = param(None, "fusion level (default: from --fusion, else feature)",
                               choices=("early", "feature", "late"))
     dim: int = param(128, "embedding width of every encoder (and of the fused vector)")
-    modality_dropout: float = param(0.0, "probability of hiding each modality of a training "
-                                    "sample (trains for missing modalities)")
+    modality_dropout: float = param(0.3, "probability of hiding each modality of a training "
+                                    "sample, so that the model also predicts well without it (0: off)")
     features: list[str] | None = param(None, "columns to use (default: all but the target)",
                                        metavar="COL,...", kind=lambda s: [c.strip() for c in s.split(",") if c.strip()])
     allow_missing_columns: bool = param(

@@ -245,7 +245,9 @@ def _contribution_table(summary: dict, table: Callable[..., str]) -> str:
     rows = [(m, mean_abs[m], mean[m], ablation.get(m, nan), weights.get(m, nan))
             for m in sorted(summary["modalities"], key=lambda m: -mean_abs[m])]
     head = ("modality", "mean |Shapley|", "mean Shapley", "ablation delta", "fusion weight")
-    return "modality contributions (Shapley values over presence masks)\n" + table(rows, head)
+    hidden = ("a hidden modality replaced by its training-mean embedding" if summary.get("baseline") == "training_mean"
+              else "a hidden modality masked")
+    return f"modality contributions (Shapley values; {hidden})\n" + table(rows, head)
 
 
 def load_model(a: argparse.Namespace) -> Any:

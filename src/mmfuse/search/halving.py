@@ -90,7 +90,6 @@ class Search:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     shared: dict[tuple[Any, ...], MultimodalEstimator] = field(default_factory=dict)
     finalists: list[Trial] = field(default_factory=list)
-    prepared_splits: dict[tuple[str, int], Prepared] = field(default_factory=dict)
 
     # --------------------------------------------------------------- the rungs
     def run(self, candidates: list[Candidate]) -> None:
@@ -124,20 +123,17 @@ class Search:
         (stratified, 20 % held out each) and averages its selection score over all of them: on a
         small table one validation split is too noisy to choose by (a candidate a few records
         luckier there is not a better model)."""
-        for r in range(1, splits):
+        for r in range(1, splits):  # one split at a time: at most one extra copy of the records
+            data = {f: _resplit(p, r, self.est.seed, self.task) for f, p in self.prepared.items()
+                    if any(t.candidate.features == f for t in self.finalists)}
             for trial in self.finalists:
                 if self.deadline is not None and time.perf_counter() > self.deadline:
                     return
-                again = self.train(trial.candidate, trial.rung, trial.epochs, self.deadline, split=r)
+                again = self.train(trial.candidate, trial.rung, trial.epochs, self.deadline,
+                                   (r, data[trial.candidate.features]))
                 if again is not None:
                     trial.resplits.append(again)
                     self.trials.remove(again)  # reported with its finalist, not as a trial of its own
-
-    def split(self, features: str, r: int) -> Prepared:
-        """Split ``r`` of the records prepared for ``features`` (0: the one given)."""
-        if (features, r) not in self.prepared_splits:
-            self.prepared_splits[(features, r)] = _resplit(self.prepared[features], r, self.est.seed, self.task)
-        return self.prepared_splits[(features, r)]
 
     def share(self, pending: list[Candidate], part: float) -> float | None:
         """The deadline of the next training: an equal share of ``part`` of the time left among
@@ -149,19 +145,20 @@ class Search:
         now = time.perf_counter()
         return now + max(self.deadline - now, 0.0) * part / max(trainings, 1)
 
-    def train(self, cand: Candidate, rung: int, epochs: int, deadline: float | None = None, split: int = 0
-              ) -> Trial | None:
+    def train(self, cand: Candidate, rung: int, epochs: int, deadline: float | None = None,
+              split: tuple[int, Prepared] | None = None) -> Trial | None:
         """Trains and scores ``cand`` (no epoch starting that would end after ``deadline``, or
-        the search's), or records why it was skipped (the time limit)."""
+        the search's), or records why it was skipped (the time limit); ``split``: (its number,
+        the records) when it is trained on another split than the first."""
         expected = self.expected_seconds(cand, rung, epochs)
         if self.deadline is not None and self.trials and time.perf_counter() + expected > self.deadline:
             self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1)})
             log(f"  skipped {cand.name}: about {expected:.0f}s would pass the time limit", self.est.verbose)
             return None
-        data = self.split(cand.features, split) if split else self.prepared[cand.features]
+        r, data = split or (0, self.prepared[cand.features])
         began = time.perf_counter()
         if cand.late:
-            est, outputs = self.late_candidate(cand, data, epochs, deadline, split)
+            est, outputs = self.late_candidate(cand, data, epochs, deadline, r)
         else:
             est = self.fitted(cand, data, epochs, deadline)
             outputs = [est.fitted_model.outputs(v) for v in data.views.all()]
@@ -170,7 +167,7 @@ class Search:
         trial = Trial(cand, rung, epochs, est, seconds, scores, outputs, data.valid)
         self.trials.append(trial)
         parts = "  ".join(f"{k}={_shown(self.metric, v)}" for k, v in scores.items())
-        where = f", split {split + 1}" if split else ""
+        where = f", split {r + 1}" if r else ""
         log(f"  {cand.name:<34} {parts}  ({seconds:.1f}s, {len(est.history_)} epochs{where})", self.est.verbose)
         return trial
 
