@@ -98,6 +98,8 @@ class MultimodalEstimator(Facade):
         if table.df.empty:
             header = " (the file has a header line only)" if len(table.df.columns) else ""
             raise MmfuseError(f"{table.name}: no records to train on{header}")
+        for stale in ("search_", "leaderboard_"):  # an earlier fit's search is not this one's
+            self.__dict__.pop(stale, None)
         if self.preset is not None:
             from mmfuse.search.halving import fit_preset
 

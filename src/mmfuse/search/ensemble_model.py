@@ -46,7 +46,7 @@ def ensemble_of(search: Search, trials: list[Trial], data: Prepared
     return est, scores, record
 
 
-def bag_of(search: Search, best: Trial, data: Prepared) -> tuple[MultimodalEstimator, dict[str, Any]]:
+def bag_of(search: Search, best: Trial) -> tuple[MultimodalEstimator, dict[str, Any]]:
     """(an estimator holding the equal-weight ensemble of ``best``'s models on every split, its
     record). Bagging: each member trained on another 80 % of the records, so their average
     varies less than any one of them. Its temperature stays 1: each member is calibrated on

@@ -6,9 +6,14 @@ scored on the validation records (``search.validation``: clean and damaged copie
 ``1/eta`` go on to the next rung. Decision-level candidates that differ only in their combiner
 share one set of per-modality networks, trained once per rung. With a time limit, a candidate
 whose expected time no longer fits is skipped, and training stops before an epoch that would
-end too late; the best model finished in time is kept. Last, greedy ensemble selection over the
-finished candidates' validation predictions keeps a weighted ensemble when it scores better than
-the best single model.
+end too late; the best model finished in time is kept.
+
+On a small table (up to ``SMALL_TABLE`` records, no validation file given) one validation split
+of a few hundred records ranks candidates by noise, so the finalists are trained on further
+random splits of the same records and chosen by their mean score, and the winner's models on
+every split are kept as a bag (their average). On larger tables, greedy ensemble selection over
+the finished candidates' validation predictions keeps a weighted ensemble when it scores better
+than the best single model.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class Search:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     shared: dict[tuple[Any, ...], MultimodalEstimator] = field(default_factory=dict)
     finalists: list[Trial] = field(default_factory=list)
+    final_epochs: int = 0
 
     # --------------------------------------------------------------- the rungs
     def run(self, candidates: list[Candidate]) -> None:
@@ -100,6 +106,7 @@ class Search:
             self.shared.clear()
             log(f"rung {rung + 1}/{len(rungs)}: {len(alive)} candidate(s), {epochs} epochs each", self.est.verbose)
             last = rung == len(rungs) - 1
+            self.final_epochs = epochs
             done = [t for i, c in enumerate(alive)
                     if (t := self.advance(c, rung, epochs, self.share(alive[i:], 1.0 if last else 0.5))) is not None]
             if not done or last:
@@ -129,7 +136,8 @@ class Search:
             for trial in self.finalists:
                 if self.deadline is not None and time.perf_counter() > self.deadline:
                     return
-                again = self.train(trial.candidate, trial.rung, trial.epochs, self.deadline,
+                # the last rung's budget: a finalist that stopped early at a lower rung may not here
+                again = self.train(trial.candidate, trial.rung, max(trial.epochs, self.final_epochs), self.deadline,
                                    (r, data[trial.candidate.features]))
                 if again is not None:
                     trial.resplits.append(again)
@@ -296,7 +304,7 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
     data = search.prepared[best.candidate.features]
     kept, ensemble, scores = best.estimator, None, None
     if est.ensemble and best.resplits:
-        kept, ensemble = bag_of(search, best, data)
+        kept, ensemble = bag_of(search, best)
     elif est.ensemble:
         members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
         found = ensemble_of(search, members, data) if len(members) > 1 else None
