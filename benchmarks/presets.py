@@ -66,7 +66,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mmfuse import MultimodalClassifier
@@ -81,6 +80,7 @@ from mmfuse.search.presets import PRESETS
 from mmfuse.search.validation import Views
 
 from _quick import parse_with_quick
+from robustness_dropout import split
 
 TARGET = "label"
 FEATURES = "image,review,audio,income,age,region"
@@ -90,17 +90,6 @@ NOISE = {"image": "gaussian_noise", "video": "gaussian_noise", "audio": "noise",
 """Modality kind -> the corruption that drowns it in noise (text has none)."""
 POINT = 0.01
 EPS = 1e-9  # accuracies are multiples of 1 / n_test: compare them without float noise
-
-
-def split(csv: Path, seed: int) -> tuple[Path, Path]:
-    """Writes train.csv (80 %) and test.csv (20 %) of ``csv``'s rows next to it."""
-    df = pd.read_csv(csv)
-    order = np.random.default_rng(seed).permutation(len(df))
-    cut = int(0.8 * len(df))
-    train, test = csv.with_name("train.csv"), csv.with_name("test.csv")
-    df.iloc[np.sort(order[:cut])].to_csv(train, index=False)
-    df.iloc[np.sort(order[cut:])].to_csv(test, index=False)
-    return train, test
 
 
 def fitted(params: dict[str, Any], train: Path) -> tuple[MultimodalClassifier, float]:
