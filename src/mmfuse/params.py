@@ -205,8 +205,9 @@ class PresetParams:
 
     preset: str | None = param(
         None, "search over fusion levels, operators, encoders and modality dropout, keeping what "
-        "validation prefers: fast (2 models), medium (about 14, successive halving) or best (more, "
-        "longer; Optuna where installed); default: one model as the other flags describe",
+        "validation prefers: fast (3 candidates), medium (7, successive halving) or best (44, with "
+        "encoders from scratch too; Optuna where installed); default: one model as the other flags "
+        "describe",
         choices=PRESETS)
     time_limit: float | None = param(
         None, "seconds the whole fit may take, preprocessing included (a preset keeps the best "
@@ -215,8 +216,8 @@ class PresetParams:
         None, "validation metric that chooses among a preset's models (default: accuracy; rmse "
         "for regression); e.g. f1_macro, roc_auc, log_loss, mae", metavar="NAME")
     ensemble: bool = param(
-        True, "let a preset keep a weighted ensemble of its models when validation prefers it "
-        "(greedy ensemble selection)", off="--no-ensemble")
+        True, "let a preset keep several models averaged: on a small table the winner's models on "
+        "every split (a bag), else a weighted ensemble when validation prefers it", off="--no-ensemble")
 
 
 # ---------------------------------------------------------------------- per estimator
