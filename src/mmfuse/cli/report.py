@@ -64,7 +64,7 @@ def describe_model(folder: Path) -> str:
 
 def search_table(search: Mapping[str, Any]) -> str:
     """A preset's leaderboard: every trial with its validation scores and time, and what was kept."""
-    from mmfuse.search.halving import leaderboard_frame
+    from mmfuse.search.record import leaderboard_frame
 
     board = leaderboard_frame(dict(search))
     if "splits" in board:

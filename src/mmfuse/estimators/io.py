@@ -286,7 +286,7 @@ def restore_results(est: Any, folder: Path) -> None:
         est.kept_epoch_ = metrics.get("kept_epoch")
         est.calibration_ = metrics.get("calibration")
         if "search" in metrics:  # a preset's leaderboard
-            from mmfuse.search.halving import leaderboard_frame
+            from mmfuse.search.record import leaderboard_frame
 
             est.search_ = metrics["search"]
             est.leaderboard_ = leaderboard_frame(est.search_)

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.readers import Table
 from mmfuse.search.presets import PRESETS, Candidate, Preset
+from mmfuse.search.record import leaderboard_frame, search_record, shown
 from mmfuse.search.validation import Views, check_metric, metric_fn
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ class Search:
         scores = data.views.combine(outputs, self.score_fn(est))
         trial = Trial(cand, rung, epochs, est, seconds, scores, outputs, data.valid)
         self.trials.append(trial)
-        parts = "  ".join(f"{k}={_shown(self.metric, v)}" for k, v in scores.items())
+        parts = "  ".join(f"{k}={shown(self.metric, v)}" for k, v in scores.items())
         where = f", split {r + 1}" if r else ""
         log(f"  {cand.name:<34} {parts}  ({seconds:.1f}s, {len(est.history_)} epochs{where})", self.est.verbose)
         return trial
@@ -268,7 +268,8 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
     preset = PRESETS[est.preset]
     deadline = None if est.time_limit is None else started + est.time_limit
     pre, train, valid_enc = est.prepared(table, target, valid)
-    task = pre.target.task if pre.target is not None else est._task
+    assert pre.target is not None  # a classifier or regressor always has its target
+    task = pre.target.task
     search = Search(est, preset, task, check_metric(task, est.metric), started, deadline)
     search.prepared["default"] = Prepared(pre, train, valid_enc, Views.build(valid_enc, est.seed))
     candidates = preset.candidates(len(pre.modalities), bool(pre.pretrained))
@@ -318,7 +319,7 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
     est.preprocessor_, est.schema_, est.rejected_ = data.pre, data.pre.schema, rejected
     est.metrics_ = _validation_metrics(best)
     est.train_seconds_ = time.perf_counter() - search.started
-    est.search_ = _record(search, best, ensemble, scores)
+    est.search_ = search_record(search, best, ensemble, scores)
     est.leaderboard_ = leaderboard_frame(est.search_)
     what = f"an ensemble of {len(ensemble['members'])}" if ensemble else best.candidate.name
     log(f"kept {what} (validation {search.metric} {est.metrics_.get(search.metric, float('nan')):.4f}; "
@@ -332,61 +333,6 @@ def _validation_metrics(best: Trial) -> dict[str, float]:
 
     per_split = [score(t.estimator.fitted_model, t.valid) for t in (best, *best.resplits)]
     return {k: float(np.mean([m[k] for m in per_split])) for k in per_split[0]}
-
-
-def _record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
-            ensemble_scores: dict[str, float] | None) -> dict[str, Any]:
-    """The ``search`` section of metrics.json: what was tried, scored and kept."""
-    rows = []
-    for t in search.trials:
-        rows.append({"name": t.candidate.name, "features": t.candidate.features, **t.candidate.params,
-                     "rung": t.rung + 1, "epochs": t.epochs, "epochs_run": len(t.estimator.history_),
-                     **{k: _plain(search.metric, v) for k, v in t.scores.items()},
-                     "seconds": round(t.seconds + sum(r.seconds for r in t.resplits), 2)})
-        if t.resplits:
-            rows[-1].update(splits=1 + len(t.resplits), mean_selection=_plain(search.metric, t.selection))
-    record: dict[str, Any] = {
-        "preset": search.preset.name, "metric": search.metric,
-        "selection": "0.5 clean + 0.25 missing + 0.25 shuffled validation records (mmfuse.search.validation)"
-                     + ("; finalists: mean over random splits" if best.resplits else ""),
-        "time_limit": search.est.time_limit, "seconds": round(time.perf_counter() - search.started, 2),
-        "best_single": best.candidate.name,
-        "kept": ("bag" if "splits" in ensemble else "ensemble") if ensemble else best.candidate.name,
-        "trials": rows, "skipped": search.skipped,
-    }
-    if ensemble_scores is not None:
-        record["ensemble_scores"] = {k: _plain(search.metric, v) for k, v in ensemble_scores.items()}
-    if ensemble:
-        record["ensemble"] = ensemble
-    return record
-
-
-def leaderboard_frame(record: dict[str, Any]) -> pd.DataFrame:
-    """The trials of a search record, best first: the finalists judged on several splits by
-    their mean score, then the others by rung (highest first) and score."""
-    frame = pd.DataFrame(record.get("trials", []))
-    if frame.empty:
-        return frame
-    from mmfuse.evaluation.metrics import HIGHER_IS_BETTER
-
-    sign = 1.0 if HIGHER_IS_BETTER[record["metric"]] else -1.0
-    mean = frame["mean_selection"] if "mean_selection" in frame else pd.Series(np.nan, index=frame.index)
-    keys = pd.DataFrame({"judged": mean.notna(), "mean": sign * mean.fillna(0), "rung": frame["rung"],
-                         "score": sign * frame["selection"]})
-    order = keys.sort_values(["judged", "mean", "rung", "score"], ascending=False, kind="stable").index
-    return frame.loc[order].reset_index(drop=True)
-
-
-def _plain(metric: str, oriented: float) -> float:
-    """An oriented score (higher is better) back in the metric's own sign."""
-    from mmfuse.evaluation.metrics import HIGHER_IS_BETTER
-
-    value = oriented if HIGHER_IS_BETTER[metric] else -oriented
-    return round(float(value), 6) if np.isfinite(value) else float("nan")
-
-
-def _shown(metric: str, oriented: float) -> str:
-    return f"{_plain(metric, oriented):.4f}"
 
 
 def _resplit(data: Prepared, r: int, seed: int, task: str) -> Prepared:
