@@ -220,9 +220,22 @@ class PresetParams:
         "every split (a bag), else a weighted ensemble when validation prefers it", off="--no-ensemble")
 
 
+@dataclass(frozen=True)
+class ScaleParams:
+    """Where a fit keeps its prepared records: in memory, or streamed to disk."""
+
+    stream: bool = param(
+        False, "prepare the records to disk a chunk at a time and train from there (memory stays "
+        "flat as rows grow); without it, fit streams by itself when the prepared records would "
+        "not fit comfortably in the memory available, and says so")
+    store_dir: str | None = param(
+        None, "folder for streamed records, deleted after the fit (default: the system's "
+        "temporary folder; OUT/.records when training on several processes)", metavar="DIR")
+
+
 # ---------------------------------------------------------------------- per estimator
 @dataclass(frozen=True)
-class EstimatorParams(PresetParams, PredictionParams, RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
+class EstimatorParams(ScaleParams, PresetParams, PredictionParams, RuntimeParams, DataParams, TrainParams, EncoderParams, FusionParams):
     """The parameters of MultimodalClassifier and MultimodalRegressor."""
 
 

@@ -7,6 +7,8 @@ flag has the name, default and help of the Python parameter it sets.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 from mmfuse.cli.flags import add_params, given, refuse_foreign
 from mmfuse.errors import MmfuseError
 from mmfuse.params import (
-    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, PresetParams, RecommenderParams,
+    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, PresetParams, RecommenderParams, ScaleParams,
     RetrieverParams, defaults, names,
 )  # fmt: skip
 
@@ -49,7 +51,13 @@ def fit_args(p: argparse.ArgumentParser) -> None:
 
 def fit(a: argparse.Namespace) -> int:
     from mmfuse.estimators.output_dir import directory_lock, finished_model
+    from mmfuse.training import distributed
 
+    if not distributed.is_main():  # under torchrun the first process locks, prints and writes
+        if a.resume and finished_model(a.out):
+            return 0
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _fit_locked(a)
     with directory_lock(a.out):  # checked before any work; a second fit into it is refused
         if a.resume and finished_model(a.out):
             _out(f"{a.out} already holds a finished model: nothing to resume. "
@@ -66,20 +74,24 @@ def _fit_locked(a: argparse.Namespace) -> int:
     if task == "recommendation" or (hasattr(a, "user") and hasattr(a, "item") and task == "auto"):
         from mmfuse.cli.recommendation import fit_recommendation
 
+        _one_process("recommendation")
         refuse_foreign(a, FIT_VARIANTS, RecommenderParams, "--task recommendation")
         return fit_recommendation(a, given(a, RecommenderParams))
     if task == "retrieval" or (hasattr(a, "pair") and task == "auto"):
         from mmfuse.cli.retrieval import fit_retrieval
 
+        _one_process("retrieval")
         refuse_foreign(a, FIT_VARIANTS, RetrieverParams, "--task retrieval")
         return fit_retrieval(a, given(a, RetrieverParams))
     if task == "summarization":
         from mmfuse.cli.summarize import fit_summarization
 
+        _one_process("summarization")
         refuse_foreign(a, FIT_VARIANTS, EstimatorParams, "--task summarization")
         return fit_summarization(a, given(a, EstimatorParams))
     if not a.target:
         raise MmfuseError("--target is required (or --task retrieval --pair COL_A,COL_B)")
+
     refuse_foreign(a, FIT_VARIANTS, EstimatorParams, "classification or regression (it belongs to --task retrieval)")
     if task == "auto":
         task = _infer_task(a)
@@ -91,6 +103,15 @@ def _fit_locked(a: argparse.Namespace) -> int:
         _out(f"skipped {len({r.row for r in est.rejected_})} bad record(s): see {Path(a.out) / 'rejected.csv'}")
     _out(f"model written to {a.out}")
     return 0
+
+
+def _one_process(task: str) -> None:
+    """Refuses torchrun for the tasks that train in one process only."""
+    from mmfuse.training.distributed import is_distributed
+
+    if is_distributed():
+        raise MmfuseError(f"training on several processes (torchrun) covers classification and "
+                          f"regression; run --task {task} as one process")
 
 
 def _infer_task(a: argparse.Namespace) -> str:
@@ -311,7 +332,8 @@ def compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-unimodal", action="store_true", help="skip the single-modality baselines")
     p.add_argument("--explain", action="store_true",
                    help="add modality contributions, inter-modal correlation and robustness to the report")
-    add_params(p, {"": CompareParams}, exclude=("fusion", "level", "allow_missing_columns", *names(PresetParams)))
+    add_params(p, {"": CompareParams}, exclude=("fusion", "level", "allow_missing_columns", *names(PresetParams),
+                                                   *names(ScaleParams)))
 
 
 def compare(a: argparse.Namespace) -> int:

@@ -74,18 +74,31 @@ class MultimodalEstimator(Facade):
                 finished model is saved to ``out_dir``.
             resume: Continue from the checkpoint in ``out_dir``.
         """
-        data, target = with_target_column(data, y, target)
-        if out_dir is None:
-            return self._fit(data, target, valid, None, resume)
-        from mmfuse.estimators.output_dir import directory_lock
+        from mmfuse.training import distributed
 
-        with directory_lock(out_dir):
-            return self._fit(data, target, valid, out_dir, resume)
+        data, target = with_target_column(data, y, target)
+        if distributed.is_distributed() and out_dir is None:
+            raise MmfuseError("training on several processes (torchrun) needs out_dir (--out): the "
+                              "processes share their prepared records and the first writes the model there")
+        joined = distributed.start(self.device)
+        try:
+            if out_dir is None or not distributed.is_main():  # only the first process locks and writes
+                self.verbose = self.verbose and distributed.is_main()
+                return self._fit(data, target, valid, out_dir, resume)
+            from mmfuse.estimators.output_dir import directory_lock
+
+            with directory_lock(out_dir):
+                return self._fit(data, target, valid, out_dir, resume)
+        finally:
+            if joined:
+                distributed.stop()
 
     def _fit(
         self, data: DataLike, target: str, valid: DataLike | None, out_dir: str | Path | None,
         resume: bool,
     ) -> MultimodalEstimator:
+        from mmfuse.estimators.streaming import record_folder
+        from mmfuse.training import distributed
         from mmfuse.training.device import set_threads
         from mmfuse.training.trainer import check_seed
 
@@ -106,17 +119,30 @@ class MultimodalEstimator(Facade):
             if resume:
                 raise MmfuseError("--resume does not apply to --preset: a preset's search is not "
                                   "checkpointed; run it again without --resume")
+            if self.stream or distributed.is_distributed():
+                raise MmfuseError("--preset keeps its records in memory and runs in one process; "
+                                  "drop --stream (or torchrun), or fit one model without --preset")
             return fit_preset(self, table, target, valid, out_dir, started)
-        pre, train_enc, valid_enc = self.prepared(table, target, valid)
-        deadline = None if self.time_limit is None else started + self.time_limit
-        return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume, deadline)
+        shared = Path(out_dir) / ".records" if distributed.active() and out_dir is not None else None
+        with record_folder(self.store_dir, shared) as folder:
+            pre, train_enc, valid_enc = self.prepared(table, target, valid, folder)
+            deadline = None if self.time_limit is None else started + self.time_limit
+            return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume, deadline)
 
-    def prepared(self, table: Table, target: str, valid: DataLike | None) -> tuple[Preprocessor, Encoded, Encoded]:
+    def prepared(self, table: Table, target: str, valid: DataLike | None, folder: Path | None = None,
+                 ) -> tuple[Preprocessor, Encoded, Encoded]:
         """The fitted preprocessing and the training and validation records of ``table`` (with
-        ``valid``: those records; else ``valid_fraction`` of ``table`` held out)."""
+        ``valid``: those records; else ``valid_fraction`` of ``table`` held out). With a
+        ``folder``, records too big for memory (or all, with ``stream``) are streamed there."""
+        from mmfuse.estimators.streaming import prepared_streamed, should_stream
+
         pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)
         train_table, valid_table = self._split(table, valid, pipeline.schema.target)
         pipeline.fit(train_table, everything=table)
+        rows = len(table.df) + (len(valid_table.df) if valid is not None else 0)
+        if folder is not None and should_stream(rows, pipeline.preprocessor.input_specs(), self.stream, self.verbose):
+            parts = prepared_streamed(pipeline, table, train_table, valid_table, valid is not None, folder)
+            return pipeline.preprocessor, *parts
         if valid is None:  # one pass over the whole table reports every bad record at once
             train_enc, valid_enc = split_encoded(pipeline.prepare(table), train_table.df.index.to_numpy())
         else:
@@ -136,6 +162,7 @@ class MultimodalEstimator(Facade):
         no epoch starts that would end after ``deadline`` (a ``time.perf_counter()`` value)."""
         from mmfuse.estimators.training import train_model
         from mmfuse.evaluation.scoring import score
+        from mmfuse.training.distributed import is_main
 
         if len(train) == 0 or len(valid) == 0:
             raise MmfuseError("no training or validation records left after removing bad ones")
@@ -150,7 +177,7 @@ class MultimodalEstimator(Facade):
         self.train_seconds_ = time.perf_counter() - started
         self.n_train_, self.n_valid_ = len(train), len(valid)
         self.metrics_ = score(self.fitted_model, valid)
-        if out_dir is not None:
+        if out_dir is not None and is_main():
             self.save(out_dir)
         return self
 

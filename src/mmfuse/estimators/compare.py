@@ -29,7 +29,7 @@ from mmfuse.data.target import infer_task
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators.base import DataLike, MultimodalEstimator
 from mmfuse.estimators.pipeline import Pipeline, stratifiable, take_records
-from mmfuse.params import CompareParams, EstimatorParams, PresetParams, defaults, names
+from mmfuse.params import CompareParams, EstimatorParams, PresetParams, ScaleParams, defaults, names
 
 SECONDARY = {"classification": "f1_macro", "regression": "r2"}
 COMPARE_DEFAULTS = {n: v for n, v in defaults(CompareParams).items() if v != defaults(EstimatorParams)[n]}
@@ -159,7 +159,7 @@ def _estimator(task: str, params: dict[str, Any]) -> MultimodalEstimator:
     for banned in ("fusion", "level"):
         if banned in params:
             raise MmfuseError(f"compare sets {banned!r} itself; pass fusions=... instead")
-    for banned in names(PresetParams):
+    for banned in (*names(PresetParams), *names(ScaleParams)):
         if banned in params:
             raise MmfuseError(f"compare trains every candidate under one protocol; {banned!r} belongs to fit")
     try:

@@ -7,15 +7,18 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
+from mmfuse.data.tensors import Rows, take
 
-def fit_input_statistics(model: nn.Module, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> None:
-    """Lets every encoder of ``model`` (and of its sub-models) that has ``fit_statistics`` see
-    its modality's present training inputs."""
+
+def fit_input_statistics(model: nn.Module, inputs: Mapping[str, Rows], mask: Mapping[str, Tensor]) -> None:
+    """Lets every encoder of ``model`` (and of its sub-models) that standardises its input
+    (``standardize``) see its modality's present training inputs (copied out of the shard files
+    for records on disk; only those encoders' modalities are read)."""
     for module in model.modules():
         encoders = getattr(module, "encoders", None)
         if not isinstance(encoders, nn.ModuleDict):
             continue
         for modality, encoder in encoders.items():
             fit = getattr(encoder, "fit_statistics", None)
-            if fit is not None and modality in inputs:
-                fit(inputs[modality][mask[modality]])
+            if fit is not None and getattr(encoder, "standardize", False) and modality in inputs:
+                fit(take(inputs[modality], mask[modality].nonzero().squeeze(1)))

@@ -25,11 +25,12 @@ from torch import Tensor, nn
 
 from mmfuse._progress import is_terminal, log, track
 from mmfuse.data.augment import AUGMENT_LEVELS, augment_batch
-from mmfuse.data.tensors import TensorData
+from mmfuse.data.tensors import Rows, TensorData, chunks
 from mmfuse.errors import MmfuseError
 from mmfuse.models.multimodal import ModelOutput
 from mmfuse.models.statistics import fit_input_statistics
 from mmfuse.tasks.base import Task
+from mmfuse.training import distributed
 from mmfuse.training.checkpoint import load_checkpoint, save_checkpoint
 from mmfuse.training.device import resolve_device
 from mmfuse.types import InputSpec
@@ -147,6 +148,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.history: list[dict[str, float]] = []
         self.kept_epoch: int | None = None
+        self.net: nn.Module = model
 
     def fit(self, train: TensorData, valid: TensorData, resume: bool = False) -> list[dict[str, float]]:
         """Trains, restores the best weights and returns the per-epoch history."""
@@ -154,6 +156,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model = self.model.to(self.device)
         fit_input_statistics(model, train.inputs, train.mask)
+        self.net = distributed.wrap(model, self.device)  # the model, or DDP around it
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.lr, cfg.backbone_lr_scale), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -170,7 +173,7 @@ class Trainer:
         for epoch in range(start, cfg.epochs + 1):
             if cfg.patience and stale >= cfg.patience:
                 break
-            if self._out_of_time():
+            if distributed.any_process(self._out_of_time()):  # all processes stop together
                 log(f"stopping before epoch {epoch}: the time limit would pass during it", self.verbose)
                 break
             began = time.perf_counter()
@@ -193,7 +196,7 @@ class Trainer:
             record["seconds"] = time.perf_counter() - began
             self.history.append(record)
             self._report(record)
-            if self.checkpoint_dir is not None:
+            if self.checkpoint_dir is not None and distributed.is_main():
                 state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
                          "best_epoch": best_epoch, "config": self._resumable_settings(),
                          "data": fingerprint}
@@ -260,7 +263,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         order = torch.randperm(len(data), generator=gen)
         total, count = 0.0, 0
-        batches: Any = order.split(cfg.batch_size)
+        batches: Any = [distributed.share(b) for b in order.split(cfg.batch_size)
+                        if len(b) >= distributed.size()]  # a share for every process
         if self.verbose and is_terminal():  # a live bar on a terminal; plain epoch lines otherwise
             batches = track(batches, len(batches), f"epoch {epoch}/{cfg.epochs}")
         for step, index in enumerate(batches, start=1):
@@ -268,7 +272,7 @@ class Trainer:
             inputs = augment_batch(batch.inputs, self.specs, cfg.augment, gen)
             mask = self._drop_modalities(batch.mask, gen)
             with self._autocast():
-                output = self.model(inputs, mask)
+                output = self.net(inputs, mask)
                 loss = self.task.loss(output, batch.targets)["loss"]
             if not torch.isfinite(loss):
                 raise MmfuseError(_non_finite_loss(loss, epoch, step, batch.inputs))
@@ -279,6 +283,7 @@ class Trainer:
             optimizer.step()
             total += float(loss.detach()) * len(index)
             count += len(index)
+        total, count = distributed.summed([total, count])
         return total / max(count, 1)
 
     def _drop_modalities(self, mask: Mapping[str, Tensor], gen: torch.Generator) -> dict[str, Tensor]:
@@ -343,12 +348,16 @@ def data_fingerprint(*parts: TensorData) -> str:
     run must train on exactly the data of the interrupted one."""
     h = hashlib.sha256()
     for data in parts:
-        tensors = [*sorted(data.inputs.items()), *sorted(data.mask.items())]
+        tensors: list[tuple[str, Rows]] = [*sorted(data.inputs.items()), *sorted(data.mask.items())]
         if data.targets is not None:
             tensors.append(("targets", data.targets))
         for name, tensor in tensors:
-            h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-            h.update(tensor.detach().cpu().contiguous().numpy())  # no copy: the buffer itself
+            first = True
+            for part in chunks(tensor):  # records on disk: a chunk at a time, the same bytes
+                if first:
+                    h.update(f"{name}:{tuple(tensor.shape)}:{part.dtype}".encode())
+                    first = False
+                h.update(part.detach().cpu().contiguous().numpy())  # no copy: the buffer itself
     return h.hexdigest()
 
 
