@@ -9,7 +9,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,pretrained,retrieval,serve,export,summarize,search]'
+	$(PIP) -e '.[test,pretrained,retrieval,serve,export,summarize,search,distributed]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -62,8 +62,15 @@ def _check_index_scale(out: dict[str, Any]) -> None:
     (size,) = out["results"]
     assert size["size"] == 2000
     methods = size["methods"]
-    assert set(methods) == {"faiss_exact", "faiss_exact_blas", "brute_force_torch", "ivf", "hnsw"}
+    assert set(methods) == {"faiss_exact", "faiss_exact_blas", "brute_force_torch", "ivf", "hnsw",
+                            "ivfpq", "exact_memmap"}  # fmt: skip
+    assert [m for m in methods.values() if "skipped" in m] == []  # 2000 x 64 fits anywhere
     assert methods["brute_force_torch"]["recall_at_10"] == 1.0
+    assert methods["exact_memmap"]["recall_at_10"] == 1.0  # the chunked scan is exact too
+    ivfpq = methods["ivfpq"]
+    assert ivfpq["disk_bytes"] == 2000 * 64 * 4  # the vectors stay in the file
+    assert ivfpq["parameters"]["pq_m"] == 8 and ivfpq["parameters"]["rerank_factor"] == 8
+    assert ivfpq["ann_bytes"] == ivfpq["index_bytes"] < ivfpq["disk_bytes"]
 
 
 def _check_feature_cache(out: dict[str, Any]) -> None:
@@ -155,6 +162,16 @@ def _check_robustness_dropout(out: dict[str, Any]) -> None:
     for model in out["models"].values():
         assert list(model["mean_accuracy_by_severity"]) == ["0.0", "0.5", "1.0"]
         assert Path(model["plot"]).is_file()
+
+
+def _check_scale_memory(out: dict[str, Any]) -> None:
+    assert out["setup"]["sizes"] == [300, 600]
+    for kind in ("embedding", "image"):
+        runs = out["results"][kind]["runs"]
+        assert sorted(runs) == ["memory/300", "memory/600", "stream/300", "stream/600"]
+        assert [r["n_train"] for r in runs.values()] == [240, 480, 240, 480]  # the 80 % trained on
+        assert runs["stream/600"]["valid_accuracy"] == runs["memory/600"]["valid_accuracy"]  # the same fit
+        assert set(out["results"][kind]["summary"]["epoch_seconds_per_1k_train_records"]) == {"300", "600"}
 
 
 def _check_presets(out: dict[str, Any]) -> None:
@@ -250,6 +267,10 @@ CASES = {
     "robustness_dropout.py": Case(
         frozenset({"n_train", "n_test", "models", "total_seconds"}),
         _check_robustness_dropout, args=("--out", "{tmp}/robust"),
+    ),
+    "scale_memory.py": Case(
+        frozenset({"setup", "results"}),
+        _check_scale_memory, args=("--workdir", "{tmp}/scale"),
     ),
     "serve_load.py": Case(
         frozenset({"benchmark", "machine", "config", "predict", "speedup_at_32", "search", "memory",

@@ -113,18 +113,33 @@ def index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="the collection: CSV, Parquet or JSONL file, or a folder with data.csv")
     p.add_argument("--column", required=True, help="column to embed (a tower of the model, or one of its kind)")
     p.add_argument("--out", required=True, help="index directory to write")
-    p.add_argument("--approximate", nargs="?", const="hnsw", choices=("hnsw", "ivf"),
-                   help="approximate index (default hnsw); recall@10 vs exact search is measured")
+    p.add_argument("--approximate", nargs="?", const="hnsw", choices=("hnsw", "ivf", "ivfpq"),
+                   help="approximate index (default hnsw); recall@10 vs exact search is measured. "
+                        "ivfpq is for collections larger than memory: about D/8+8 bytes a vector "
+                        "in memory, candidates re-ranked exactly from vectors.npy on disk")
     p.add_argument("--append", action="store_true", help="add the rows to the index in --out")
+    from mmfuse.cli.encode import add_engine_options
+
+    add_engine_options(p)  # --engine, --address
     add_params(p, {"": RetrieverParams}, only=INDEX_PARAMS)
 
 
 def index_command(a: argparse.Namespace) -> int:
+    from mmfuse.cli.encode import ray_settings
+    from mmfuse.cli.flags import given
     from mmfuse.training.device import set_threads
 
+    settings = ray_settings(a, given(a, RetrieverParams))  # checks that Ray is installed
     est = _retriever(a.model, a)
     set_threads(est.num_threads)
-    index = est.index(a.data, a.column, a.out, a.approximate, a.append)
+    if settings is None:
+        index = est.index(a.data, a.column, a.out, a.approximate, a.append)
+    else:
+        from mmfuse.cli.modeling import RESET_AT_LOAD
+        from mmfuse.distributed.ray_index import index_with_ray
+
+        load_options = {**RESET_AT_LOAD, **given(a, RetrieverParams)}  # what _retriever loaded it with
+        index = index_with_ray(est, a.data, a.column, a.out, a.approximate, a.append, load_options, settings)
     _out(f"wrote {len(index)} vectors ({index.kind} index) to {a.out}")
     note = recall_note(index.kind, index.parameters)
     if note:

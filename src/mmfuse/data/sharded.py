@@ -8,7 +8,8 @@ through to the same files, so splitting records into training and validation cop
 
 Memory stays flat as rows grow: pages of a mapped file that a read touched count in the
 process's resident set until the kernel reclaims them, which on a machine with free memory it
-does not. Every ``RELEASE_BYTES`` copied out, the maps are told the pages are no longer needed
+does not. Once reads may have touched ``RELEASE_BYTES`` of pages (a row touches at least one
+page, however small it is), the maps are told the pages are no longer needed
 (``madvise(MADV_DONTNEED)``): they stay in the page cache, so a later read is served from
 memory without counting against the process.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-RELEASE_BYTES = 64 * 2**20
+RELEASE_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -34,13 +35,13 @@ class ShardFiles:
         arrays: One (rows, *item) array per shard, backed by its map.
         starts: (S + 1,) the first row of each shard, then the total row count.
         maps: The memory maps behind ``arrays``.
-        copied: Bytes copied out since the maps last released their pages.
+        touched: Bytes of pages reads may have touched since the maps last released them.
     """
 
     arrays: list[np.ndarray]
     starts: np.ndarray
     maps: list[mmap.mmap] = field(default_factory=list)
-    copied: int = 0
+    touched: int = 0
 
     @classmethod
     def open(cls, paths: list[Path]) -> ShardFiles:
@@ -65,14 +66,14 @@ class ShardFiles:
         for s in np.unique(shard):
             where = shard == s
             out[where] = self.arrays[s][rows[where] - self.starts[s]]
-        self.copied += out.nbytes
-        if self.copied >= RELEASE_BYTES:
+        self.touched += len(rows) * max(out.itemsize * int(np.prod(item)), mmap.PAGESIZE)
+        if self.touched >= RELEASE_BYTES:
             self.release()
         return out
 
     def release(self) -> None:
         """Drops the mapped pages from this process's resident set (they stay cached)."""
-        self.copied = 0
+        self.touched = 0
         for handle in self.maps:
             handle.madvise(mmap.MADV_DONTNEED)
 

@@ -189,7 +189,9 @@ class MultimodalEstimator(Facade):
             return table, valid_table
         labels = None
         if target and self._task == "classification":  # object dtype: undecodable bytes stay
-            labels = np.array([str(v) for v in table.df[target]], dtype=object)
+            names = np.array([str(v) for v in table.df[target]], dtype=object)
+            labels = pd.factorize(names, sort=True)[0]  # codes in np.unique's order: the same split,
+            # without sorting a million strings twice (np.unique, then the stratified split)
         return split_table(table, self.valid_fraction, self.seed, labels)
 
     def _resolve_task(self, table: Table, target: str) -> str:

@@ -19,6 +19,9 @@ from mmfuse.data.schema import infer_schema
 from mmfuse.errors import MmfuseError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mmfuse.data.preprocess import Encoded
     from mmfuse.estimators.retriever import MultimodalRetriever
     from mmfuse.retrieval.index import VectorIndex
 
@@ -57,13 +60,15 @@ def build_index(
     out_dir: str | Path | None,
     approximate: str | None,
     append: bool,
+    embed: Callable[[Table, str, str], tuple[np.ndarray, Encoded]] | None = None,
 ) -> VectorIndex:
-    """Embeds ``column`` in batches and indexes it (or appends it to the index in ``out_dir``)."""
+    """Embeds ``column`` in batches and indexes it (or appends it to the index in ``out_dir``);
+    ``embed`` computes the vectors as ``est.encode_table`` would (e.g. on a Ray cluster)."""
     from mmfuse.retrieval.index import VectorIndex
 
     tower = tower_for_column(est, table, column)
     table = _unique_values(table, column, est.verbose)
-    vectors, enc = est.encode_table(table, column, tower)
+    vectors, enc = (embed or est.encode_table)(table, column, tower)
     if len(vectors) == 0:
         raise MmfuseError(f"{table.name}: no row of column {column!r} could be embedded")
     meta = _metadata(table, column, enc.rows)

@@ -36,7 +36,10 @@ from mmfuse.training import distributed
 from mmfuse.types import InputSpec
 
 CHUNK_BYTES = 128 * 2**20
-"""Prepared bytes per chunk (and so per shard file)."""
+"""Prepared bytes per chunk (and so per shard file), at most ``CHUNK_ROWS`` records."""
+CHUNK_ROWS = (256, 8192)
+"""Fewest and most records per chunk: decoding holds a few Python objects per cell, so small
+records (a feature vector, a few numbers) are capped by count, not bytes."""
 MEMORY_SHARE = 0.25
 """Stream when the prepared records would take more than this share of the available memory:
 in memory they are held about twice (all records, then the training and validation parts),
@@ -84,8 +87,8 @@ def _gb(count: int) -> str:
 
 
 def chunk_rows(specs: dict[str, InputSpec]) -> int:
-    """Records per chunk: about ``CHUNK_BYTES`` of prepared inputs, 256 to 65,536 records."""
-    return int(np.clip(CHUNK_BYTES // max(record_bytes(specs), 1), 256, 65536))
+    """Records per chunk: about ``CHUNK_BYTES`` of prepared inputs, within ``CHUNK_ROWS``."""
+    return int(np.clip(CHUNK_BYTES // max(record_bytes(specs), 1), *CHUNK_ROWS))
 
 
 def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, rows_per_chunk: int | None = None) -> Encoded:

@@ -3,7 +3,8 @@
 Directory layout (every file written atomically, ``index.json`` last as the commit point)::
 
     INDEX_DIR/
-      vectors.npy       (N, D) float32, the source of truth (the exact index is rebuilt from it)
+      vectors.npy       (N, D) float32, the source of truth (the exact index is rebuilt from
+                        it; an ivfpq index reads it memory-mapped instead)
       metadata.parquet  a ``row_id`` column (0..N-1) and the caller's columns
       ann.faiss         approximate indexes only (``faiss.write_index``, a binary format)
       index.json        dim, count, kind, metric, recall_at_10, parameters and the caller's info
@@ -12,10 +13,18 @@ Loading checks that the counts in ``index.json``, ``vectors.npy`` and the metada
 never unpickles anything. Scores are inner products: L2-normalise vectors (and queries) to
 search by cosine similarity.
 
-Exact search is ``faiss.IndexFlatIP``. ``approximate="hnsw"`` or ``"ivf"`` adds an
-approximate index whose search parameter (efSearch, nprobe) is tuned at build, and again on
+Exact search is ``faiss.IndexFlatIP``. ``approximate="hnsw"``, ``"ivf"`` or ``"ivfpq"`` adds
+an approximate index whose search parameter (efSearch, nprobe) is tuned at build, and again on
 ``add``, to reach recall@10 >= ``target_recall`` against exact search; the measured recall is
 stored in ``index.json``.
+
+``"ivfpq"`` is for collections larger than memory: no exact FAISS index is built. Memory
+holds the PQ codes (about D / 8 + 8 bytes a vector); the full vectors stay where they are (a
+read-only memory map given to ``build`` is kept as it is; other arrays are copied and held
+until ``save``) and, once saved, are read memory-mapped from ``vectors.npy``, for the exact
+re-ranking of every search's candidates, for ``search(exact=True)`` and for the recall
+measurement, which scan them in chunks (``mmfuse.retrieval.disk_vectors``). A build of fewer
+than 1024 rows, too few to train the quantizer, is exact instead (``fallback_reason``).
 
 Recall is measured on held-out queries: up to 1000 rows drawn at random (a tenth of the rows
 at build, the new rows on ``add``) are inserted into the approximate index only after it has
@@ -40,6 +49,7 @@ import pandas as pd
 from mmfuse._io import atomic_open, atomic_path, write_json
 from mmfuse.errors import MmfuseError
 from mmfuse.retrieval import ann
+from mmfuse.retrieval.disk_vectors import ChunkedFlatIP, kept_vectors
 from mmfuse.retrieval.index_inputs import MIN_EVAL_QUERIES, MIN_MEASURED_ROWS, as_vectors, check_info, fallback_reason, metadata_for, optional_vectors
 from mmfuse.retrieval.search_result import SearchResult
 from mmfuse.retrieval.index_files import (
@@ -57,7 +67,7 @@ class VectorIndex:
     Create with ``VectorIndex.build`` or ``VectorIndex.load``; grow with ``add``.
 
     Attributes:
-        kind: ``"exact"``, ``"hnsw"`` or ``"ivf"``.
+        kind: ``"exact"``, ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``.
         metadata: ``row_id`` plus the caller's columns, one row per vector.
         info: The caller's opaque, JSON-serialisable dict (e.g. model fingerprint, modality).
         parameters: Build and search parameters, and the recall measurements of approximate
@@ -106,11 +116,12 @@ class VectorIndex:
         """Indexes ``vectors``.
 
         Args:
-            vectors: (N, D) finite vectors (stored as float32).
+            vectors: (N, D) finite vectors (stored as float32); for ``"ivfpq"`` a read-only
+                float32 memory map is kept as it is, so the collection may exceed memory.
             metadata: N rows describing the vectors (e.g. path, source columns); its index
                 is dropped and it may not have a ``row_id`` column. None: ``row_id`` only.
             info: JSON-serialisable dict stored as is in ``index.json``.
-            approximate: None (exact), ``"hnsw"`` or ``"ivf"``.
+            approximate: None (exact), ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``.
             target_recall: Recall@10 the approximate search parameter is tuned to reach.
             nlist: IVF list count; None: about 4 * sqrt(N).
             hnsw_m: HNSW links per node.
@@ -118,7 +129,7 @@ class VectorIndex:
                 of the rows (50 to 1000), held out of the approximate index until measured;
                 with fewer than 100 rows the index is exact (see ``parameters``).
             num_threads: FAISS threads (None: FAISS's default).
-            seed: Seed of the sampling (IVF training, recall queries).
+            seed: Seed of the sampling (IVF and PQ training, recall queries).
         """
         import faiss
 
@@ -130,7 +141,7 @@ class VectorIndex:
             )
         if not 0 < target_recall <= 1:
             raise MmfuseError(f"target_recall must be in (0, 1]; got {target_recall!r}")
-        x = as_vectors(vectors, None, "vectors")
+        x = (kept_vectors if kind == "ivfpq" else as_vectors)(vectors, None, "vectors")
         held_out = optional_vectors(eval_queries, x.shape[1], "eval_queries")
         info = check_info(info)
         meta = metadata_for(metadata, len(x), start=0, columns=None)
@@ -138,9 +149,15 @@ class VectorIndex:
         if kind != "exact" and held_out is None and len(x) < MIN_MEASURED_ROWS:
             parameters.update(requested_kind=kind, fallback_reason=fallback_reason(kind, len(x)))
             kind = "exact"
+        elif kind == "ivfpq" and len(x) < ann.MIN_PQ_ROWS:
+            parameters.update(requested_kind=kind, fallback_reason=ann.pq_fallback_reason(len(x)))
+            kind = "exact"
         with ann.faiss_threads(num_threads):
-            flat = faiss.IndexFlatIP(x.shape[1])
-            flat.add(x)
+            if kind == "ivfpq":
+                flat: Any = ChunkedFlatIP(x)  # exact search scans x; no FAISS copy of it
+            else:
+                flat = faiss.IndexFlatIP(x.shape[1])
+                flat.add(x)
             index: Any = None
             if kind != "exact":
                 index, built = ann.create_ann(kind, x, nlist=nlist, hnsw_m=hnsw_m, seed=seed)
@@ -164,8 +181,8 @@ class VectorIndex:
         return f"VectorIndex(kind={self.kind!r}, count={len(self)}, dim={self.dim}{extra})"
 
     def vectors(self) -> np.ndarray:
-        """A copy of the stored (N, D) float32 vectors."""
-        return self._view().copy()
+        """A copy of the stored (N, D) float32 vectors, in memory."""
+        return np.array(self._view())
 
     def add(
         self,
@@ -183,7 +200,7 @@ class VectorIndex:
             metadata: M rows with the same columns as the index's metadata.
             eval_queries: Held-out queries for the new recall measurement (see ``build``).
         """
-        x = as_vectors(vectors, self.dim, "vectors")
+        x = (kept_vectors if self.kind == "ivfpq" else as_vectors)(vectors, self.dim, "vectors")
         held_out = optional_vectors(eval_queries, self.dim, "eval_queries")
         columns = [c for c in self.metadata.columns if c != ROW_ID]
         start = len(self)
@@ -207,9 +224,14 @@ class VectorIndex:
         if len(self) == 0:
             raise MmfuseError("the index is empty; add vectors before searching")
         q = as_vectors(queries, self.dim, "queries")
-        index = self._flat if exact or self._ann is None else self._ann
+        k = min(int(k), len(self))
         with ann.faiss_threads(self.num_threads):
-            scores, positions = index.search(q, min(int(k), len(self)))
+            if exact or self._ann is None:
+                scores, positions = self._flat.search(q, k)
+            else:
+                scores, positions = ann.search(
+                    self._ann, self.kind, self.parameters, q, k, self._fetch
+                )
         scores[positions < 0] = -np.inf
         return SearchResult(scores, positions.astype(np.int64), self.metadata)
 
@@ -220,8 +242,11 @@ class VectorIndex:
             raise MmfuseError(
                 f"{root} is not empty and not an mmfuse index; refusing to write there"
             )
-        with atomic_open(root / VECTORS_FILE, "wb") as handle:
-            np.save(handle, self._view(), allow_pickle=False)
+        if isinstance(self._flat, ChunkedFlatIP):
+            self._flat.save(root / VECTORS_FILE)  # streamed; then read memory-mapped from there
+        else:
+            with atomic_open(root / VECTORS_FILE, "wb") as handle:
+                np.save(handle, self._view(), allow_pickle=False)
         with atomic_path(root / METADATA_FILE) as tmp:
             write_parquet(self.metadata, tmp)
         if self._ann is not None:
@@ -249,9 +274,12 @@ class VectorIndex:
         count, dim, kind = header["count"], header["dim"], header["kind"]
         vectors = read_vectors(root / VECTORS_FILE, count, dim)
         metadata = read_metadata(root / METADATA_FILE, count)
-        with ann.faiss_threads(num_threads):
-            flat = faiss.IndexFlatIP(dim)
-            flat.add(np.ascontiguousarray(vectors))
+        if kind == "ivfpq":
+            flat: Any = ChunkedFlatIP(vectors)  # the rows stay on disk, memory-mapped
+        else:
+            with ann.faiss_threads(num_threads):
+                flat = faiss.IndexFlatIP(dim)
+                flat.add(np.ascontiguousarray(vectors))
         del vectors
         index = None
         if kind != "exact":
@@ -261,9 +289,12 @@ class VectorIndex:
         return cls(flat, metadata, header["info"], kind, index, header["parameters"], num_threads)
 
     def _view(self) -> np.ndarray:
-        """The stored vectors without a copy; valid only until the next ``add``."""
+        """The stored vectors without a copy (ivfpq: unless ``add`` made several blocks);
+        valid only until the next ``add``."""
         import faiss
 
+        if isinstance(self._flat, ChunkedFlatIP):
+            return self._flat.array()
         n, d = len(self), self.dim
         if n == 0:
             return np.zeros((0, d), dtype=np.float32)
@@ -309,7 +340,9 @@ class VectorIndex:
         """Tunes the search parameter on ``queries``; ``excluded`` rows are not in the index."""
         truth = self._exact_without(queries, excluded, ann.RECALL_K)
         target = self.parameters["target_recall"]
-        tuning = ann.tune(self._ann, self.kind, self.parameters, queries, truth, target)
+        tuning = ann.tune(
+            self._ann, self.kind, self.parameters, queries, truth, target, fetch=self._fetch
+        )
         self.parameters.update(
             {
                 ann.SEARCH_PARAMETER[self.kind]: tuning.value,
@@ -326,6 +359,8 @@ class VectorIndex:
         """(Q, k) exact top-k positions, ignoring the rows in ``excluded`` (sorted)."""
         import faiss
 
+        if isinstance(self._flat, ChunkedFlatIP):
+            return self._flat.search(queries, k, excluded)[1]
         depth = min(len(self), 4 * k)
         _, ids = self._flat.search(queries, depth)  # batched BLAS; rarely too shallow
         keep = ~np.isin(ids, excluded) & (ids >= 0)
@@ -341,6 +376,11 @@ class VectorIndex:
             _, redo = self._flat.search(queries[short], truth.shape[1], params=params)
             truth[short] = redo
         return truth
+
+    @property
+    def _fetch(self) -> ann.Fetch | None:
+        """The full vectors by position, for the re-ranking of ivfpq searches."""
+        return self._flat.rows if isinstance(self._flat, ChunkedFlatIP) else None
 
     def _header(self) -> dict[str, Any]:
         return {

@@ -68,16 +68,20 @@ def read_header(root: Path) -> dict[str, Any]:
     for key in ("parameters", "info"):
         if key in header and not isinstance(header[key], dict):
             raise damaged(path, f"has {key} {header[key]!r}, which is not an object")
-    parameter = ann.SEARCH_PARAMETER.get(header["kind"])
-    if parameter is not None and parameter not in (header.get("parameters") or {}):
-        missing.append(f"parameters.{parameter}")
+    search_parameter = ann.SEARCH_PARAMETER.get(header["kind"])
+    required = [] if search_parameter is None else [search_parameter]
+    if header["kind"] == "ivfpq":
+        required.append("rerank_factor")  # every search reads it
+    missing += [f"parameters.{p}" for p in required if p not in (header.get("parameters") or {})]
     if missing:
         raise damaged(path, f"lacks {', '.join(missing)}")
     for key in ("count", "dim"):
         if isinstance(header[key], bool) or not isinstance(header[key], int) or header[key] < 0:
             raise damaged(path, f"has an invalid {key}: {header[key]!r}")
-    if parameter is not None and not _positive_int(header["parameters"][parameter]):
-        raise damaged(path, f"has an invalid parameters.{parameter}: {header['parameters'][parameter]!r}")
+    for parameter in required:
+        value = header["parameters"][parameter]
+        if not _positive_int(value):
+            raise damaged(path, f"has an invalid parameters.{parameter}: {value!r}")
     return header
 
 
@@ -151,7 +155,7 @@ def read_ann(path: Path, kind: str, count: int, dim: int) -> Any:
     except RuntimeError as err:
         reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(err).splitlines()[0])  # C++ location
         raise damaged(path, f"is not a readable FAISS index ({reason})") from None
-    expected = faiss.IndexIVFFlat if kind == "ivf" else faiss.IndexIDMap
+    expected = {"ivf": faiss.IndexIVFFlat, "ivfpq": faiss.IndexIVFPQ}.get(kind, faiss.IndexIDMap)
     if not isinstance(index, expected):
         raise damaged(path, f"holds a {type(index).__name__}, not the {expected.__name__} of a {kind} index")
     if index.ntotal != count or index.d != dim:
