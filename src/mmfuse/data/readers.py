@@ -90,8 +90,9 @@ def read_table(source: str | Path | pd.DataFrame | Table, base_dir: str | Path |
 
 
 def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
-    """Reads a CSV, keeping rows with the wrong number of fields as BadLine entries."""
-    good: list[list[str]] = []
+    """Reads a CSV, keeping rows with the wrong number of fields as BadLine entries. Fields
+    are collected column by column (no list per row: a million rows would hold a million lists
+    besides their text)."""
     rows: list[int] = []
     bad: list[BadLine] = []
     # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
@@ -108,6 +109,7 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
             raise MmfuseError(f"{path}: duplicate column names: {', '.join(dupes)}")
+        columns: list[list[str]] = [[] for _ in header]
         row = 0
         while True:
             try:
@@ -124,10 +126,13 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
                 reason = f"expected {len(header)} fields, found {len(fields)} (line {reader.line_num})"
                 bad.append(BadLine(row, reason, sep.join(fields)))
             else:
-                good.append(fields)
+                for column, field in zip(columns, fields):
+                    column.append(field)
                 rows.append(row)
             row += 1
-    df = pd.DataFrame(good, columns=header, index=pd.Index(rows, dtype="int64"), dtype=object)
+    index = pd.Index(rows, dtype="int64")
+    df = pd.DataFrame({i: pd.Series(c, index=index, dtype=object) for i, c in enumerate(columns)}, index=index)
+    df.columns = header
     df = df.replace("", None)
     return _convert_types(df), bad
 

@@ -111,7 +111,7 @@ def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, rows_per_ch
         store.append(chunk)
     if rejected and pipeline.on_bad_record == "raise":
         raise MmfuseError(summarise_rejections(table.name, sorted(rejected, key=lambda r: (r.row, r.column))))
-    if store.shards == 0:
+    if store.chunks == 0:
         raise MmfuseError(f"{table.name}: every record is bad; see rejected.csv")
     store.finish()
     if rejected:
