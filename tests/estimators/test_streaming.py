@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -36,6 +38,16 @@ def test_streamed_fit_is_identical(demo_csv: Path, small_chunks: None, tmp_path:
     assert _history(memory) == _history(streamed) and memory.metrics_ == streamed.metrics_
     assert (memory.n_train_, memory.n_valid_) == (streamed.n_train_, streamed.n_valid_) == (48, 12)
     assert list((tmp_path / "store").iterdir()) == []  # the records are deleted after the fit
+
+
+def test_streamed_evaluate_and_predict_are_identical(demo_csv: Path, small_chunks: None) -> None:
+    clf = MultimodalClassifier(**FAST).fit(demo_csv, target="label")
+    memory = (clf.evaluate(demo_csv), clf.predict_proba(demo_csv), clf.predict_frame(demo_csv)[0])
+    clf.set_params(stream=True)
+    streamed = (clf.evaluate(demo_csv), clf.predict_proba(demo_csv), clf.predict_frame(demo_csv)[0])
+    assert memory[0] == streamed[0]
+    np.testing.assert_array_equal(memory[1], streamed[1])
+    pd.testing.assert_frame_equal(memory[2], streamed[2])
 
 
 def test_streamed_fit_with_validation_records(demo_csv: Path, small_chunks: None) -> None:

@@ -7,6 +7,8 @@ learned state ends in ``_``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,15 +221,28 @@ class MultimodalEstimator(Facade):
         return score(self.fitted_model, enc)
 
     def _outputs(self, data: DataLike, with_target: bool = False) -> tuple[np.ndarray, Encoded]:
-        """Raw model outputs (probabilities / standardised values) for the kept records."""
-        pipeline = self.pipeline_
+        """Raw model outputs (probabilities / standardised values) for the kept records, and
+        those records (their row numbers and rejections: streamed inputs are gone by then)."""
         table = self.read(data)
-        enc = pipeline.prepare(table, with_target=with_target)
-        outputs = self.fitted_model.outputs(enc)
-        finite = np.isfinite(outputs.reshape(len(enc), -1)).all(axis=1)
-        if finite.all():
-            return outputs, enc
-        return self._drop_non_finite(table, enc, outputs, finite)
+        with self._records(table, with_target) as enc:
+            outputs = self.fitted_model.outputs(enc)
+            finite = np.isfinite(outputs.reshape(len(enc), -1)).all(axis=1)
+            if finite.all():
+                return outputs, enc
+            return self._drop_non_finite(table, enc, outputs, finite)
+
+    @contextmanager
+    def _records(self, table: Table, with_target: bool) -> Iterator[Encoded]:
+        """The prepared records of ``table``: in memory, or streamed to disk for the block's
+        duration when they would not fit comfortably (or with ``stream``), as ``fit`` does."""
+        from mmfuse.estimators.streaming import prepare_streamed, record_folder, should_stream
+
+        pipeline = self.pipeline_
+        if not should_stream(len(table.df), pipeline.preprocessor.input_specs(), self.stream, self.verbose):
+            yield pipeline.prepare(table, with_target=with_target)
+            return
+        with record_folder(self.store_dir, None) as folder:
+            yield prepare_streamed(pipeline, table, folder, with_target=with_target)
 
     def _drop_non_finite(
         self, table: Table, enc: Encoded, outputs: np.ndarray, finite: np.ndarray
@@ -258,7 +273,9 @@ class MultimodalEstimator(Facade):
         if y is not None:
             self.check_fitted()
             data, _ = with_target_column(data, y, self.schema_.target)
-        return self.score_prepared(self.prepare(data, with_target=True))
+        self.check_fitted()
+        with self._records(self.read(data), with_target=True) as enc:
+            return self.score_prepared(enc)
 
     def explain(
         self, data: DataLike, out_dir: str | Path | None = None, sample: int | None = None

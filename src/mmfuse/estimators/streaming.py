@@ -70,14 +70,14 @@ def should_stream(rows: int, specs: dict[str, InputSpec], forced: bool, verbose:
     free = available_memory()
     size = f"the prepared records take about {_gb(need)}"
     if forced:
-        log(f"streaming ({option('stream')}): {size}; training reads them from disk", verbose)
+        log(f"streaming ({option('stream')}): {size}; they are read from disk in batches", verbose)
         return True
     if distributed.active():
         log(f"streaming: {size}; the training processes share them on disk", verbose)
         return True
     if free is not None and need > MEMORY_SHARE * free:
         log(f"streaming: {size} and {_gb(free)} of memory is available; preparing them to disk "
-            f"and training from there ({option('stream')} always does)", verbose)
+            f"and reading them from there in batches ({option('stream')} always does)", verbose)
         return True
     return False
 
@@ -91,7 +91,7 @@ def chunk_rows(specs: dict[str, InputSpec]) -> int:
     return int(np.clip(CHUNK_BYTES // max(record_bytes(specs), 1), *CHUNK_ROWS))
 
 
-def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, rows_per_chunk: int | None = None) -> Encoded:
+def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, with_target: bool = True) -> Encoded:
     """The records of ``table`` prepared into ``folder`` a chunk at a time and opened from there.
 
     Bad records follow the pipeline's policy as in ``Pipeline.prepare``: every bad value of the
@@ -99,14 +99,14 @@ def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, rows_per_ch
     """
     pipeline.check_columns(table)
     quiet = dataclasses.replace(pipeline, verbose=False)
-    size = rows_per_chunk or chunk_rows(pipeline.preprocessor.input_specs())
+    size = chunk_rows(pipeline.preprocessor.input_specs())
     store = RecordStore(folder, list(pipeline.modalities))
     rejected: list[Rejection] = []
     n = len(table.df)
     for start in track(range(0, n, size), -(-n // size), "preparing records to disk", pipeline.verbose):
         lines = table.bad_lines if start == 0 else []
         part = Table(table.df.iloc[start : start + size], table.base_dir, table.name, lines)
-        chunk = quiet.prepare(part, on_bad_record="skip", allow_empty=True)
+        chunk = quiet.prepare(part, with_target, on_bad_record="skip", allow_empty=True)
         rejected += chunk.rejected
         store.append(chunk)
     if rejected and pipeline.on_bad_record == "raise":
