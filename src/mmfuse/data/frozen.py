@@ -173,16 +173,20 @@ def _keys(sources: dict[int, Any], num_threads: int) -> dict[int, str]:
     why). Files are hashed in threads; in-memory cells (one object may fill several cells)
     in this thread."""
 
-    def key(src: Any) -> str | None:
-        try:
-            if isinstance(src, Path):
-                return content_key(path=src)
-            return content_key(text=src) if isinstance(src, str) else content_key(value=src)
-        except (OSError, ValueError):  # a broken file, a closed or truncated PIL image
-            return None
-
+    key = source_key
     files = {pos: src for pos, src in sources.items() if isinstance(src, Path)}
     with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
         keys = dict(zip(files, pool.map(key, files.values())))
     keys.update({pos: key(src) for pos, src in sources.items() if pos not in files})
     return {pos: k for pos, k in keys.items() if k is not None}
+
+
+def source_key(source: Any) -> str | None:
+    """The cache key of a checked cell (a file, a text or in-memory media); None when it cannot
+    be read (its decoder reports why)."""
+    try:
+        if isinstance(source, Path):
+            return content_key(path=source)
+        return content_key(text=source) if isinstance(source, str) else content_key(value=source)
+    except (OSError, ValueError):  # a broken file, a closed or truncated PIL image
+        return None

@@ -25,13 +25,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mmfuse._progress import log, track
-from mmfuse.data.cache import FeatureCache, content_key
+from mmfuse.data.cache import FeatureCache
+from mmfuse.data.frozen import source_key
 from mmfuse.data.cells import checked_cell, is_empty
 from mmfuse.data.kinds.base import ReadOptions
 from mmfuse.data.readers import Table
@@ -174,20 +174,10 @@ def key_cells(
                 source = checked_cell(value, m.cell_kind, base_dir, missing_files, m.audio_track)
         except DecodeError as err:
             error = str(err)
-        keys.append("" if source is None else _content_key(source) or "")
+        keys.append("" if source is None else source_key(source) or "")
         present.append(source is not None)
         errors.append(error)
     return pd.DataFrame({POS: batch[POS].to_numpy(), KEY: keys, PRESENT: present, ERROR: errors})
-
-
-def _content_key(source: Any) -> str | None:
-    """The cache key of a checked cell, as ``extract_features`` computes it (None: unreadable)."""
-    try:
-        if isinstance(source, Path):
-            return content_key(path=source)
-        return content_key(text=source) if isinstance(source, str) else content_key(value=source)
-    except (OSError, ValueError):  # a broken file, a closed or truncated PIL image
-        return None
 
 
 # --------------------------------------------------------------------- encode step
