@@ -91,7 +91,6 @@ def _fit_locked(a: argparse.Namespace) -> int:
         return fit_summarization(a, given(a, EstimatorParams))
     if not a.target:
         raise MmfuseError("--target is required (or --task retrieval --pair COL_A,COL_B)")
-
     refuse_foreign(a, FIT_VARIANTS, EstimatorParams, "classification or regression (it belongs to --task retrieval)")
     if task == "auto":
         task = _infer_task(a)

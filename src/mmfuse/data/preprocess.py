@@ -271,7 +271,7 @@ class Preprocessor:
             raise MmfuseError(summarise_rejections(table.name, errors))
         keep = ~bad_rows
         if n and not keep.any() and not allow_empty:
-            raise MmfuseError(f"{table.name}: every record is bad:\n" + _summarise_lines(errors))
+            raise MmfuseError(every_record_bad(table.name, errors))
         if errors and verbose:
             log(f"{table.name}: skipped {int(bad_rows.sum()) + len(table.bad_lines)} bad record(s)")
         return Encoded(
@@ -384,6 +384,11 @@ def _summarise_lines(errors: list[Rejection], limit: int = 10) -> str:
     if len(errors) > limit:
         lines.append(f"  ... and {len(errors) - limit} more")
     return "\n".join(lines)
+
+
+def every_record_bad(name: str, errors: list[Rejection]) -> str:
+    """The message for a table none of whose records could be read: the first ten reasons."""
+    return f"{name}: every record is bad:\n" + _summarise_lines(errors)
 
 
 def summarise_rejections(name: str, errors: list[Rejection]) -> str:

@@ -70,6 +70,11 @@ def take(x: Rows, index: Tensor) -> Tensor:
     return torch.from_numpy(x.take(index.numpy())) if isinstance(x, ShardedArray) else x[index]
 
 
+def dtype_of(x: Rows) -> torch.dtype:
+    """The tensor dtype of ``x``'s rows (a streamed modality reads back as this dtype)."""
+    return x.dtype if isinstance(x, Tensor) else torch.from_numpy(np.empty(0, dtype=x.dtype)).dtype
+
+
 def chunks(x: Rows, rows: int = 8192) -> list[Tensor] | Iterator[Tensor]:
     """All of ``x`` in order: the tensor itself, or its rows on disk a chunk at a time."""
     if isinstance(x, ShardedArray):

@@ -8,7 +8,7 @@ chunk and a batch whatever the row count. The result is the same record for reco
 are prepared by the same code in table order, bad records are rejected by the same rules and
 reported together at the end, and frozen features come from the same cache entries.
 
-``decide`` streams when ``--stream`` asks, when training runs on several processes (they share
+``should_stream`` streams when ``--stream`` asks, when training runs on several processes (they share
 one store instead of each preparing the table), or when the estimated prepared size does not
 fit comfortably in the memory available now.
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from mmfuse._hints import option
 from mmfuse._progress import log, track
-from mmfuse.data.preprocess import Encoded, Rejection, summarise_rejections
+from mmfuse.data.preprocess import Encoded, Rejection, every_record_bad, summarise_rejections
 from mmfuse.data.readers import Table
 from mmfuse.data.record_store import RecordStore, open_records
 from mmfuse.errors import MmfuseError
@@ -36,7 +36,7 @@ from mmfuse.training import distributed
 from mmfuse.types import InputSpec
 
 CHUNK_BYTES = 128 * 2**20
-"""Prepared bytes per chunk (and so per shard file), at most ``CHUNK_ROWS`` records."""
+"""Prepared bytes per chunk, at most ``CHUNK_ROWS`` records."""
 CHUNK_ROWS = (256, 8192)
 """Fewest and most records per chunk: decoding holds a few Python objects per cell, so small
 records (a feature vector, a few numbers) are capped by count, not bytes."""
@@ -112,7 +112,7 @@ def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, with_target
     if rejected and pipeline.on_bad_record == "raise":
         raise MmfuseError(summarise_rejections(table.name, sorted(rejected, key=lambda r: (r.row, r.column))))
     if store.chunks == 0:
-        raise MmfuseError(f"{table.name}: every record is bad; see rejected.csv")
+        raise MmfuseError(every_record_bad(table.name, rejected))
     store.finish()
     if rejected:
         log(f"{table.name}: skipped {len({r.row for r in rejected})} bad record(s)", pipeline.verbose)

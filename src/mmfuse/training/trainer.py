@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from mmfuse._progress import is_terminal, log, track
 from mmfuse.data.augment import AUGMENT_LEVELS, augment_batch
-from mmfuse.data.tensors import Rows, TensorData, chunks
+from mmfuse.data.tensors import Rows, TensorData, chunks, dtype_of
 from mmfuse.errors import MmfuseError
 from mmfuse.models.multimodal import ModelOutput
 from mmfuse.models.statistics import fit_input_statistics
@@ -352,11 +352,8 @@ def data_fingerprint(*parts: TensorData) -> str:
         if data.targets is not None:
             tensors.append(("targets", data.targets))
         for name, tensor in tensors:
-            first = True
+            h.update(f"{name}:{tuple(tensor.shape)}:{dtype_of(tensor)}".encode())
             for part in chunks(tensor):  # records on disk: a chunk at a time, the same bytes
-                if first:
-                    h.update(f"{name}:{tuple(tensor.shape)}:{part.dtype}".encode())
-                    first = False
                 h.update(part.detach().cpu().contiguous().numpy())  # no copy: the buffer itself
     return h.hexdigest()
 
