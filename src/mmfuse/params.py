@@ -193,6 +193,9 @@ class PredictionParams:
 
     calibrate: bool = param(True, "temperature-scale the class probabilities on the validation records "
                             "(classification)", off="--no-calibrate")
+    guard: bool = param(True, "at prediction time, treat a modality whose embedding lies far outside the "
+                        "training ones (an image drowned in noise, a dead microphone) as missing for that "
+                        "record; for models trained with missing modalities", off="--no-guard")
 
 
 PRESETS = ("fast", "medium", "best")

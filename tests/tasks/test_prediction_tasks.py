@@ -49,3 +49,19 @@ def test_an_output_without_logits_is_refused(task: object) -> None:
     embeddings = ModelOutput(None, None, {}, {"a": torch.zeros(3, 2)}, torch.tensor(1.0))
     with pytest.raises(ValueError, match=r"no logits, only embeddings of \['a'\]"):
         task.predict(embeddings)  # type: ignore[attr-defined]
+
+
+def test_auxiliary_heads_add_their_weighted_per_modality_loss() -> None:
+    from mmfuse.tasks.per_modality import AUXILIARY_WEIGHT
+
+    aux = {"x": LOGITS.flip(1), "y": LOGITS * 2}
+    mask = {"x": torch.tensor([True, False, True]), "y": torch.tensor([True, True, True])}
+    y = LABELS.long()
+    got = create_task("classification", 2).loss(ModelOutput(LOGITS, None, mask, auxiliary=aux), LABELS)["loss"]
+    side = (F.cross_entropy(LOGITS.flip(1)[[0, 2]], y[[0, 2]]) + F.cross_entropy(LOGITS * 2, y)) / 2
+    assert got.item() == pytest.approx((F.cross_entropy(LOGITS, y) + AUXILIARY_WEIGHT * side).item(), rel=1e-6)
+    values = torch.tensor([[0.5], [1.0], [-1.0]])
+    aux = {"x": values * 2, "y": values - 1}
+    got = RegressionTask().loss(ModelOutput(values, None, mask, auxiliary=aux), LABELS)["loss"]
+    side = (F.mse_loss((values * 2).squeeze(-1)[[0, 2]], LABELS[[0, 2]]) + F.mse_loss((values - 1).squeeze(-1), LABELS)) / 2
+    assert got.item() == pytest.approx((F.mse_loss(values.squeeze(-1), LABELS) + AUXILIARY_WEIGHT * side).item(), rel=1e-6)

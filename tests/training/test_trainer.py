@@ -291,3 +291,31 @@ def test_valid_label_names_what_the_validation_data_is(problem, make_trainer, ca
     assert set(history[0]) == {"epoch", "train_loss", "seen_loss", "seconds"}
     err = capsys.readouterr().err
     assert "seen_loss=0.5000" in err and "valid_" not in err
+
+
+def test_with_modality_dropout_the_epoch_is_chosen_on_clean_and_hidden_together(problem, make_trainer, capsys) -> None:
+    trainer = make_trainer(epochs=3, patience=0, modality_dropout=0.3)
+    clean, hidden = [(0.5, 0.9), (0.4, 0.8), (0.45, 0.85)], [0.5, 0.8, 0.6]
+    trainer._validate = lambda data: clean.pop(0)
+    trainer._hidden_metric = lambda data: hidden.pop(0)
+    trainer.metric, trainer.verbose = ("accuracy", lambda y, p: 0.0), True
+    history = trainer.fit(problem.train, problem.valid)
+    assert trainer.kept_epoch == 2  # means 0.70, 0.80, 0.725: not epoch 1, the best clean
+    assert [h["valid_accuracy_hidden"] for h in history] == [0.5, 0.8, 0.6]
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "kept epoch 2 of 3: best mean of valid_accuracy=0.8000 and valid_accuracy_hidden=0.8000 "
+        "(each modality hidden in turn)")
+
+
+def test_the_hidden_metric_hides_each_modality_where_another_is_present(problem, make_trainer) -> None:
+    trainer = make_trainer(epochs=1, modality_dropout=0.3)
+    seen = []
+    trainer.metric = ("accuracy", lambda y, p: 0.0)
+    trainer.predict = lambda data: seen.append({m: v.clone() for m, v in data.mask.items()}) or None
+    trainer.task = type("T", (), {"predict": staticmethod(lambda out: torch.zeros(len(problem.valid)))})()
+    trainer._hidden_metric(problem.valid)
+    vec = problem.valid.mask["vec"]
+    assert len(seen) == 2
+    # tabular (always present) hidden where vec is there; vec hidden everywhere, tabular being there
+    assert torch.equal(seen[0]["tabular"], ~vec) and torch.equal(seen[0]["vec"], vec)
+    assert torch.equal(seen[1]["vec"], torch.zeros_like(vec)) and seen[1]["tabular"].all()

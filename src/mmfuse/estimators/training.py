@@ -68,6 +68,11 @@ def train_model(
     """Builds the model and trains it (a decision-level combiner is fitted on ``valid``);
     ``deadline``: see ``Trainer``."""
     mcfg, tcfg = model_config(params, pre), train_config(params)
+    dropped = tcfg.modality_dropout > 0 and len(train.mask) > 1  # a lone modality is never dropped
+    hid = dropped or not all(v.all() for v in train.mask.values())
+    several = hid and len(train.mask) > 1
+    mcfg = dataclasses.replace(mcfg, guard=params.guard and several and mcfg.level != "early",
+                               auxiliary_heads=several and mcfg.level == "feature")
     torch.manual_seed(tcfg.seed)
     specs = pre.input_specs()
     model = build_model(mcfg, specs)
@@ -92,11 +97,11 @@ def train_model(
         deadline=deadline,
     )
     history = trainer.fit(TensorData.from_encoded(train), TensorData.from_encoded(valid), resume)
-    dropped = tcfg.modality_dropout > 0 and len(train.mask) > 1  # a lone modality is never dropped
-    hid = dropped or not all(v.all() for v in train.mask.values())
     means = embedding_means(model, train, tcfg.batch_size)
     mcfg = dataclasses.replace(mcfg, embedding_means=means, trained_with_missing=hid)
     model.cpu().eval()
+    if model.guard is not None:
+        fit_guard(model, train, valid, tcfg.batch_size, params.verbose)
     if hasattr(model.fusion, "fit_combiner"):
         fit_combiner(model, valid)
     calibration = None
@@ -170,7 +175,7 @@ def with_combiner(model: MultimodalModel, fusion: str, task: str, num_outputs: i
         if records is None:
             raise ValueError(f"the {fusion!r} combiner learns from held-out records; none given")
         combiner.fit_combiner(*records)
-    return MultimodalModel(dict(model.encoders), combiner, None, dict(model.modality_heads), "late")
+    return MultimodalModel(dict(model.encoders), combiner, None, dict(model.modality_heads), "late", model.guard)
 
 
 @torch.no_grad()
@@ -212,6 +217,33 @@ def embedding_means(
     counts = {m: int(v.sum()) for m, v in data.mask.items()}
     return {m: [float(str(x)) for x in (s.cpu() / counts[m]).numpy().astype(np.float32)]
             for m, s in sums.items() if counts[m] > 0}  # fmt: skip
+
+
+GUARD_SAMPLE = 20_000
+"""At most this many training (and validation) records give the guard its statistics."""
+
+
+@torch.no_grad()
+def fit_guard(model: MultimodalModel, train: Encoded, valid: Encoded, batch_size: int, verbose: bool) -> None:
+    """Fits ``model.guard`` (``models.guard``) on the embeddings of up to ``GUARD_SAMPLE``
+    training and validation records (a seeded sample), each modality where it is present."""
+    assert model.guard is not None
+
+    def embedded(enc: Encoded) -> dict[str, torch.Tensor]:
+        data = TensorData.from_encoded(enc)
+        rows = torch.arange(len(data))
+        if len(rows) > GUARD_SAMPLE:
+            rows = torch.from_numpy(np.sort(np.random.default_rng(0).choice(len(rows), GUARD_SAMPLE, replace=False)))
+        chunks: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
+        for index in rows.split(max(batch_size, 1)):
+            batch = data.batch(index, torch.device("cpu"))
+            for m, z in model.encode(batch.inputs, batch.mask).items():
+                chunks[m].append(z[batch.mask[m]].float())
+        return {m: torch.cat(v) for m, v in chunks.items()}
+
+    thresholds = model.guard.fit(embedded(train), embedded(valid))
+    fitted = ", ".join(f"{m} {t:.3g}" for m, t in thresholds.items() if np.isfinite(t))
+    log(f"modality guard: thresholds {fitted or 'none (too few records)'}", verbose)
 
 
 def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:

@@ -64,7 +64,7 @@ def on_embeddings(model: MultimodalModel) -> MultimodalModel:
         return model.eval()
     identity = {m: nn.Identity() for m in model.modalities}
     heads = dict(model.modality_heads.items())
-    return MultimodalModel(identity, model.fusion, model.head, heads, model.level).eval()
+    return MultimodalModel(identity, model.fusion, model.head, heads, model.level, model.guard).eval()
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from mmfuse.errors import MmfuseError
 from mmfuse.fusion import DEFAULT_FUSION, FUSIONS, LEVELS, create_fusion, fusion_level
 from mmfuse.heads import MLPHead
 from mmfuse.models.ensemble import EnsembleModel
+from mmfuse.models.guard import MAX_WIDTH, ModalityGuard
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.types import InputSpec
 
@@ -42,6 +43,11 @@ class ModelConfig:
             the model never saw one missing); empty for a model saved before they were kept.
         trained_with_missing: Whether training ever hid a modality (modality dropout, or a
             modality missing in a training record); None: not recorded (an older model).
+        guard: Whether the model holds a ``ModalityGuard`` (fitted after training; a modality
+            far outside the training embeddings is treated as missing at prediction time).
+        auxiliary_heads: Feature level: whether each modality has an auxiliary head, trained
+            beside the fused prediction so that every encoder learns to predict on its own
+            (unused at prediction time).
         members: Level "ensemble" only: each member's ``ModelConfig`` as a dict.
         member_weights: Level "ensemble" only: each member's weight (they sum to 1).
     """
@@ -57,6 +63,8 @@ class ModelConfig:
     temperature: float = 1.0
     embedding_means: dict[str, list[float]] = field(default_factory=dict)
     trained_with_missing: bool | None = None
+    guard: bool = False
+    auxiliary_heads: bool = False
     members: list[dict[str, Any]] = field(default_factory=list)
     member_weights: list[float] = field(default_factory=list)
 
@@ -149,14 +157,16 @@ def _build(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalMod
         except KeyError as err:
             raise MmfuseError(str(err.args[0])) from None
     dims = {m: int(e.output_dim) for m, e in encoders.items()}
+    guard = ModalityGuard(dims) if config.guard and max(dims.values()) <= MAX_WIDTH else None
     if config.level == "late":
         heads = {m: MLPHead(dims[m], config.num_outputs) for m in dims}
         outputs = {m: config.num_outputs for m in dims}
         fusion = create_fusion(config.fusion, outputs, task=config.task, **config.fusion_hparams)
-        return MultimodalModel(encoders, fusion, None, heads, "late")
+        return MultimodalModel(encoders, fusion, None, heads, "late", guard)
     hparams = dict(config.fusion_hparams)
     if "dim" in inspect.signature(FUSIONS.get(config.fusion)).parameters:
         hparams.setdefault("dim", config.dim)
     fusion = create_fusion(config.fusion, dims, **hparams)
     head = MLPHead(int(fusion.output_dim), config.num_outputs)
-    return MultimodalModel(encoders, fusion, head, None, config.level)
+    auxiliary = {m: nn.Linear(d, config.num_outputs) for m, d in dims.items()} if config.auxiliary_heads else None
+    return MultimodalModel(encoders, fusion, head, None, config.level, guard, auxiliary)

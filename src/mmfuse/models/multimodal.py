@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmfuse.models.guard import ModalityGuard
+
 
 @dataclass
 class ModelOutput:
@@ -29,6 +31,9 @@ class ModelOutput:
         embeddings: Modality (tower) -> (B, D) unit-length embeddings in a shared space, or None.
         logit_scale: () learned factor turning the embeddings' cosine similarities into logits
             (1 / temperature), or None.
+        auxiliary: Feature level, in training only: modality -> (B, C) the prediction of that
+            modality's auxiliary head (trained beside the fused one, so that each encoder learns
+            to predict on its own and the model does well when the others are missing), or None.
     """
 
     logits: Tensor | None
@@ -36,6 +41,7 @@ class ModelOutput:
     mask: Mapping[str, Tensor]
     embeddings: dict[str, Tensor] | None = None
     logit_scale: Tensor | None = None
+    auxiliary: dict[str, Tensor] | None = None
 
     def require_logits(self) -> Tensor:
         """``logits``; ValueError for an output that carries embeddings instead."""
@@ -89,6 +95,10 @@ class MultimodalModel(nn.Module):
         head: Head on the fused vector (early / feature level), else None.
         modality_heads: Late level: modality -> head on that modality's embedding.
         level: "early", "feature" or "late".
+        auxiliary: Feature level: modality -> an auxiliary head on its embedding, used in
+            training only (``ModelOutput.auxiliary``); None: none.
+        guard: Turns off, in eval mode, a modality whose embedding lies far outside the training
+            ones (``ModalityGuard``); None: every present modality is used.
     """
 
     def __init__(
@@ -98,6 +108,8 @@ class MultimodalModel(nn.Module):
         head: nn.Module | None,
         modality_heads: Mapping[str, nn.Module] | None,
         level: str,
+        guard: ModalityGuard | None = None,
+        auxiliary: Mapping[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.modalities = sorted(encoders)
@@ -106,6 +118,8 @@ class MultimodalModel(nn.Module):
         self.head = head
         self.modality_heads = nn.ModuleDict(dict(modality_heads or {}))
         self.level = level
+        self.guard = guard
+        self.auxiliary_heads = nn.ModuleDict(dict(auxiliary or {}))
         # temperature scaling of the combined logits (ModelConfig.temperature; 1 for regression)
         self.register_buffer("temperature", torch.ones(()), persistent=False)
 
@@ -138,11 +152,18 @@ class MultimodalModel(nn.Module):
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> ModelOutput:
         embeddings = self.encode(inputs, mask)
+        if self.guard is not None and not self.training:
+            mask = self.guard(embeddings, mask)
+            embeddings = {m: z * mask[m].unsqueeze(-1).to(z.dtype) for m, z in embeddings.items()}
         if self.level == "late":
             per = {m: self.modality_heads[m](embeddings[m]) for m in self.modalities}
             return ModelOutput(self.fusion(per, mask) / self.temperature, per, mask)
         assert self.head is not None
-        return ModelOutput(self.head(self.fuse(embeddings, mask)) / self.temperature, None, mask)
+        logits = self.head(self.fuse(embeddings, mask)) / self.temperature
+        if self.training and len(self.auxiliary_heads):
+            auxiliary = {m: self.auxiliary_heads[m](embeddings[m]) for m in self.auxiliary_heads}
+            return ModelOutput(logits, None, mask, auxiliary=auxiliary)
+        return ModelOutput(logits, None, mask)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

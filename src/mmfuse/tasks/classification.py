@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfuse.models.multimodal import ModelOutput
+from mmfuse.tasks.per_modality import AUXILIARY_WEIGHT, per_modality_loss
 
 
 def balanced_class_weights(targets: np.ndarray, num_classes: int) -> list[float]:
@@ -18,7 +19,8 @@ def balanced_class_weights(targets: np.ndarray, num_classes: int) -> list[float]
 
 
 class ClassificationTask:
-    """Cross-entropy on the combined logits; at the late level, on each modality's own logits.
+    """Cross-entropy on the combined logits (plus, weighted, on the auxiliary heads' logits);
+    at the late level, on each modality's own logits.
 
     Args:
         num_classes: Number of classes.
@@ -37,15 +39,16 @@ class ClassificationTask:
         weight = None
         if self.class_weights is not None:
             weight = torch.tensor(self.class_weights, dtype=combined.dtype, device=y.device)
-        if output.per_modality is None:
-            return {"loss": F.cross_entropy(combined, y, weight=weight)}
-        # Late fusion: each modality learns to predict on its own, where it is present.
-        total = combined.new_zeros(())
-        for m, logits in output.per_modality.items():
-            present = output.mask[m]
-            if present.any():
-                total = total + F.cross_entropy(logits[present], y[present], weight=weight)
-        return {"loss": total / len(output.per_modality)}
+
+        def ce(logits: Tensor, y: Tensor) -> Tensor:
+            return F.cross_entropy(logits, y, weight=weight)
+
+        if output.per_modality is not None:  # late fusion: each modality learns on its own, where present
+            return {"loss": per_modality_loss(output.per_modality, output.mask, y, ce)}
+        total = ce(combined, y)
+        if output.auxiliary is not None:
+            total = total + AUXILIARY_WEIGHT * per_modality_loss(output.auxiliary, output.mask, y, ce)
+        return {"loss": total}
 
     def eval_loss(self, output: ModelOutput, target: Tensor) -> Tensor:
         """Unweighted cross-entropy of the combined prediction (for validation)."""

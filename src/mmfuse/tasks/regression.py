@@ -6,24 +6,28 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfuse.models.multimodal import ModelOutput
+from mmfuse.tasks.per_modality import AUXILIARY_WEIGHT, per_modality_loss
 
 
 class RegressionTask:
-    """MSE on the combined output; at the late level, on each modality's own output."""
+    """MSE on the combined output (plus, weighted, on the auxiliary heads' outputs); at the late
+    level, on each modality's own output."""
 
     name = "regression"
 
     def loss(self, output: ModelOutput, target: Tensor) -> dict[str, Tensor]:
         """{"loss": scalar} to minimise."""
-        combined = output.require_logits()
-        if output.per_modality is None:
-            return {"loss": F.mse_loss(combined.squeeze(-1), target.float())}
-        total = combined.new_zeros(())
-        for m, pred in output.per_modality.items():
-            present = output.mask[m]
-            if present.any():
-                total = total + F.mse_loss(pred.squeeze(-1)[present], target.float()[present])
-        return {"loss": total / len(output.per_modality)}
+        combined, y = output.require_logits(), target.float()
+
+        def mse(pred: Tensor, y: Tensor) -> Tensor:
+            return F.mse_loss(pred.squeeze(-1), y)
+
+        if output.per_modality is not None:  # late fusion: each modality learns on its own, where present
+            return {"loss": per_modality_loss(output.per_modality, output.mask, y, mse)}
+        total = mse(combined, y)
+        if output.auxiliary is not None:
+            total = total + AUXILIARY_WEIGHT * per_modality_loss(output.auxiliary, output.mask, y, mse)
+        return {"loss": total}
 
     def eval_loss(self, output: ModelOutput, target: Tensor) -> Tensor:
         """MSE of the combined prediction (for validation)."""

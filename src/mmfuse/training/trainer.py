@@ -50,6 +50,9 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         patience: Stop after this many epochs without a better validation score (the metric,
             ties broken by the loss; the loss alone without a metric); 0: never stop early.
+            With modality dropout and several modalities the score is the mean of the metric
+            and of the metric with each modality hidden in turn (``valid_<metric>_hidden``), so
+            that training goes on until the model also does well with a modality missing.
         grad_clip: Gradient norm clip (0: off).
         seed: Seed for initialisation, shuffling, dropout and augmentation.
         device: "auto", "cpu" or "cuda".
@@ -170,6 +173,7 @@ class Trainer:
                 best_epoch = int(state.get("best_epoch", 0))
                 start = state["epoch"] + 1
                 log(f"resuming after epoch {state['epoch']}", self.verbose)
+        robust = self.metric is not None and cfg.modality_dropout > 0 and len(valid.mask) > 1
         for epoch in range(start, cfg.epochs + 1):
             if cfg.patience and stale >= cfg.patience:
                 break
@@ -179,11 +183,13 @@ class Trainer:
             began = time.perf_counter()
             train_loss = self._train_epoch(train, optimizer, epoch)
             valid_loss, metric = self._validate(valid)
+            hidden = self._hidden_metric(valid) if robust else None
+            selection = metric if hidden is None else (metric + hidden) / 2
             if not np.isfinite(valid_loss):  # the epoch's last step diverged
                 raise MmfuseError(f"training stopped: the loss became {valid_loss} at epoch {epoch}, on the "
                                   "validation records after its last batch; training diverged: lower --lr, or "
                                   "standardise extreme values. No model was written.")
-            score = self.sign * metric if np.isfinite(metric) else -float("inf")
+            score = self.sign * selection if np.isfinite(selection) else -float("inf")
             key = [score if self.metric is not None else 0.0, -valid_loss]
             if _better(key, best):
                 best, best_state, stale, best_epoch = key, self._snapshot(), 0, epoch
@@ -193,6 +199,8 @@ class Trainer:
             record[f"{self.valid_label}_loss"] = valid_loss
             if self.metric is not None:
                 record[f"{self.valid_label}_{self.metric[0]}"] = metric
+            if hidden is not None:
+                record[f"{self.valid_label}_{self.metric[0]}_hidden"] = hidden
             record["seconds"] = time.perf_counter() - began
             self.history.append(record)
             self._report(record)
@@ -223,6 +231,10 @@ class Trainer:
             return
         record = next(h for h in self.history if int(h["epoch"]) == self.kept_epoch)
         name = f"{self.valid_label}_{self.metric[0] if self.metric is not None else 'loss'}"
+        if f"{name}_hidden" in record:  # chosen on the mean of the two
+            log(f"kept epoch {self.kept_epoch} of {len(self.history)}: best mean of {name}={record[name]:.4f} and "
+                f"{name}_hidden={record[name + '_hidden']:.4f} (each modality hidden in turn)")
+            return
         log(f"kept epoch {self.kept_epoch} of {len(self.history)}: best {name}={record[name]:.4f}")
 
     def _resumable_settings(self) -> dict[str, Any]:
@@ -319,6 +331,18 @@ class Trainer:
             return loss, float("nan")
         predictions = self.task.predict(output).numpy()
         return loss, self.metric[1](data.targets.numpy(), predictions)
+
+    def _hidden_metric(self, data: TensorData) -> float:
+        """The mean, over the modalities, of the validation metric with that modality hidden
+        wherever another one is present: how well the model does without each of them."""
+        assert self.metric is not None and data.targets is not None
+        values = []
+        for m in sorted(data.mask):
+            others = torch.stack([v for k, v in data.mask.items() if k != m]).any(0)
+            view = TensorData(data.inputs, {**data.mask, m: data.mask[m] & ~others}, data.targets)
+            predictions = self.task.predict(self.predict(view)).numpy()
+            values.append(self.metric[1](data.targets.numpy(), predictions))
+        return float(np.mean(values))
 
     def _snapshot(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in copy.copy(self.model.state_dict()).items()}
