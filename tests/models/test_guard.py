@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,3 +141,23 @@ def test_a_modality_drowned_in_noise_falls_back_on_the_other(tmp_path) -> None:
 def test_no_guard_without_missing_modalities_in_training() -> None:
     est = MultimodalClassifier(epochs=2, seed=0, verbose=False, modality_dropout=0.0).fit(_two_views(100, 0), target="label")
     assert not est.model_config_.guard and est.model_.guard is None
+
+
+def test_predict_and_evaluate_name_what_the_guard_distrusted(tmp_path) -> None:
+    from mmfuse.cli.main import main
+
+    train = _two_views(300, 0)
+    guarded = MultimodalClassifier(epochs=10, seed=0, verbose=False).fit(train, target="label")
+    guarded.save(tmp_path / "m")
+    test = _two_views(20, 1)
+    drowned = _two_views(20, 1, drowned=True)
+    mixed = pd.concat([test.iloc[:10], drowned.iloc[10:]], ignore_index=True)
+    frame, _ = guarded.predict_frame(mixed)
+    assert list(frame.columns[:3]) == ["row", "prediction", "distrusted"]
+    assert frame["distrusted"].tolist() == [""] * 10 + ["tabular"] * 10
+    path = tmp_path / "mixed.parquet"
+    mixed.assign(a=[list(v) for v in mixed["a"]]).to_parquet(path)
+    assert main(["evaluate", str(tmp_path / "m"), str(path), "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["distrusted"] == {"a": 0, "tabular": 10}
+    plain = MultimodalClassifier(epochs=2, seed=0, verbose=False, guard=False).fit(train, target="label")
+    assert "distrusted" not in plain.predict_frame(mixed)[0].columns

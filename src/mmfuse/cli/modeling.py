@@ -151,6 +151,7 @@ def evaluate(a: argparse.Namespace) -> int:
     from mmfuse.cli.analysis import correlation_section, robustness_section
     from mmfuse.cli.report import format_metrics
     from mmfuse.data.readers import read_table
+    from mmfuse.evaluation.scoring import score
 
     from mmfuse.estimators.output_dir import check_output_dir, check_output_file
 
@@ -180,9 +181,14 @@ def evaluate(a: argparse.Namespace) -> int:
         return evaluate_retrieval(est, a)
     table = read_table(a.data)
     enc = est.pipeline_.prepare(table, with_target=True)  # decoded once for every section
-    metrics = est.score_prepared(enc)
+    outputs, distrusted = est.fitted_model.run(enc)
+    metrics = score(est.fitted_model, enc, outputs)
     total = len(table.df) + len(table.bad_lines)
     _out(format_metrics(metrics, f"metrics on {a.data} ({len(enc)} of {total} records)"))
+    counts = {m: int(v.sum()) for m, v in distrusted.items() if v.any()}
+    if counts:
+        parts = ", ".join(f"{m} in {n} of {len(enc)} records" for m, n in counts.items())
+        _out(f"guard: treated as missing, its input lying far outside the training data: {parts}")
     out = Path(a.out) if a.out else None
     if enc.rejected:
         report_skipped(enc.rejected, total - len(enc), out, a.json)
@@ -195,7 +201,8 @@ def evaluate(a: argparse.Namespace) -> int:
     if a.json:
         rejected = [{"row": r.row, "column": r.column, "reason": r.reason} for r in enc.rejected]
         write_json(a.json, {"metrics": metrics, "n_records": total, "n_scored": len(enc),
-                            "n_rejected": total - len(enc), "rejected": rejected})
+                            "n_rejected": total - len(enc), "rejected": rejected,
+                            "distrusted": {m: int(v.sum()) for m, v in distrusted.items()}})
     return 0
 
 

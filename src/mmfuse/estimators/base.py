@@ -220,16 +220,28 @@ class MultimodalEstimator(Facade):
 
         return score(self.fitted_model, enc)
 
-    def _outputs(self, data: DataLike, with_target: bool = False) -> tuple[np.ndarray, Encoded]:
-        """Raw model outputs (probabilities / standardised values) for the kept records, and
-        those records (their row numbers and rejections: streamed inputs are gone by then)."""
+    def _outputs(self, data: DataLike, with_target: bool = False
+                 ) -> tuple[np.ndarray, Encoded, dict[str, np.ndarray]]:
+        """Raw model outputs (probabilities / standardised values) for the kept records, those
+        records (their row numbers and rejections: streamed inputs are gone by then) and the
+        modalities the guard distrusted in each (``FittedModel.run``)."""
         table = self.read(data)
         with self._records(table, with_target) as enc:
-            outputs = self.fitted_model.outputs(enc)
+            outputs, distrusted = self.fitted_model.run(enc)
             finite = np.isfinite(outputs.reshape(len(enc), -1)).all(axis=1)
             if finite.all():
-                return outputs, enc
-            return self._drop_non_finite(table, enc, outputs, finite)
+                return outputs, enc, distrusted
+            outputs, enc = self._drop_non_finite(table, enc, outputs, finite)
+            return outputs, enc, {m: v[finite] for m, v in distrusted.items()}
+
+    def _distrusted_column(self, distrusted: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        """``{"distrusted": [...]}``: for each record, the modalities the guard treated as
+        missing, joined by ";" ("" for none); empty for a model without a guard."""
+        if not self.model_config_.guard:
+            return {}
+        names = sorted(distrusted)
+        n = len(next(iter(distrusted.values()))) if names else 0
+        return {"distrusted": [";".join(m for m in names if distrusted[m][i]) for i in range(n)]}
 
     @contextmanager
     def _records(self, table: Table, with_target: bool) -> Iterator[Encoded]:
@@ -261,7 +273,7 @@ class MultimodalEstimator(Facade):
         """Outputs with one entry per input record, in order; NaN for skipped bad records."""
         self.check_fitted()
         table = self.read(data)
-        outputs, enc = self._outputs(table)
+        outputs, enc, _ = self._outputs(table)
         if len(enc) == len(table.df):
             return outputs
         full = np.full((len(table.df),) + outputs.shape[1:], np.nan, dtype=np.float64)

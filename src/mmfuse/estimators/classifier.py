@@ -43,9 +43,11 @@ class MultimodalClassifier(MultimodalEstimator):
         return labels
 
     def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
-        """Predictions as a table (row, prediction, proba_<class>...) plus rejected records."""
-        proba, enc = self._outputs(data)
-        frame = pd.DataFrame({"row": enc.rows, "prediction": self.classes_[proba.argmax(1)]})
+        """Predictions as a table (row, prediction, [distrusted,] proba_<class>...) plus rejected
+        records; ``distrusted``: the modalities the model's guard treated as missing."""
+        proba, enc, distrusted = self._outputs(data)
+        frame = pd.DataFrame({"row": enc.rows, "prediction": self.classes_[proba.argmax(1)],
+                              **self._distrusted_column(distrusted)})
         # one concat: a column at a time warns (PerformanceWarning) once per class beyond 100
         probas = pd.DataFrame(proba, columns=[f"proba_{label}" for label in self.classes_])
         return pd.concat([frame, probas], axis=1), enc.rejected

@@ -24,9 +24,11 @@ class MultimodalRegressor(MultimodalEstimator):
         return self.preprocessor_.fitted_target.decode(values)
 
     def predict_frame(self, data: DataLike) -> tuple[pd.DataFrame, list]:
-        """Predictions as a table (row, prediction) plus rejected records."""
-        values, enc = self._outputs(data)
-        frame = pd.DataFrame({"row": enc.rows, "prediction": self.preprocessor_.fitted_target.decode(values)})
+        """Predictions as a table (row, prediction[, distrusted]) plus rejected records;
+        ``distrusted``: the modalities the model's guard treated as missing."""
+        values, enc, distrusted = self._outputs(data)
+        frame = pd.DataFrame({"row": enc.rows, "prediction": self.preprocessor_.fitted_target.decode(values),
+                              **self._distrusted_column(distrusted)})
         return frame, enc.rejected
 
     def score(self, data: DataLike, y: Any = None) -> float:

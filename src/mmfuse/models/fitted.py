@@ -44,19 +44,29 @@ class FittedModel:
     def task(self) -> str:
         return self.config.task
 
-    @torch.no_grad()
     def outputs(self, enc: Encoded) -> np.ndarray:
         """Class probabilities (N, C) or standardised regression values (N,), in record order."""
+        return self.run(enc)[0]
+
+    @torch.no_grad()
+    def run(self, enc: Encoded) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``outputs``, and modality -> (N,) bool: the records where the model's guard
+        (``models.guard``) turned that present modality off (all False without a guard)."""
         self.model.eval()
         data = TensorData.from_encoded(enc)
         task = create_task(self.config.task, self.config.num_outputs)
-        outs = [task.predict(self.model(b.inputs, b.mask))
-                for b in (data.batch(i, torch.device("cpu"))
-                          for i in torch.arange(len(data)).split(max(self.batch_size, 1)))]
+        outs, off = [], []
+        for index in torch.arange(len(data)).split(max(self.batch_size, 1)):
+            batch = data.batch(index, torch.device("cpu"))
+            out = self.model(batch.inputs, batch.mask)
+            outs.append(task.predict(out))
+            off.append({m: batch.mask[m] & ~out.mask[m] for m in batch.mask})
+        distrusted = {m: torch.cat([o[m] for o in off]).numpy() if off else np.zeros(0, dtype=bool)
+                      for m in data.mask}
         if not outs:
             width = self.config.num_outputs
-            return np.zeros((0, width) if self.task == "classification" else (0,))
-        return torch.cat(outs).numpy()
+            return np.zeros((0, width) if self.task == "classification" else (0,)), distrusted
+        return torch.cat(outs).numpy(), distrusted
 
     def decode(self, values: np.ndarray) -> np.ndarray:
         """Regression: standardised values back in the target's units (classification: as is)."""
