@@ -227,6 +227,16 @@ def _check_trainer_overhead(out: dict[str, Any]) -> None:
     assert (out["setup"]["n_train"], out["setup"]["n_valid"]) == (128, 64)
 
 
+def _check_robust_defaults(out: dict[str, Any]) -> None:
+    assert out["config"]["quick"] is True and out["config"]["seeds"] == [0]
+    fused = {"clean", "missing30", "image_noise", "audio_noise", "fit_seconds"}
+    assert set(out["per_seed"]["0"]) == {"image_alone", "audio_alone", "default", "no_guard", "no_dropout", "late"}
+    assert set(out["mean"]["default"]) == fused and set(out["mean"]["image_alone"]) == {"clean", "fit_seconds"}
+    assert out["mean"]["default"]["clean"] == out["per_seed"]["0"]["default"]["clean"]  # one seed: its own mean
+    assert set(out["goals"]) == {"missing30_within_5_points", "image_noise_not_below_audio_alone",
+                                 "audio_noise_not_below_image_alone"}
+
+
 CASES = {
     "feature_cache.py": Case(
         frozenset({"benchmark", "plain_encoding_loop_seconds", "without_cache", "with_cache",
@@ -263,6 +273,11 @@ CASES = {
     "retrieval_baseline.py": Case(
         frozenset({"setup", "results", "total_seconds"}),
         _check_retrieval_baseline, backbones=("efficientnet-lite0", "minilm", "voice"),
+    ),
+    "robust_defaults.py": Case(
+        frozenset({"benchmark", "config", "per_seed", "mean", "goals", "total_seconds"}),
+        _check_robust_defaults, backbones=("efficientnet-lite0", "voice"), programs=("espeak-ng",),
+        args=("--out", "{tmp}/digits"),
     ),
     "robustness_dropout.py": Case(
         frozenset({"n_train", "n_test", "models", "total_seconds"}),

@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Does the default fit hold up when a modality goes missing or is drowned in noise?
+
+On spoken digits with a picture of the digit and test speakers never heard in training
+(``_spoken_digits.make_spoken_digits``: 20 speakers, 6 of them only in test.csv, 30 clips
+each; the image + speech data of issue #17 in miniature), for each seed (``--seeds``):
+
+- ``image_alone``, ``audio_alone``: today's default on that one column;
+- ``default``: today's default on both (modality dropout 0.3, so: the modality guard, the
+  auxiliary per-modality heads and the epoch chosen on clean and hidden-modality validation);
+- ``no_guard``: the same with ``guard=False``;
+- ``no_dropout``: ``modality_dropout=0``: the default before issue #17 (no guard, no auxiliary
+  heads, the epoch chosen on clean validation alone);
+- ``late``: ``level="late"`` (decision level; the guard on).
+
+Each fused model is measured on test.csv: accuracy ``clean``; ``missing30`` (each modality
+hidden in 30 % of the records, ``Views.build(enc, seed).missing``); ``image_noise`` and
+``audio_noise`` (that modality drowned in noise: ``robustness_curves`` at severity 1, Gaussian
+pixel noise of sigma 0.5 / white noise at -5 dB SNR); ``fit_seconds``. The single-modality
+models: clean accuracy and ``fit_seconds``.
+
+``goals`` (issue #17) for ``default``, on the means over the seeds: ``missing30_within_5_points``
+(clean minus missing30 at most 0.05); ``image_noise_not_below_audio_alone`` and
+``audio_noise_not_below_image_alone`` (fusion no worse than trusting only the intact modality).
+
+Prints one JSON object (progress on stderr): ``config``, ``per_seed``, ``mean``, ``goals``,
+``total_seconds``. Usage::
+
+    .venv/bin/python benchmarks/robust_defaults.py [--out /tmp/robust_defaults] [--seeds 0,1,2]
+        [--speakers 20] [--test-speakers 6] [--per-speaker 30] [--epochs 30] [--threads N] [--quick]
+
+Needs espeak-ng. Run it alone on the machine: it reports wall times. ``--quick`` (4 speakers,
+1 in test, 10 clips each, 2 epochs, seed 0) is a smoke run; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmfuse import MultimodalClassifier
+from mmfuse._progress import log
+from mmfuse.search.validation import Views
+
+from _quick import parse_with_quick
+from _spoken_digits import make_spoken_digits
+from presets import accuracy, noised_accuracy
+
+QUICK = {"seeds": "0", "speakers": 4, "test_speakers": 1, "per_speaker": 10, "epochs": 2}
+FUSED = {"default": {}, "no_guard": {"guard": False}, "no_dropout": {"modality_dropout": 0.0},
+         "late": {"level": "late"}}
+"""Fused model -> its parameters beside the common ones."""
+ALONE = ("image", "audio")
+
+
+def fitted(params: dict[str, Any], train: Path) -> tuple[MultimodalClassifier, float]:
+    est = MultimodalClassifier(**params, verbose=False)
+    started = time.perf_counter()
+    est.fit(train, target="label")
+    return est, round(time.perf_counter() - started, 1)
+
+
+def measure(est: MultimodalClassifier, test: Path, seed: int) -> dict[str, float]:
+    enc = est.prepare(test)
+    views = Views.build(enc, seed)
+    assert views.missing is not None
+    return {"clean": accuracy(est, enc), "missing30": accuracy(est, views.missing),
+            **{f"{m}_noise": noised_accuracy(est, test, enc, m, seed) for m in ALONE}}
+
+
+def run_seed(seed: int, train: Path, test: Path, args: argparse.Namespace) -> dict[str, Any]:
+    common = {"epochs": args.epochs, "seed": seed, "num_threads": args.threads}
+    out: dict[str, Any] = {}
+    for m in ALONE:
+        log(f"seed {seed}: {m} alone")
+        est, seconds = fitted({**common, "features": [m]}, train)
+        out[f"{m}_alone"] = {"clean": accuracy(est, est.prepare(test)), "fit_seconds": seconds}
+    for name, params in FUSED.items():
+        log(f"seed {seed}: {name}")
+        est, seconds = fitted({**common, **params, "features": list(ALONE)}, train)
+        out[name] = {**measure(est, test, seed), "fit_seconds": seconds}
+    return out
+
+
+def mean(per_seed: dict[int, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    first = next(iter(per_seed.values()))
+    return {model: {k: round(float(np.mean([r[model][k] for r in per_seed.values()])), 4) for k in first[model]}
+            for model in first}  # fmt: skip
+
+
+def goals(avg: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    d = avg["default"]
+    return {
+        "missing30_within_5_points": {"met": d["clean"] - d["missing30"] <= 0.05 + 1e-9,
+                                      "clean": d["clean"], "missing30": d["missing30"]},
+        "image_noise_not_below_audio_alone": {"met": d["image_noise"] >= avg["audio_alone"]["clean"] - 1e-9,
+                                              "image_noise": d["image_noise"],
+                                              "audio_alone": avg["audio_alone"]["clean"]},
+        "audio_noise_not_below_image_alone": {"met": d["audio_noise"] >= avg["image_alone"]["clean"] - 1e-9,
+                                              "audio_noise": d["audio_noise"],
+                                              "image_alone": avg["image_alone"]["clean"]},
+    }
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = p.add_argument
+    add("--out", default="/tmp/robust_defaults", help="folder for the data (default %(default)s)")
+    add("--seeds", default="0,1,2", help="model seeds, comma-separated (default %(default)s)")
+    add("--speakers", type=int, default=20)
+    add("--test-speakers", type=int, default=6)
+    add("--per-speaker", type=int, default=30, help="clips per speaker (default %(default)s)")
+    add("--epochs", type=int, default=30)
+    add("--threads", type=int, default=os.cpu_count() or 1)
+    return parse_with_quick(p, QUICK)
+
+
+def main() -> None:
+    args = parse()
+    started = time.perf_counter()
+    train, test = make_spoken_digits(Path(args.out), args.speakers, args.test_speakers, args.per_speaker)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed = {s: run_seed(s, train, test, args) for s in seeds}
+    avg = mean(per_seed)
+    print(json.dumps({
+        "benchmark": "robust_defaults",
+        "config": {"speakers": args.speakers, "test_speakers": args.test_speakers,
+                   "per_speaker": args.per_speaker, "epochs": args.epochs, "seeds": seeds,
+                   "threads": args.threads, "quick": args.quick},
+        "per_seed": per_seed, "mean": avg, "goals": goals(avg),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
