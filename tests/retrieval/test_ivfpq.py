@@ -225,3 +225,23 @@ def test_cli_offers_ivfpq() -> None:
     argv = ["model", "data.csv", "--column", "image", "--out", "idx", "--approximate", "ivfpq"]
     assert parser.parse_args(argv).approximate == "ivfpq"
     assert "ivfpq is for collections larger than memory" in " ".join(parser.format_help().split())
+
+
+def test_tune_raises_the_rerank_factor_when_nprobe_alone_cannot_reach_the_target() -> None:
+    x = clustered(4000, dim=DIM, clusters=CLUSTERS)
+    q = queries(200)
+    index, params = create_ann("ivfpq", x, pq_m=1, rerank_factor=1)  # 1 byte for 48 dims: coarse codes
+    index.add_with_ids(x, np.arange(len(x)))
+    truth = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :10]
+    tuning = ann.tune(index, "ivfpq", params, q, truth, 0.95, fetch=lambda ids: x[ids])
+    assert tuning.target_met and tuning.recall >= 0.95
+    assert params["rerank_factor"] in ann.RERANK_STEPS  # raised in place: the index keeps it
+    assert list(tuning.rerank) == [1, *ann.RERANK_STEPS[: ann.RERANK_STEPS.index(params["rerank_factor"]) + 1]]
+    assert tuning.rerank[1] < 0.95 and tuning.rerank[params["rerank_factor"]] == tuning.recall
+    assert index.nprobe == tuning.value
+    # a target no factor reaches: the best factor and nprobe are kept, and it says so
+    params["rerank_factor"] = 1
+    missed = ann.tune(index, "ivfpq", params, q, truth, 1.01, fetch=lambda ids: x[ids])
+    assert not missed.target_met and list(missed.rerank) == [1, *ann.RERANK_STEPS]
+    assert missed.recall == max(missed.rerank.values()) and params["rerank_factor"] == max(
+        missed.rerank, key=lambda f: (missed.rerank[f], -f))

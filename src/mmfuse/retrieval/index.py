@@ -352,6 +352,7 @@ class VectorIndex:
                 "recall_query_source": source,
                 "recall_measured_at_count": int(self._ann.ntotal),
                 "recall_curve": {str(v): r for v, r in tuning.curve.items()},
+                **({"rerank_curve": {str(f): r for f, r in tuning.rerank.items()}} if tuning.rerank else {}),
             }
         )
 
