@@ -11,6 +11,7 @@ import pytest
 
 from mmfuse.cli.commands import COMMANDS
 from mmfuse.cli.main import main
+from mmfuse.estimators.io import load
 from mmfuse.fusion import list_fusions
 
 FAST = [
@@ -159,8 +160,9 @@ def test_evaluate_json(
     target = tmp_path / "metrics.json"
     assert main(["evaluate", str(model_dir), str(demo_csv), "--json", str(target)]) == 0
     written = json.loads(target.read_text())
-    assert list(written) == ["metrics", "n_records", "n_scored", "n_rejected", "rejected"]
+    assert list(written) == ["metrics", "n_records", "n_scored", "n_rejected", "rejected", "distrusted"]
     assert (written["n_records"], written["n_scored"], written["n_rejected"]) == (60, 60, 0)
+    assert set(written["distrusted"]) == set(load(model_dir).model_.modalities)  # a count per modality
     assert 0.0 <= written["metrics"]["accuracy"] <= 1.0
     assert f"metrics on {demo_csv}" in capsys.readouterr().out
 

@@ -82,6 +82,7 @@ def test_predict_agrees_with_the_python_api_and_contributions_add_up(client, ser
     assert sum(proba.values()) == pytest.approx(1.0, abs=1e-6)
     assert result["prediction"] == max(proba, key=proba.get)
     assert sorted(result["missing"]) == ["audio", "video"]
+    assert result["distrusted"] == []  # an ordinary record: nothing set aside
     assert result["contributions"]["audio"] == 0.0 and result["contributions"]["video"] == 0.0
     # Shapley efficiency: the values sum to P(predicted class) minus its value with no modality
     total = sum(result["contributions"].values())
@@ -366,3 +367,22 @@ def test_recommend_lists_items_with_their_fields_and_media(recommender) -> None:
         assert c.post("/v1/recommend", json={"user": user, "k": 0}).status_code == 422
         assert "ask it with /v1/recommend" in c.post("/v1/predict", json={"record": {}, "model": "rec"}).json()["detail"]
         assert c.get("/v1/items/rec/nope/image").status_code == 404
+
+
+def test_a_modality_the_guard_sets_aside_is_named_and_predicted_without(served) -> None:
+    from mmfuse.serve.runner import _contributions
+
+    est = load(served.classifier)
+    guard = est.model_.guard
+    assert guard is not None  # trained with modality dropout
+    guard.threshold_tabular.fill_(1e-12)  # every tabular embedding now counts as far out
+    head = pd.read_csv(served.data / "data.csv").head(8)
+    for column in ("image", "audio", "video"):
+        head[column] = [None if pd.isna(p) else str(served.data / p) for p in head[column]]
+    enc = est.prepare(head, with_target=False)
+    outputs, _, _, _, distrusted = _contributions(est.fitted_model, enc)
+    present = enc.mask["tabular"]
+    assert present.any() and distrusted["tabular"].tolist() == present.tolist()
+    assert not any(v.any() for m, v in distrusted.items() if m != "tabular")
+    hidden = est.prepare(head.assign(income=None, region=None), with_target=False)
+    assert outputs == pytest.approx(est.fitted_model.outputs(hidden), abs=1e-6)

@@ -56,7 +56,7 @@ class FittedModel:
         data = TensorData.from_encoded(enc)
         task = create_task(self.config.task, self.config.num_outputs)
         outs, off = [], []
-        for index in torch.arange(len(data)).split(max(self.batch_size, 1)):
+        for index in torch.arange(len(data)).split(max(self.batch_size, 1)) if len(data) else ():
             batch = data.batch(index, torch.device("cpu"))
             out = self.model(batch.inputs, batch.mask)
             outs.append(task.predict(out))

@@ -52,7 +52,7 @@ def predict_batch(model: ServedModel, jobs: Sequence[PredictJob], base_dir: Path
     results: list[Any] = [_refusal(enc.rejected, i) for i in range(len(jobs))]
     if len(enc) == 0:
         return results
-    outputs, values, base, full = _contributions(fitted, enc)
+    outputs, values, base, full, distrusted = _contributions(fitted, enc)
     mods = list(fitted.model.modalities)
     for pos, row in enumerate(enc.rows):
         out = outputs[pos]
@@ -72,6 +72,7 @@ def predict_batch(model: ServedModel, jobs: Sequence[PredictJob], base_dir: Path
         result["contribution_units"] = UNITS[fitted.task]
         result["base"] = float(base[pos])
         result["missing"] = [m for m in mods if not enc.mask[m][pos]]
+        result["distrusted"] = [m for m in mods if distrusted[m][pos]]
         if jobs[row].explain:
             result["full"] = float(full[pos])
             result["fusion_weights"] = _weights(fitted, enc, pos)
@@ -79,10 +80,11 @@ def predict_batch(model: ServedModel, jobs: Sequence[PredictJob], base_dir: Path
     return results
 
 
-def _contributions(fitted: Any, enc: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The predictions (N, C) or (N,), the (N, M) Shapley values of the modalities, and the
-    values with none and with all present; the encoders run once, the 2^M coalitions only
-    through fusion and head."""
+def _contributions(fitted: Any, enc: Encoded
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The predictions (N, C) or (N,), the (N, M) Shapley values of the modalities, the
+    values with none and with all present, and modality -> (N,) whether the model's guard set
+    it aside; the encoders run once, the 2^M coalitions only through fusion and head."""
     from mmfuse.estimators.explain import explanation_baseline
     from mmfuse.evaluation.contribution import model_value_fn, shapley_values
 
@@ -93,7 +95,11 @@ def _contributions(fitted: Any, enc: Encoded) -> tuple[np.ndarray, np.ndarray, n
     n = len(enc)
     base = value({m: np.zeros(n, dtype=bool) for m in mods})
     full = value({m: np.ones(n, dtype=bool) for m in mods})
-    return value.outputs.numpy(), phi, base, full
+    mask = {m: torch.as_tensor(enc.mask[m]) for m in mods}
+    guard = getattr(fitted.model, "guard", None)
+    kept = mask if guard is None else guard(value.data.inputs, mask)
+    distrusted = {m: (mask[m] & ~kept[m]).numpy() for m in mods}
+    return value.outputs.numpy(), phi, base, full, distrusted
 
 
 def _weights(fitted: Any, enc: Encoded, pos: int) -> dict[str, float] | None:
