@@ -22,7 +22,9 @@ For each size, in the same run and on the same data and queries:
 - ``ivfpq``: ``VectorIndex(approximate="ivfpq")`` built from the memory-mapped collection
   (never loaded): nlist ~ 4 * sqrt(N), PQ with D/8 one-byte codes, trained on a sample,
   rows added in chunks, nprobe tuned as above with every search re-ranking 8 * k PQ
-  candidates exactly from the memory map. Its memory is the codes, ids, centroids and
+  candidates exactly from the memory map; where nprobe stalls below the target, the re-rank
+  factor is raised to 16, 32, 64 and nprobe tuned again (``parameters.rerank_factor`` and
+  ``rerank_curve`` in the output). Its memory is the codes, ids, centroids and
   codebooks (``ann_bytes``); ``disk_bytes`` is the collection it re-ranks from;
 - ``exact_memmap``: exact search over the memory-mapped collection in chunks, all queries
   in one pass (``VectorIndex``'s own scan for ivfpq): the ground truth of recall where

@@ -245,3 +245,9 @@ def test_tune_raises_the_rerank_factor_when_nprobe_alone_cannot_reach_the_target
     assert not missed.target_met and list(missed.rerank) == [1, *ann.RERANK_STEPS]
     assert missed.recall == max(missed.rerank.values()) and params["rerank_factor"] == max(
         missed.rerank, key=lambda f: (missed.rerank[f], -f))
+
+
+def test_a_stalled_nprobe_sweep_stops() -> None:
+    assert not ann._stalled({1: 0.5, 2: 0.6, 3: 0.601})
+    assert ann._stalled({1: 0.5, 2: 0.9, 3: 0.9001, 5: 0.901, 8: 0.9015})  # three steps under 0.002
+    assert not ann._stalled({1: 0.9, 2: 0.9001, 3: 0.9005, 5: 0.91})

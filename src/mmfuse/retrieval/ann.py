@@ -44,6 +44,8 @@ DIMS_PER_PQ_BYTE = 8
 MIN_PQ_ROWS = 4 * PQ_CENTROIDS  # fewer: VectorIndex builds exact (see pq_fallback_reason)
 RERANK_ROWS = 65536  # candidate rows gathered at a time by rerank (96 MiB at 384 dims)
 RERANK_FACTOR = 8  # R = 4 loses ~0.01 of recall@10, R = 16 gains < 0.002 (see default_pq_m)
+STALL_STEPS, STALL_GAIN = 3, 0.002
+"""IVF-PQ: nprobe stops rising once three steps in a row each gained less than 0.002 of recall."""
 RERANK_STEPS = (16, 32, 64)
 """Re-rank factors ``tune`` tries, in order, when no nprobe reaches the target at the build's
 (at 10M rows the true top 10 fall outside the 80 best PQ candidates: recall stalls near 0.90)."""
@@ -358,6 +360,8 @@ def _tune_parameter(index: Any, kind: str, parameters: dict[str, Any], queries: 
 
     below = 0  # the last value that missed the target
     for value in search_steps(kind, parameters):
+        if kind == "ivfpq" and _stalled(curve):  # more lists cannot help: the re-rank depth caps it
+            break
         if measure(value) >= target:
             while value - below > 1 and below > 0:  # the smallest value between that meets it
                 middle = (below + value) // 2
@@ -371,6 +375,13 @@ def _tune_parameter(index: Any, kind: str, parameters: dict[str, Any], queries: 
     best = max(curve, key=lambda v: (curve[v], -v))
     set_search_parameter(index, kind, best)
     return Tuning(best, curve[best], False, curve)
+
+
+def _stalled(curve: dict[int, float]) -> bool:
+    """Whether the last ``STALL_STEPS`` steps of ``curve`` (in the order tried) each gained less
+    than ``STALL_GAIN`` of recall."""
+    values = list(curve.values())[-(STALL_STEPS + 1):]
+    return len(values) > STALL_STEPS and all(b - a < STALL_GAIN for a, b in zip(values, values[1:]))
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = RECALL_K) -> float:
