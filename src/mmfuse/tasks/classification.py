@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfuse.models.multimodal import ModelOutput
-from mmfuse.tasks.per_modality import AUXILIARY_WEIGHT, per_modality_loss
+from mmfuse.tasks.per_modality import training_loss
 
 
 def balanced_class_weights(targets: np.ndarray, num_classes: int) -> list[float]:
@@ -43,12 +43,7 @@ class ClassificationTask:
         def ce(logits: Tensor, y: Tensor) -> Tensor:
             return F.cross_entropy(logits, y, weight=weight)
 
-        if output.per_modality is not None:  # late fusion: each modality learns on its own, where present
-            return {"loss": per_modality_loss(output.per_modality, output.mask, y, ce)}
-        total = ce(combined, y)
-        if output.auxiliary is not None:
-            total = total + AUXILIARY_WEIGHT * per_modality_loss(output.auxiliary, output.mask, y, ce)
-        return {"loss": total}
+        return {"loss": training_loss(output, y, ce)}
 
     def eval_loss(self, output: ModelOutput, target: Tensor) -> Tensor:
         """Unweighted cross-entropy of the combined prediction (for validation)."""

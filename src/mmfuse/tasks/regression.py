@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmfuse.models.multimodal import ModelOutput
-from mmfuse.tasks.per_modality import AUXILIARY_WEIGHT, per_modality_loss
+from mmfuse.tasks.per_modality import training_loss
 
 
 class RegressionTask:
@@ -17,17 +17,10 @@ class RegressionTask:
 
     def loss(self, output: ModelOutput, target: Tensor) -> dict[str, Tensor]:
         """{"loss": scalar} to minimise."""
-        combined, y = output.require_logits(), target.float()
-
         def mse(pred: Tensor, y: Tensor) -> Tensor:
             return F.mse_loss(pred.squeeze(-1), y)
 
-        if output.per_modality is not None:  # late fusion: each modality learns on its own, where present
-            return {"loss": per_modality_loss(output.per_modality, output.mask, y, mse)}
-        total = mse(combined, y)
-        if output.auxiliary is not None:
-            total = total + AUXILIARY_WEIGHT * per_modality_loss(output.auxiliary, output.mask, y, mse)
-        return {"loss": total}
+        return {"loss": training_loss(output, target.float(), mse)}
 
     def eval_loss(self, output: ModelOutput, target: Tensor) -> Tensor:
         """MSE of the combined prediction (for validation)."""
