@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmfuse._hints import option
 from mmfuse._progress import log
-from mmfuse.data.cells import Corruption, printable
+from mmfuse.data.cells import Corruption
 from mmfuse.data.kinds import create_processor
 from mmfuse.data.kinds.base import KindProcessor, ReadOptions, modalities_of
 from mmfuse.data.kinds.frozen import FeatureSource
 from mmfuse.data.readers import Table
+from mmfuse.data.rejections import Rejection, every_record_bad, summarise_rejections
 from mmfuse.data.schema import AUDIO_TRACK_SUFFIX, TABULAR, Schema
 from mmfuse.data.target import TargetEncoder
 from mmfuse.errors import MmfuseError
@@ -32,13 +32,14 @@ if TYPE_CHECKING:
     from mmfuse.data.tabular import TabularProcessor
     from mmfuse.data.text import Vocabulary
 
-__all__ = [  # FeatureSource is re-exported: callers build a Preprocessor with it
+__all__ = [  # FeatureSource and the rejections are re-exported: callers use them with a Preprocessor
     "Encoded",
     "FeatureSource",
     "PreprocessConfig",
     "Preprocessor",
     "PretrainedInput",
     "Rejection",
+    "every_record_bad",
     "summarise_rejections",
 ]
 
@@ -65,22 +66,6 @@ class PreprocessConfig:
         for name, value in vars(self).items():
             if value < 1:
                 raise MmfuseError(f"preprocessing setting {name} must be at least 1, got {value}")
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """One bad cell or line: where it is and why it was rejected."""
-
-    row: int
-    column: str
-    reason: str
-    file: str = ""
-
-    def __post_init__(self) -> None:
-        # undecodable bytes in a path or header (kept as lone surrogates) must not stop the
-        # message or rejected.csv from being written: show them as \xNN
-        for name in ("column", "reason", "file"):
-            object.__setattr__(self, name, printable(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -374,29 +359,3 @@ class Preprocessor:
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
     if value not in choices:
         raise MmfuseError(f"unknown {option} {value!r}; choose one of: {', '.join(choices)}")
-
-
-def _summarise_lines(errors: list[Rejection], limit: int = 10) -> str:
-    lines = [
-        f"  row {e.row}" + (f", column {e.column!r}" if e.column else "") + f": {e.reason}"
-        for e in errors[:limit]
-    ]
-    if len(errors) > limit:
-        lines.append(f"  ... and {len(errors) - limit} more")
-    return "\n".join(lines)
-
-
-def every_record_bad(name: str, errors: list[Rejection]) -> str:
-    """The message for a table none of whose records could be read: the first ten reasons."""
-    return f"{name}: every record is bad:\n" + _summarise_lines(errors)
-
-
-def summarise_rejections(name: str, errors: list[Rejection]) -> str:
-    """The message for bad values: how many, the first ten by row and column, and the fix."""
-    rows = len({e.row for e in errors})
-    return (
-        f"{name}: {len(errors)} bad value(s) in {rows} record(s):\n"
-        + _summarise_lines(errors)
-        + f"\nFix them, or pass {option('on_bad_record', 'skip')} to leave these records out "
-        "(they are listed in rejected.csv)."
-    )

@@ -228,18 +228,14 @@ def fit_guard(model: MultimodalModel, train: Encoded, valid: Encoded, batch_size
     """Fits ``model.guard`` (``models.guard``) on the embeddings of up to ``GUARD_SAMPLE``
     training and validation records (a seeded sample), each modality where it is present."""
     assert model.guard is not None
+    from mmfuse.evaluation._forward import embeddings_of
 
     def embedded(enc: Encoded) -> dict[str, torch.Tensor]:
-        data = TensorData.from_encoded(enc)
-        rows = torch.arange(len(data))
-        if len(rows) > GUARD_SAMPLE:
-            rows = torch.from_numpy(np.sort(np.random.default_rng(0).choice(len(rows), GUARD_SAMPLE, replace=False)))
-        chunks: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
-        for index in rows.split(max(batch_size, 1)):
-            batch = data.batch(index, torch.device("cpu"))
-            for m, z in model.encode(batch.inputs, batch.mask).items():
-                chunks[m].append(z[batch.mask[m]].float())
-        return {m: torch.cat(v) for m, v in chunks.items()}
+        rows = None
+        if len(enc) > GUARD_SAMPLE:
+            rows = np.sort(np.random.default_rng(0).choice(len(enc), GUARD_SAMPLE, replace=False))
+        data = embeddings_of(model, enc, max(batch_size, 1), rows)
+        return {m: z[data.mask[m]] for m, z in data.inputs.items()}
 
     thresholds = model.guard.fit(embedded(train), embedded(valid))
     fitted = ", ".join(f"{m} {t:.3g}" for m, t in thresholds.items() if np.isfinite(t))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -26,13 +27,17 @@ def predict(logits: Tensor, task: str) -> Tensor:
 
 
 @torch.no_grad()
-def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256) -> TensorData:
-    """Every record's encoder outputs (zero where missing) with its mask, in record order.
+def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256,
+                  rows: np.ndarray | None = None) -> TensorData:
+    """Every record's encoder outputs (zero where missing) with its mask, in record order
+    (``rows``: only those records, in that order).
 
     Runs in eval mode on the model's device and returns CPU tensors; the model's train/eval
     mode is restored afterwards.
     """
     data = TensorData.from_encoded(enc)
+    if rows is not None:
+        data = data.subset(rows)
     if not isinstance(model, MultimodalModel):  # an ensemble: its members encode, the mask varies
         return data
     device = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from mmfuse._io import atomic_path, read_json, write_json
+from mmfuse.data.tensors import Rows, TensorData, chunks, dtype_of
 from mmfuse.errors import MmfuseError
 
 
@@ -134,3 +135,18 @@ def _restore_optimizer(
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def data_fingerprint(*parts: TensorData) -> str:
+    """SHA-256 of the records' tensors (inputs, masks, targets, in modality order): a resumed
+    run must train on exactly the data of the interrupted one."""
+    h = hashlib.sha256()
+    for data in parts:
+        tensors: list[tuple[str, Rows]] = [*sorted(data.inputs.items()), *sorted(data.mask.items())]
+        if data.targets is not None:
+            tensors.append(("targets", data.targets))
+        for name, tensor in tensors:
+            h.update(f"{name}:{tuple(tensor.shape)}:{dtype_of(tensor)}".encode())
+            for part in chunks(tensor):  # records on disk: a chunk at a time, the same bytes
+                h.update(part.detach().cpu().contiguous().numpy())  # no copy: the buffer itself
+    return h.hexdigest()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from torch import Tensor, nn
 
 from mmfuse._progress import is_terminal, log, track
 from mmfuse.data.augment import AUGMENT_LEVELS, augment_batch
-from mmfuse.data.tensors import Rows, TensorData, chunks, dtype_of
+from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
 from mmfuse.models.multimodal import ModelOutput
 from mmfuse.models.statistics import fit_input_statistics
 from mmfuse.tasks.base import Task
 from mmfuse.training import distributed
-from mmfuse.training.checkpoint import load_checkpoint, save_checkpoint
+from mmfuse.training.checkpoint import data_fingerprint, load_checkpoint, save_checkpoint
 from mmfuse.training.device import resolve_device
 from mmfuse.types import InputSpec
 
@@ -365,21 +364,6 @@ class Trainer:
             Console(stderr=True).print(line, highlight=False)
         else:
             log(line)
-
-
-def data_fingerprint(*parts: TensorData) -> str:
-    """SHA-256 of the records' tensors (inputs, masks, targets, in modality order): a resumed
-    run must train on exactly the data of the interrupted one."""
-    h = hashlib.sha256()
-    for data in parts:
-        tensors: list[tuple[str, Rows]] = [*sorted(data.inputs.items()), *sorted(data.mask.items())]
-        if data.targets is not None:
-            tensors.append(("targets", data.targets))
-        for name, tensor in tensors:
-            h.update(f"{name}:{tuple(tensor.shape)}:{dtype_of(tensor)}".encode())
-            for part in chunks(tensor):  # records on disk: a chunk at a time, the same bytes
-                h.update(part.detach().cpu().contiguous().numpy())  # no copy: the buffer itself
-    return h.hexdigest()
 
 
 def _non_finite_loss(loss: Tensor, epoch: int, step: int, inputs: Mapping[str, Tensor]) -> str:
