@@ -113,7 +113,7 @@ def measure_one(table: Path, rows: int, stream: bool, threads: int, image_size: 
     del frame
     started = time.perf_counter()
     est = MultimodalClassifier(epochs=1, patience=0, num_threads=threads, image_size=image_size,
-                               stream=stream, verbose=False, calibrate=False, augment="none",
+                               stream=stream, verbose=False, calibrate=False, augment="none", pretrained=False,
                                modality_dropout=0.0, store_dir=str(table.parent / "store"))
     est.fit(str(data), target="label")
     return {

@@ -154,3 +154,19 @@ def test_duplicate_columns(tmp_path: Path) -> None:
     path.write_text("a,b,a\n1,2,3\n")
     with pytest.raises(MmfuseError, match=r"data\.csv: duplicate column names: a"):
         read_table(path)
+
+
+def test_repeated_values_share_one_string_until_a_column_has_too_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmfuse.data import readers
+
+    monkeypatch.setattr(readers, "SHARED_VALUES", 2)
+    path = tmp_path / "t.csv"
+    path.write_text("label,name\n" + "".join(f"left,n{i}\nright,n{i % 2}\n" for i in range(4)), encoding="utf-8")
+    df = read_table(path).df
+    labels = df["label"].tolist()
+    assert labels == ["left", "right"] * 4 and labels[0] is labels[2] is labels[6]
+    names = df["name"].tolist()  # n0, n0, n1, n1, n2 (a third value: sharing stops) ...
+    assert names == ["n0", "n0", "n1", "n1", "n2", "n0", "n3", "n1"]
+    assert names[0] is names[1] and names[5] is not names[0]

@@ -73,6 +73,18 @@ def test_suffix_needs_most_values() -> None:
     assert schema.kinds["p"] != "image"
 
 
+def test_the_share_rules_read_an_even_sample_and_the_distinct_counts_every_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmfuse.data import schema
+
+    monkeypatch.setattr(schema, "KIND_SAMPLE", 3)  # cells 0, 2 and 4 are sampled
+    paths = pd.DataFrame({"p": ["a.png", "b.txt", "c.png", "d.txt", "e.png"], "y": [0, 1] * 2 + [0]})
+    assert infer_schema(paths, "y").kinds == {"p": "image"}  # 3 of 5 overall, under 80 %
+    words = pd.DataFrame({"w": [f"word{i}" for i in range(24)] + ["word0"] * 6, "y": 15 * [0, 1]})
+    assert infer_schema(words, "y").kinds == {"w": "text"}  # 24 distinct of 30, counted in full
+
+
 def test_numeric_with_a_few_bad_values_is_still_numeric() -> None:
     values = [str(i) for i in range(19)] + ["oops"]
     assert infer_schema(pd.DataFrame({"x": values})).kinds == {"x": "numeric"}

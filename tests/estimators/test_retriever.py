@@ -442,3 +442,20 @@ def test_linear_projection_feeds_the_network_features_to_one_linear_map() -> Non
 def test_an_unknown_projection_is_refused(pairs: Path) -> None:
     with pytest.raises(MmfuseError, match="unknown projection 'deep'; choose one of: auto, linear, mlp"):
         MultimodalRetriever(pair="image,caption", projection="deep", **FAST).fit(pairs)
+
+
+def test_a_column_is_embedded_a_chunk_at_a_time_as_in_one_piece(
+    fitted: MultimodalRetriever, pairs: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmfuse.estimators import streaming
+
+    table = read_table(pairs)
+    table.df.loc[table.df.index[[3, 11]], "image"] = "no-such-file.png"
+    whole, whole_enc = fitted.encode_table(table, "image", on_bad_record="skip")
+    monkeypatch.setattr(streaming, "chunk_rows", lambda specs: 5)
+    chunked, chunked_enc = fitted.encode_table(table, "image", on_bad_record="skip")
+    assert np.array_equal(chunked, whole) and np.array_equal(chunked_enc.rows, whole_enc.rows)
+    assert len(chunked) == len(table.df) - 2 and not chunked_enc.inputs
+    assert [r.row for r in chunked_enc.rejected] == [3, 11]
+    with pytest.raises(MmfuseError, match=r"(?s)2 record\(s\).*row 3.*row 11"):
+        fitted.encode_table(table, "image", on_bad_record="raise")

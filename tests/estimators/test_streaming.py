@@ -97,8 +97,15 @@ def test_preset_and_stream_are_refused(demo_csv: Path) -> None:
         MultimodalClassifier(**FAST, preset="fast", stream=True).fit(demo_csv, target="label")
 
 
-def test_compare_refuses_streaming(demo_csv: Path) -> None:
+def test_streamed_compare_equals_the_in_memory_one(demo_csv: Path, small_chunks: None, tmp_path: Path) -> None:
     from mmfuse.estimators.compare import compare
 
-    with pytest.raises(MmfuseError, match="'stream' belongs to fit"):
-        compare(demo_csv, target="label", stream=True)
+    options = {"fusions": "concat,mean", "folds": 2, "epochs": 2, "dim": 16, "num_threads": 1, "verbose": False,
+               "features": ["image", "review", "income"]}
+    memory = compare(demo_csv, target="label", **options)
+    streamed = compare(demo_csv, target="label", stream=True, store_dir=str(tmp_path / "store"),
+                       out_dir=tmp_path / "out", explain=True, **options)
+    columns = ["name", "accuracy_mean", "accuracy_std", "f1_macro_mean"]
+    pd.testing.assert_frame_equal(memory[columns], streamed[columns])
+    assert list((tmp_path / "store").iterdir()) == []  # the folds' records are deleted afterwards
+    assert (tmp_path / "out" / "report.html").exists()

@@ -58,3 +58,13 @@ def test_require_logits_returns_them_or_names_the_embeddings() -> None:
     assert ModelOutput(logits, None, {}).require_logits() is logits
     with pytest.raises(ValueError, match=r"no logits, only embeddings of \['a', 'b'\]"):
         retrieval_output(range(2)).require_logits()
+
+
+def test_cat_of_batches_as_they_come_with_their_row_count_equals_the_list_join() -> None:
+    batches = [retrieval_output(range(2)), retrieval_output(range(2, 5))]
+    streamed = ModelOutput.cat(iter(batches), rows=5)
+    listed = ModelOutput.cat(batches)
+    assert torch.equal(streamed.embeddings["a"], listed.embeddings["a"])
+    assert torch.equal(streamed.mask["a"], listed.mask["a"]) and streamed.rows == 5
+    with pytest.raises(ValueError, match="5 of 6 rows added"):
+        ModelOutput.cat(iter(batches), rows=6)

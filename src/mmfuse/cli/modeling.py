@@ -17,7 +17,7 @@ from typing import Any
 from mmfuse.cli.flags import add_params, given, refuse_foreign
 from mmfuse.errors import MmfuseError
 from mmfuse.params import (
-    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, PresetParams, RecommenderParams, ScaleParams,
+    INPUT_HANDLING, RUN_TIME, CompareParams, EstimatorParams, PresetParams, RecommenderParams,
     RetrieverParams, defaults, names,
 )  # fmt: skip
 
@@ -338,8 +338,7 @@ def compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-unimodal", action="store_true", help="skip the single-modality baselines")
     p.add_argument("--explain", action="store_true",
                    help="add modality contributions, inter-modal correlation and robustness to the report")
-    add_params(p, {"": CompareParams}, exclude=("fusion", "level", "allow_missing_columns", *names(PresetParams),
-                                                   *names(ScaleParams)))
+    add_params(p, {"": CompareParams}, exclude=("fusion", "level", "allow_missing_columns", *names(PresetParams)))
 
 
 def compare(a: argparse.Namespace) -> int:

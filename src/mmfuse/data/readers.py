@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from mmfuse.errors import MmfuseError
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 MAX_FIELD_CHARS = 256 * 2**20
 """Longest CSV cell read (the csv module's default, 128 KiB, refuses a long text cell)."""
+SHARED_VALUES = 4096
+"""Distinct values of a column up to which the reader keeps one string per value."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,14 @@ def read_table(source: str | Path | pd.DataFrame | Table, base_dir: str | Path |
 
 
 def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
-    """Reads a CSV, keeping rows with the wrong number of fields as BadLine entries. Fields
-    are collected column by column (no list per row: a million rows would hold a million lists
-    besides their text)."""
-    rows: list[int] = []
+    """Reads a CSV, keeping rows with the wrong number of fields as BadLine entries.
+
+    Memory is what a million rows ask for, not more: fields are collected column by column (no
+    list per row), an empty field as None (no second pass replacing them), row numbers in an
+    int64 array (not a Python int each), and each column's list is dropped as soon as it is an
+    array. The cells' text remains: a Python string per distinct value in a column of few
+    values (labels, categories), per non-empty cell in others (paths, texts)."""
+    rows = array("q")
     bad: list[BadLine] = []
     # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
@@ -109,7 +116,8 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
         dupes = sorted({c for c in header if header.count(c) > 1})
         if dupes:
             raise MmfuseError(f"{path}: duplicate column names: {', '.join(dupes)}")
-        columns: list[list[str]] = [[] for _ in header]
+        columns: list[list[str | None]] = [[] for _ in header]
+        seen: list[dict[str, str] | None] = [{} for _ in header]
         row = 0
         while True:
             try:
@@ -126,15 +134,17 @@ def _read_csv(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
                 reason = f"expected {len(header)} fields, found {len(fields)} (line {reader.line_num})"
                 bad.append(BadLine(row, reason, sep.join(fields)))
             else:
-                for column, field in zip(columns, fields):
-                    column.append(field)
+                for i, text in enumerate(fields):
+                    columns[i].append(_shared(seen, i, text))
                 rows.append(row)
             row += 1
-    index = pd.Index(rows, dtype="int64")
-    df = pd.DataFrame({i: pd.Series(c, index=index, dtype=object) for i, c in enumerate(columns)}, index=index)
-    df.columns = header
-    df = df.replace("", None)
-    return _convert_types(df), bad
+    index = pd.Index(np.frombuffer(rows, dtype=np.int64).copy(), dtype="int64")
+    values = {}
+    for i, name in enumerate(header):
+        typed = _typed(np.array(columns[i], dtype=object))
+        values[name] = pd.Series(typed, index=index, dtype=typed.dtype, copy=False)  # text stays object
+        columns[i] = []
+    return pd.DataFrame(values, index=index, copy=False), bad
 
 
 def _check_header_text(path: Path, header: list[str]) -> None:
@@ -207,17 +217,26 @@ def _nested_message(path: Path, col: str, row: int, what: str) -> str:
     )
 
 
-def _convert_types(df: pd.DataFrame) -> pd.DataFrame:
-    """Turns all-numeric object columns into numbers (as read_csv would)."""
-    out = {}
-    for col in df.columns:
-        values = df[col]
-        converted = pd.to_numeric(values, errors="coerce")
-        if values.notna().any() and converted.notna().sum() == values.notna().sum():
-            out[col] = converted
-        else:
-            out[col] = values
-    return pd.DataFrame(out, index=df.index)
+def _shared(seen: list[dict[str, str] | None], column: int, field: str) -> str | None:
+    """The field's text (None when empty), one string object for each value repeated in a column
+    (a label or category column of a million rows holds a few strings, not a million). A column
+    with more than ``SHARED_VALUES`` distinct values (paths, texts) stops being looked up."""
+    values = seen[column]
+    if values is None or not field:
+        return field or None
+    shared = values.setdefault(field, field)
+    if len(values) > SHARED_VALUES:
+        seen[column] = None
+    return shared
+
+
+def _typed(values: np.ndarray) -> np.ndarray:
+    """An object column as numbers when every present value is one (as read_csv would)."""
+    converted = pd.to_numeric(values, errors="coerce")
+    present = pd.notna(values)
+    if present.any() and np.count_nonzero(pd.notna(converted)) == np.count_nonzero(present):
+        return converted
+    return values
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

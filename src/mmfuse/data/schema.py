@@ -14,6 +14,9 @@ Rules, applied to the non-empty values of each column (the first that fits wins)
   6. Identifier-like columns (named ``id``/``*_id``, or one distinct short token per row): ignored.
   7. Few distinct short values (<= max(20, 5 % of rows), <= 3 words each): ``categorical``.
   8. Anything else: ``text``.
+Rules 2 to 5 share of values are judged on up to ``KIND_SAMPLE`` values spread evenly over the
+column (a million media paths need not each be lower-cased to tell they are images); rules 6
+and 7 count distinct values over all of them.
 Numeric and categorical columns together form one ``tabular`` modality; every other column is a
 modality of its own, named after the column. A video column whose clips mostly carry an audio
 track (at least half of up to 32 probed clips, files or bytes) adds a modality
@@ -36,6 +39,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 TABULAR = "tabular"
+KIND_SAMPLE = 10_000
+"""Values, spread evenly over a column, on which the share rules (2 to 5) are judged."""
 AUDIO_TRACK_SUFFIX = "_audio"
 
 
@@ -197,14 +202,13 @@ def _infer_kind(name: str, series: pd.Series) -> str:
         return "categorical"
     if pd.api.types.is_numeric_dtype(series):
         return _numeric_or_id(name, values)
-    memory = _in_memory_kind(name, values)
+    sample = values.iloc[np.unique(np.linspace(0, len(values) - 1, min(KIND_SAMPLE, len(values))).astype(int))]
+    memory = _in_memory_kind(name, sample)
     if memory is not None:
         return memory
-    if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).mean() >= 0.8:
+    if sample.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).mean() >= 0.8:
         return "embedding"
-    # object dtype: pandas' default string dtype (pyarrow) rejects the surrogates that stand
-    # for undecodable bytes, and those cells must reach preprocessing to be reported.
-    text = pd.Series([str(v) for v in values], index=values.index, dtype=object).str.strip()
+    text = _as_text(sample)
     lower = text.str.lower()
     for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
         if lower.str.endswith(suffixes).mean() >= 0.8:
@@ -214,6 +218,7 @@ def _infer_kind(name: str, series: pd.Series) -> str:
     numbers = pd.to_numeric(text, errors="coerce")
     if np.isfinite(numbers.to_numpy(dtype=float, na_value=np.nan)).mean() >= 0.9:
         return "numeric"
+    text = _as_text(values)
     words = text.str.split().str.len()
     n_unique = text.nunique()
     if _looks_like_id(name, text) and n_unique == len(text) and words.max() == 1:
@@ -223,6 +228,13 @@ def _infer_kind(name: str, series: pd.Series) -> str:
     if n_unique == len(text) and words.max() == 1 and len(text) > 20:
         return "ignore: identifier-like (one distinct value per row)"
     return "text"
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """The values as stripped strings. Object dtype: pandas' default string dtype (pyarrow)
+    rejects the surrogates that stand for undecodable bytes, and those cells must reach
+    preprocessing to be reported."""
+    return pd.Series([str(v) for v in values], index=values.index, dtype=object).str.strip()
 
 
 def _in_memory_kind(name: str, values: pd.Series) -> str | None:

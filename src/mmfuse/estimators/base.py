@@ -128,6 +128,7 @@ class MultimodalEstimator(Facade):
         shared = Path(out_dir) / ".records" if distributed.active() and out_dir is not None else None
         with record_folder(self.store_dir, shared) as folder:
             pre, train_enc, valid_enc = self.prepared(table, target, valid, folder)
+            del table  # prepared: its cells (a Python string per path or text) need not outlive it
             deadline = None if self.time_limit is None else started + self.time_limit
             return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume, deadline)
 

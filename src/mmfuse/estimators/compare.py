@@ -29,7 +29,8 @@ from mmfuse.data.target import infer_task
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators.base import DataLike, MultimodalEstimator
 from mmfuse.estimators.pipeline import Pipeline, stratifiable, take_records
-from mmfuse.params import CompareParams, EstimatorParams, PresetParams, ScaleParams, defaults, names
+from mmfuse.estimators.streaming import record_folder
+from mmfuse.params import CompareParams, EstimatorParams, PresetParams, defaults, names
 
 SECONDARY = {"classification": "f1_macro", "regression": "r2"}
 COMPARE_DEFAULTS = {n: v for n, v in defaults(CompareParams).items() if v != defaults(EstimatorParams)[n]}
@@ -116,39 +117,52 @@ def compare(
     total = len(grid) * folds
     kept: dict[str, MultimodalEstimator] = {}
     splits = _folds(table, target, task, folds, proto.seed)
-    for fold, (train_rows, test_rows) in enumerate(splits):
-        fold_pipeline = Pipeline.for_schema(pipeline.schema, task, proto)
-        # every class is known, even one absent from this fold's training part
-        fold_pipeline.fit(Table(table.df.loc[train_rows], table.base_dir, table.name), everything=table)
-        pre = fold_pipeline.preprocessor
-        encoded = fold_pipeline.prepare(table)
-        encoded.rejected = []
-        parts = _fold_parts(encoded, train_rows, test_rows, task, proto.seed)
-        keep = kept if explain and fold == folds - 1 else None
-        for result in _run_fold(grid, pre, parts, task, proto, keep):
-            result["fold"] = fold
-            records.append(result)
-            if verbose:
-                done = len(records)
-                log(f"[{done}/{total}] fold {fold + 1}/{folds}  {result['name']:<22} "
-                    f"{_primary(task)}={result[_primary(task)]:.4f}  ({result['train_seconds']:.1f}s)")
-    per_fold = pd.DataFrame(records)
-    board = leaderboard(per_fold, task)
-    if out_dir is not None:
-        from mmfuse.estimators.compare_report import write_outputs
+    with record_folder(proto.store_dir, None) as folder:
+        for fold, (train_rows, test_rows) in enumerate(splits):
+            fold_pipeline = Pipeline.for_schema(pipeline.schema, task, proto)
+            # every class is known, even one absent from this fold's training part
+            fold_pipeline.fit(Table(table.df.loc[train_rows], table.base_dir, table.name), everything=table)
+            pre = fold_pipeline.preprocessor
+            encoded = _fold_records(fold_pipeline, table, proto, folder / f"fold{fold}", verbose and fold == 0)
+            encoded.rejected = []
+            parts = _fold_parts(encoded, train_rows, test_rows, task, proto.seed)
+            keep = kept if explain and fold == folds - 1 else None
+            for result in _run_fold(grid, pre, parts, task, proto, keep):
+                result["fold"] = fold
+                records.append(result)
+                if verbose:
+                    done = len(records)
+                    log(f"[{done}/{total}] fold {fold + 1}/{folds}  {result['name']:<22} "
+                        f"{_primary(task)}={result[_primary(task)]:.4f}  ({result['train_seconds']:.1f}s)")
+        per_fold = pd.DataFrame(records)
+        board = leaderboard(per_fold, task)
+        if out_dir is not None:
+            from mmfuse.estimators.compare_report import write_outputs
 
-        extra = ""
-        if explain and kept:
-            from mmfuse.estimators.compare_explain import explain_sections
+            extra = ""
+            if explain and kept:
+                from mmfuse.estimators.compare_explain import explain_sections
 
-            if verbose:
-                log("explaining the models of the last fold (contributions, correlation, robustness)")
-            fused = {n: e for n, e in kept.items() if n in set(board.loc[board["group"] == "fused", "name"])}
-            best = board.loc[board["group"] == "fused", "name"].iloc[0]
-            test_table = Table(table.df.loc[splits[-1][1]], table.base_dir, table.name)
-            extra = explain_sections(fused, best, parts[2], test_table, task, Path(out_dir) / "explain")
-        write_outputs(Path(out_dir), board, per_fold, task, table.name, target, folds, extra)
+                if verbose:
+                    log("explaining the models of the last fold (contributions, correlation, robustness)")
+                fused = {n: e for n, e in kept.items() if n in set(board.loc[board["group"] == "fused", "name"])}
+                best = board.loc[board["group"] == "fused", "name"].iloc[0]
+                test_table = Table(table.df.loc[splits[-1][1]], table.base_dir, table.name)
+                test = replace(parts[2], inputs={m: np.asarray(x) for m, x in parts[2].inputs.items()})  # off disk
+                extra = explain_sections(fused, best, test, test_table, task, Path(out_dir) / "explain")
+            write_outputs(Path(out_dir), board, per_fold, task, table.name, target, folds, extra)
     return board
+
+
+def _fold_records(pipeline: Pipeline, table: Table, proto: MultimodalEstimator, folder: Path,
+                  verbose: bool) -> Encoded:
+    """Every record of ``table`` prepared with one fold's preprocessing: in memory, or streamed
+    into ``folder`` as ``fit`` would (``--stream``, or records too big for memory)."""
+    from mmfuse.estimators.streaming import prepare_streamed, should_stream
+
+    if should_stream(len(table.df), pipeline.preprocessor.input_specs(), proto.stream, verbose):
+        return prepare_streamed(pipeline, table, folder)
+    return pipeline.prepare(table)
 
 
 def _estimator(task: str, params: dict[str, Any]) -> MultimodalEstimator:
@@ -159,7 +173,7 @@ def _estimator(task: str, params: dict[str, Any]) -> MultimodalEstimator:
     for banned in ("fusion", "level"):
         if banned in params:
             raise MmfuseError(f"compare sets {banned!r} itself; pass fusions=... instead")
-    for banned in (*names(PresetParams), *names(ScaleParams)):
+    for banned in names(PresetParams):
         if banned in params:
             raise MmfuseError(f"compare trains every candidate under one protocol; {banned!r} belongs to fit")
     try:

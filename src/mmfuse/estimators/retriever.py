@@ -8,8 +8,9 @@ collection; ``search`` embeds a text or a media file and ranks the collection;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded
 from mmfuse.data.readers import Table
+from mmfuse.data.rejections import Rejection
 from mmfuse.data.schema import infer_schema
 from mmfuse.errors import MmfuseError
 from mmfuse.params import RetrieverParams, takes_params
@@ -195,9 +197,13 @@ class MultimodalRetriever(Facade):
         self, table: Table, column: str, tower: str | None = None, on_bad_record: str | None = None,
         allow_empty: bool = False,
     ) -> tuple[np.ndarray, Encoded]:
-        """Embeddings of ``column`` through ``tower`` (default: the tower of that name);
-        ``allow_empty``: see ``Pipeline.prepare``."""
+        """Embeddings of ``column`` through ``tower`` (default: the tower of that name), and the
+        embedded records' row numbers and rejections (an ``Encoded`` without inputs);
+        ``allow_empty``: see ``Pipeline.prepare``. The column is prepared and embedded a chunk
+        at a time (``streaming.prepared_chunks``), so a million images take their vectors'
+        memory, not their pixels'."""
         from mmfuse.estimators.retrieval_training import embed_encoded
+        from mmfuse.estimators.streaming import prepared_chunks
 
         self.check_fitted()
         tower = tower or column
@@ -208,9 +214,19 @@ class MultimodalRetriever(Facade):
         df = table.df[[column]].rename(columns={column: tower})
         sub = Table(df, table.base_dir, table.name)
         sub.bad_lines = table.bad_lines
-        enc = self.pipeline_.restrict([tower]).prepare(sub, False, on_bad_record, allow_empty)
-        enc = take_records(enc, enc.mask[tower])
-        return embed_encoded(self.model_, tower, enc), enc
+        pipeline = self.pipeline_.restrict([tower])
+        pipeline = dataclasses.replace(pipeline, on_bad_record=on_bad_record or pipeline.on_bad_record)
+        vectors = np.empty((len(df), self.model_.output_dim), dtype=np.float32)
+        rows: list[np.ndarray] = []
+        rejected: list[Rejection] = []
+        for chunk in prepared_chunks(pipeline, sub, False, allow_empty, "embedding records"):
+            chunk = take_records(chunk, chunk.mask[tower])
+            start = sum(len(r) for r in rows)
+            vectors[start : start + len(chunk)] = embed_encoded(self.model_, tower, chunk)
+            rows.append(chunk.rows)
+            rejected += chunk.rejected
+        kept = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        return vectors[: len(kept)], Encoded({}, {}, kept, None, rejected)
 
     def index(
         self,

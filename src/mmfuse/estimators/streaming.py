@@ -91,31 +91,42 @@ def chunk_rows(specs: dict[str, InputSpec]) -> int:
     return int(np.clip(CHUNK_BYTES // max(record_bytes(specs), 1), *CHUNK_ROWS))
 
 
-def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, with_target: bool = True) -> Encoded:
-    """The records of ``table`` prepared into ``folder`` a chunk at a time and opened from there.
-
-    Bad records follow the pipeline's policy as in ``Pipeline.prepare``: every bad value of the
-    table is listed in one error, or the records are left out and listed in ``rejected``.
-    """
+def prepared_chunks(pipeline: Pipeline, table: Table, with_target: bool = True, allow_empty: bool = False,
+                    task: str = "preparing records") -> Iterator[Encoded]:
+    """The records of ``table`` prepared ``chunk_rows`` at a time, in table order; memory holds
+    one chunk. Each chunk's ``rejected`` lists its bad records. After the last chunk, bad records
+    follow the pipeline's policy as in ``Pipeline.prepare``: every bad value of the table is
+    listed in one error, or the records are left out (said once); a table of bad records only
+    is an error unless ``allow_empty``."""
     pipeline.check_columns(table)
     quiet = dataclasses.replace(pipeline, verbose=False)
     size = chunk_rows(pipeline.preprocessor.input_specs())
-    store = RecordStore(folder, list(pipeline.modalities))
     rejected: list[Rejection] = []
-    n = len(table.df)
-    for start in track(range(0, n, size), -(-n // size), "preparing records to disk", pipeline.verbose):
+    kept, n = 0, len(table.df)
+    for start in track(range(0, n, size), -(-n // size), task, pipeline.verbose and n > size):
         lines = table.bad_lines if start == 0 else []
         part = Table(table.df.iloc[start : start + size], table.base_dir, table.name, lines)
         chunk = quiet.prepare(part, with_target, on_bad_record="skip", allow_empty=True)
         rejected += chunk.rejected
-        store.append(chunk)
+        kept += len(chunk)
+        yield chunk
     if rejected and pipeline.on_bad_record == "raise":
         raise MmfuseError(summarise_rejections(table.name, sorted(rejected, key=lambda r: (r.row, r.column))))
-    if store.chunks == 0:
+    if kept == 0 and not allow_empty:
         raise MmfuseError(every_record_bad(table.name, rejected))
-    store.finish()
     if rejected:
         log(f"{table.name}: skipped {len({r.row for r in rejected})} bad record(s)", pipeline.verbose)
+
+
+def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, with_target: bool = True) -> Encoded:
+    """The records of ``table`` prepared into ``folder`` a chunk at a time (``prepared_chunks``)
+    and opened from there."""
+    store = RecordStore(folder, list(pipeline.modalities))
+    rejected: list[Rejection] = []
+    for chunk in prepared_chunks(pipeline, table, with_target, task="preparing records to disk"):
+        rejected += chunk.rejected
+        store.append(chunk)
+    store.finish()
     records = open_records(folder)
     records.rejected = rejected
     return records

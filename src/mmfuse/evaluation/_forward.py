@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from mmfuse.data.preprocess import Encoded
+from mmfuse.data.row_buffer import RowBuffer
 from mmfuse.data.tensors import TensorData
 from mmfuse.models.multimodal import MultimodalModel
 
@@ -41,19 +42,19 @@ def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256,
     if not isinstance(model, MultimodalModel):  # an ensemble: its members encode, the mask varies
         return data
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    chunks: dict[str, list[Tensor]] = {m: [] for m in model.modalities}
+    buffer = RowBuffer(len(data))
     was_training = model.training
     model.eval()
     try:
         for index in torch.arange(len(data)).split(batch_size):
             batch = data.batch(index, device)
             for m, z in model.encode(batch.inputs, batch.mask).items():
-                chunks[m].append(z.float().cpu())
+                buffer.add(m, z.float())
     finally:
         model.train(was_training)
     inputs = {
-        m: torch.cat(v) if v else torch.zeros(0, int(model.encoders[m].output_dim))
-        for m, v in chunks.items()
+        m: buffer.get(m) if m in buffer else torch.zeros(0, int(model.encoders[m].output_dim))
+        for m in model.modalities
     }
     return TensorData(inputs, {m: data.mask[m] for m in model.modalities}, data.targets)
 
@@ -83,9 +84,9 @@ def outputs_under(
     """Predictions of ``model`` on ``data.inputs`` under ``mask``: (N, C) or (N,)."""
     if len(data) == 0:
         raise ValueError("no records to explain")
-    outs = []
+    buffer = RowBuffer(len(data))
     for index in torch.arange(len(data)).split(batch_size):
         inputs = {m: x[index] for m, x in data.inputs.items()}
         out = model(inputs, {m: v[index] for m, v in mask.items()})
-        outs.append(predict(out.require_logits(), task))
-    return torch.cat(outs)
+        buffer.add("outputs", predict(out.require_logits(), task))
+    return buffer.get("outputs")

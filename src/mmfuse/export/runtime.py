@@ -105,12 +105,15 @@ class OnnxModel:
             mask = {m: np.asarray(mask)[:, j] for j, m in enumerate(self.modalities)}
         n = len(next(iter(mask.values()))) if mask else 0
         feed = onnx_feed(self.inputs, Encoded(dict(inputs), dict(mask), np.arange(n)))
-        step, outs = max(batch_size, 1), []
-        for start in range(0, n, step):
+        step, out = max(batch_size, 1), None
+        for start in range(0, n, step):  # into one array, not a list joined at the end (data.row_buffer)
             batch = {name: x[start : start + step] for name, x in feed.items()}
-            outs.append(self.session.run([self.output_name], batch)[0])
-        if outs:
-            return np.concatenate(outs)
+            part = self.session.run([self.output_name], batch)[0]
+            if out is None:
+                out = np.empty((n, *part.shape[1:]), dtype=part.dtype)
+            out[start : start + len(part)] = part
+        if out is not None:
+            return out
         width = self.manifest["outputs"][0]["shape"][1:]
         return np.zeros((0, *width), dtype=np.float32)
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mmfuse.data.preprocess import Encoded, Preprocessor
+from mmfuse.data.row_buffer import RowBuffer
 from mmfuse.data.tensors import TensorData
 from mmfuse.errors import MmfuseError
 from mmfuse.models.builder import ModelConfig
@@ -55,18 +56,18 @@ class FittedModel:
         self.model.eval()
         data = TensorData.from_encoded(enc)
         task = create_task(self.config.task, self.config.num_outputs)
-        outs, off = [], []
+        buffer = RowBuffer(len(data))
         for index in torch.arange(len(data)).split(max(self.batch_size, 1)) if len(data) else ():
             batch = data.batch(index, torch.device("cpu"))
             out = self.model(batch.inputs, batch.mask)
-            outs.append(task.predict(out))
-            off.append({m: batch.mask[m] & ~out.mask[m] for m in batch.mask})
-        distrusted = {m: torch.cat([o[m] for o in off]).numpy() if off else np.zeros(0, dtype=bool)
-                      for m in data.mask}
-        if not outs:
+            buffer.add("outputs", task.predict(out))
+            for m in batch.mask:
+                buffer.add(m, batch.mask[m] & ~out.mask[m])
+        distrusted = {m: buffer.get(m).numpy() if m in buffer else np.zeros(0, dtype=bool) for m in data.mask}
+        if "outputs" not in buffer:
             width = self.config.num_outputs
             return np.zeros((0, width) if self.task == "classification" else (0,)), distrusted
-        return torch.cat(outs).numpy(), distrusted
+        return buffer.get("outputs").numpy(), distrusted
 
     def decode(self, values: np.ndarray) -> np.ndarray:
         """Regression: standardised values back in the target's units (classification: as is)."""

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mmfuse.data.row_buffer import RowBuffer
 from mmfuse.models.guard import ModalityGuard
 
 
@@ -68,22 +69,48 @@ class ModelOutput:
         return ModelOutput(*(moved(getattr(self, f.name)) for f in fields(self)))
 
     @staticmethod
-    def cat(outputs: Sequence[ModelOutput]) -> ModelOutput:
+    def cat(outputs: Iterable[ModelOutput], rows: int | None = None) -> ModelOutput:
         """One output for consecutive batches, rows in order; ``logit_scale`` is the first
-        batch's (one learned value, the same for every batch of a model in eval mode)."""
-        if not outputs:
+        batch's (one learned value, the same for every batch of a model in eval mode).
+
+        Given the batches as they come (an iterator) and their total ``rows``, each batch is
+        written into tensors allocated once and dropped (``data.row_buffer``: a list of batch
+        outputs held to the end grows the process far beyond their size)."""
+        if rows is None:
+            outputs = list(outputs)
+            rows = sum(o.rows for o in outputs)
+        buffer, first = RowBuffer(rows), None
+        for out in outputs:
+            first = first or out
+            for name in _JOINED:
+                value = getattr(out, name)
+                parts = {None: value} if isinstance(value, Tensor) else value or {}
+                for key, part in parts.items():
+                    buffer.add((name, key), part)
+        if first is None:
             return ModelOutput(torch.zeros(0), None, {})
 
         def joined(name: str) -> Any:
-            parts = [getattr(o, name) for o in outputs]
-            if parts[0] is None:
+            value = getattr(first, name)
+            if value is None:
                 return None
-            if isinstance(parts[0], Tensor):
-                return torch.cat(parts)
-            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            if isinstance(value, Tensor):
+                return buffer.get((name, None))
+            return {k: buffer.get((name, k)) for k in value}
 
-        names = ("logits", "per_modality", "mask", "embeddings")
-        return ModelOutput(*(joined(n) for n in names), outputs[0].logit_scale)
+        return ModelOutput(*(joined(n) for n in _JOINED), first.logit_scale)
+
+    @property
+    def rows(self) -> int:
+        """Records in this output."""
+        for value in (self.logits, *self.mask.values(), *(self.embeddings or {}).values()):
+            if value is not None:
+                return len(value)
+        return 0
+
+
+_JOINED = ("logits", "per_modality", "mask", "embeddings")
+"""The fields with a row per record, joined by ``ModelOutput.cat``."""
 
 
 class MultimodalModel(nn.Module):

@@ -13,7 +13,7 @@ import contextlib
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,12 +315,14 @@ class Trainer:
         """The model's output for every record, in order (eval mode; float32 CPU tensors):
         logits or values for a classifier or regressor, embeddings for a retrieval model."""
         self.model.eval()
-        outs = []
-        for index in torch.arange(len(data)).split(batch_size):
-            batch = data.batch(index, self.device)
-            with self._autocast():
-                outs.append(self.model(batch.inputs, batch.mask).cpu())
-        return ModelOutput.cat(outs)
+
+        def batches() -> Iterator[ModelOutput]:
+            for index in torch.arange(len(data)).split(batch_size):
+                batch = data.batch(index, self.device)
+                with self._autocast():
+                    yield self.model(batch.inputs, batch.mask).cpu()
+
+        return ModelOutput.cat(batches(), len(data))
 
     def _validate(self, data: TensorData) -> tuple[float, float]:
         output = self.predict(data)
