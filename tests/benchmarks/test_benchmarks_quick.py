@@ -164,6 +164,13 @@ def _check_robustness_dropout(out: dict[str, Any]) -> None:
         assert Path(model["plot"]).is_file()
 
 
+def _check_encode_engines(out: dict[str, Any]) -> None:
+    assert (out["config"]["texts"], out["config"]["images"], out["config"]["repeats"]) == (12, 4, 1)
+    for engine in ("local", "ray"):
+        assert out["best"][engine]["written"] == 16 and out["best"][engine]["bad"] == 0  # every cell encoded
+    assert out["ray_same_bytes_as_local_1_thread"] is True and out["cache_files"] >= 16
+
+
 def _check_scale_memory(out: dict[str, Any]) -> None:
     assert out["setup"]["sizes"] == [300, 600]
     for kind in ("embedding", "image"):
@@ -238,6 +245,11 @@ def _check_robust_defaults(out: dict[str, Any]) -> None:
 
 
 CASES = {
+    "encode_engines.py": Case(
+        frozenset({"benchmark", "config", "runs", "best", "ray_over_local_seconds", "local_1_thread",
+                   "cache_files", "ray_same_bytes_as_local_1_thread", "local_1_threads_vs_ray"}),
+        _check_encode_engines, backbones=("efficientnet-lite0", "minilm"), modules=("ray",),
+    ),
     "feature_cache.py": Case(
         frozenset({"benchmark", "plain_encoding_loop_seconds", "without_cache", "with_cache",
                    "later_epoch_speedup", "caching_pass_over_plain_loop", "goals", "machine"}),

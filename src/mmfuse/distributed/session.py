@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -127,6 +128,7 @@ def _start(ray: ModuleType, settings: RaySettings) -> None:
             include_dashboard=False,
             logging_level=logging.ERROR,
             log_to_driver=False,
+            **({"_temp_dir": short} if local and (short := socket_safe_temp_dir()) else {}),
         )
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = "start a local Ray" if local else f"connect to the Ray cluster at {settings.address}"
@@ -141,6 +143,24 @@ def _start(ray: ModuleType, settings: RaySettings) -> None:
 
         cpus = int(ray.cluster_resources().get("CPU", 0))
         log(f"Ray: {'a local Ray' if local else settings.address} with {cpus} CPU(s)")
+
+
+SOCKET_PATH_MAX = 107
+"""Longest path of a Unix socket (Linux)."""
+RAY_SOCKET_SUFFIX = len("/session_2026-11-30_03-16-08_248797_22113/sockets/plasma_store") + 4
+"""What a local Ray appends to its temporary folder for its longest socket path (the process id
+may grow)."""
+
+
+def socket_safe_temp_dir() -> str | None:
+    """None when a local Ray's default temporary folder (``$RAY_TMPDIR``, else ``ray`` in the
+    system's temporary folder) leaves room for its socket paths; else a folder directly under
+    ``/tmp`` (a long ``$TMPDIR`` otherwise fails Ray's start with "AF_UNIX path length cannot
+    exceed 107 bytes")."""
+    default = os.environ.get("RAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "ray")
+    if len(default) + RAY_SOCKET_SUFFIX <= SOCKET_PATH_MAX:
+        return None
+    return f"/tmp/ray-{os.getuid()}"
 
 
 def _quiet(ray: ModuleType) -> None:

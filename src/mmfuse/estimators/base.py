@@ -144,7 +144,12 @@ class MultimodalEstimator(Facade):
         pipeline.fit(train_table, everything=table)
         rows = len(table.df) + (len(valid_table.df) if valid is not None else 0)
         if folder is not None and should_stream(rows, pipeline.preprocessor.input_specs(), self.stream, self.verbose):
-            parts = prepared_streamed(pipeline, table, train_table, valid_table, valid is not None, folder)
+            if valid is not None:
+                parts = prepared_streamed(pipeline, {"train": train_table, "valid": valid_table}, None, folder)
+            else:  # the split's row numbers are all it needs of the two parts' tables
+                train_rows = train_table.df.index.to_numpy()
+                del train_table, valid_table
+                parts = prepared_streamed(pipeline, {"all": table}, train_rows, folder)
             return pipeline.preprocessor, *parts
         if valid is None:  # one pass over the whole table reports every bad record at once
             train_enc, valid_enc = split_encoded(pipeline.prepare(table), train_table.df.index.to_numpy())

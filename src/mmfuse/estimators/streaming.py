@@ -132,28 +132,27 @@ def prepare_streamed(pipeline: Pipeline, table: Table, folder: Path, with_target
     return records
 
 
-def prepared_streamed(
-    pipeline: Pipeline, table: Table, train: Table, valid: Table, separate: bool, folder: Path
-) -> tuple[Encoded, Encoded]:
-    """Training and validation records streamed into ``folder``: ``table`` in one pass, split
-    like ``split_encoded`` does in memory, or with ``separate`` validation records, ``train``
-    and ``valid`` each in their own store. With several processes the first prepares and the
-    others open what it wrote; a failure there stops them all."""
-    parts = {"train": train, "valid": valid} if separate else {"all": table}
+def prepared_streamed(pipeline: Pipeline, tables: dict[str, Table], train_rows: np.ndarray | None, folder: Path
+                      ) -> tuple[Encoded, Encoded]:
+    """Training and validation records streamed into ``folder``: ``tables`` is {"all": table},
+    prepared in one pass and split like ``split_encoded`` does in memory (``train_rows``: the
+    training part's row numbers), or {"train": ..., "valid": ...}, each in its own store. With
+    several processes the first prepares and the others open what it wrote; a failure there
+    stops them all."""
     failure: MmfuseError | None = None
     records: dict[str, Encoded] = {}
     if distributed.is_main():
         try:
-            records = {name: prepare_streamed(pipeline, part, folder / name) for name, part in parts.items()}
+            records = {name: prepare_streamed(pipeline, part, folder / name) for name, part in tables.items()}
         except MmfuseError as err:
             failure = err
     if distributed.any_process(failure is not None):  # every process waits here for the first
         raise failure or MmfuseError("the first training process could not prepare the records; see its message")
     if not records:
-        records = {name: open_records(folder / name) for name in parts}
-    if separate:
+        records = {name: open_records(folder / name) for name in tables}
+    if train_rows is None:
         return records["train"], records["valid"]
-    return split_encoded(records["all"], train.df.index.to_numpy())
+    return split_encoded(records["all"], train_rows)
 
 
 @contextmanager
