@@ -44,12 +44,26 @@ def test_a_shuffled_copy_gives_every_record_another_records_modality() -> None:
     np.testing.assert_array_equal(b.targets, enc.targets)
 
 
-def test_the_selection_score_weighs_clean_missing_and_shuffled() -> None:
+def test_a_hidden_copy_hides_one_modality_wherever_another_is_present() -> None:
+    enc = _records()
+    views = Views.build(enc, seed=0)
+    b = views.hidden["b"]
+    assert not b.mask["b"].any()  # "a" is in every record
+    np.testing.assert_array_equal(b.inputs["b"], 0)
+    a = views.hidden["a"]
+    np.testing.assert_array_equal(a.mask["a"], ~enc.mask["b"])  # kept where it is alone: the first 10
+    np.testing.assert_array_equal(a.inputs["a"][10:], 0)
+    np.testing.assert_array_equal(a.inputs["a"][:10], enc.inputs["a"][:10])
+    np.testing.assert_array_equal(a.inputs["b"], enc.inputs["b"])
+
+
+def test_the_selection_score_weighs_clean_missing_shuffled_and_hidden() -> None:
     views = Views.build(_records(), seed=0)
-    outputs = [np.array([1.0]), np.array([0.5]), np.array([0.0]), np.array([0.2])]  # clean, missing, a, b
+    outputs = [np.array([1.0]), np.array([0.5]), np.array([0.0]), np.array([0.2]),  # clean, missing, shuffled a, b
+               np.array([0.6]), np.array([0.8])]  # hidden a, b
     scores = views.combine(outputs, lambda y, o: float(o[0]))
-    # 0.5 * 1 + 0.25 * 0.5 + 0.25 * mean(0, 0.2) = 0.5 + 0.125 + 0.025
-    assert scores == pytest.approx({"clean": 1.0, "missing": 0.5, "shuffled": 0.1, "selection": 0.65})
+    # 0.4 * 1 + 0.2 * 0.5 + 0.2 * mean(0, 0.2) + 0.2 * mean(0.6, 0.8) = 0.4 + 0.1 + 0.02 + 0.14
+    assert scores == pytest.approx({"clean": 1.0, "missing": 0.5, "shuffled": 0.1, "hidden": 0.7, "selection": 0.66})
 
 
 def test_one_modality_is_scored_clean_only() -> None:

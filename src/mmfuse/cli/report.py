@@ -69,8 +69,9 @@ def search_table(search: Mapping[str, Any]) -> str:
     board = leaderboard_frame(dict(search))
     if "splits" in board:
         board["splits"] = board["splits"].astype("Int64")
-    columns = [c for c in ("name", "rung", "epochs_run", "clean", "missing", "shuffled", "selection", "splits",
-                           "mean_selection", "seconds") if c in board.columns]
+    shown = ("name", "rung", "epochs_run", "clean", "missing", "shuffled", "hidden", "selection", "splits",
+             "mean_selection", "seconds")
+    columns = [c for c in shown if c in board.columns]
     rows = board[columns].astype(object).where(board[columns].notna(), "").itertuples(index=False, name=None)
     lines = [f"preset {search['preset']}: {len(board)} trial(s) in {search.get('seconds', 0):.0f}s, chosen by "
              f"validation {search['metric']} ({search.get('selection', '')})",

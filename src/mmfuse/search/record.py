@@ -26,7 +26,8 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
             rows[-1].update(splits=1 + len(t.resplits), mean_selection=plain(search.metric, t.selection))
     record: dict[str, Any] = {
         "preset": search.preset.name, "metric": search.metric,
-        "selection": "0.5 clean + 0.25 missing + 0.25 shuffled validation records (mmfuse.search.validation)"
+        "selection": "0.4 clean + 0.2 missing + 0.2 shuffled + 0.2 hidden validation records "
+                     "(mmfuse.search.validation)"
                      + ("; finalists: mean over random splits" if best.resplits else ""),
         "time_limit": search.est.time_limit, "seconds": round(time.perf_counter() - search.started, 2),
         "best_single": best.candidate.name,
