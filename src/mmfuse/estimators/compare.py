@@ -5,7 +5,8 @@ preprocessing is fitted on the fold's training records only; 20 % of them are he
 early stopping (and for fitting decision-level combiners); every model gets the same epoch
 budget, patience and seed, and is scored on the fold's test records. Decision-level operators
 share one set of per-modality models per fold (that is what late fusion is: the models are
-trained on their own; only the combination differs).
+trained on their own; only the combination differs). A fold's records are streamed to disk as
+``fit`` streams them (``--stream``, or by itself when they would not fit in memory).
 """
 
 from __future__ import annotations
