@@ -219,14 +219,15 @@ class MultimodalRetriever(Facade):
         vectors = np.empty((len(df), self.model_.output_dim), dtype=np.float32)
         rows: list[np.ndarray] = []
         rejected: list[Rejection] = []
+        filled = 0
         for chunk in prepared_chunks(pipeline, sub, False, allow_empty, "embedding records"):
             chunk = take_records(chunk, chunk.mask[tower])
-            start = sum(len(r) for r in rows)
-            vectors[start : start + len(chunk)] = embed_encoded(self.model_, tower, chunk)
+            vectors[filled : filled + len(chunk)] = embed_encoded(self.model_, tower, chunk)
+            filled += len(chunk)
             rows.append(chunk.rows)
             rejected += chunk.rejected
         kept = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        return vectors[: len(kept)], Encoded({}, {}, kept, None, rejected)
+        return vectors[:filled], Encoded({}, {}, kept, None, rejected)
 
     def index(
         self,
