@@ -319,3 +319,17 @@ def test_the_hidden_metric_hides_each_modality_where_another_is_present(problem,
     # tabular (always present) hidden where vec is there; vec hidden everywhere, tabular being there
     assert torch.equal(seen[0]["tabular"], ~vec) and torch.equal(seen[0]["vec"], vec)
     assert torch.equal(seen[1]["vec"], torch.zeros_like(vec)) and seen[1]["tabular"].all()
+
+
+def test_a_deadline_that_passes_during_an_epoch_stops_it_after_the_current_batch(
+    problem, make_trainer, tmp_path: Path
+) -> None:
+    import time
+
+    trainer = make_trainer(epochs=5, batch_size=32, checkpoint_dir=tmp_path)
+    trainer.deadline = time.perf_counter()  # passed already: only the first batch runs
+    history = trainer.fit(problem.train, problem.valid)
+    assert len(history) == 1
+    assert history[0]["epoch_fraction"] == pytest.approx(1 / 8)  # 256 records, 8 batches
+    assert trainer.kept_epoch == 1
+    assert not list(tmp_path.iterdir())  # a part of an epoch is not checkpointed: resume redoes it

@@ -160,7 +160,8 @@ class Search:
         the records) when it is trained on another split than the first."""
         expected = self.expected_seconds(cand, rung, epochs)
         if self.deadline is not None and self.trials and time.perf_counter() + expected > self.deadline:
-            self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1)})
+            self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1),
+                                 "why": f"about {expected:.0f}s would pass the time limit"})
             log(f"  skipped {cand.name}: about {expected:.0f}s would pass the time limit", self.est.verbose)
             return None
         r, data = split or (0, self.prepared[cand.features])
@@ -290,6 +291,10 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
         log(f"a small table: the {len(search.finalists)} finalist(s) trained on {splits - 1} more splits, "
             "scores averaged", est.verbose)
         search.resplit(splits)
+    if preset.finetune:
+        from mmfuse.search.finetuning import try_finetuned
+
+        try_finetuned(search, table, target, valid, splits)
     _adopt(est, search, train.rejected + valid_enc.rejected)
     if out_dir is not None:
         est.save(out_dir)

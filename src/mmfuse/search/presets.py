@@ -5,9 +5,10 @@ modalities go missing) with decision-level fusion (each modality predicts on its
 combiner joins them, so a missing or useless modality costs little), because validation on
 clean records alone cannot tell which will hold up; ``search.validation`` scores them on
 damaged copies too. ``fast`` and ``medium`` train on the frozen pretrained features only (their
-networks are small and train in seconds); ``best`` also tries every modality from scratch:
+networks are small and train in seconds); ``best`` also tries every modality from scratch and,
+last, its best candidate with each pretrained network fine-tuned (``search.finetuning``):
 general-purpose features are not always the right ones, and only validation can tell, but
-training image and audio networks from scratch costs ten times more on a CPU.
+training image and audio networks costs ten to a hundred times more on a CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Candidate:
         name: Shown in the leaderboard, e.g. "feature/attention md=0.3" (with " pretrained" or
             " scratch" after it when both kinds of features are tried).
         features: "default" (the encoders the parameters choose: frozen packaged networks where
-            installed) or "scratch" (every encoder trained from scratch).
+            installed), "scratch" (every encoder trained from scratch) or "finetune=<modality>"
+            (that modality's pretrained network trained too).
         params: Estimator parameters (level, fusion, modality_dropout, lr, dim ...).
     """
 
@@ -65,6 +67,8 @@ class Preset:
         splits: On a small table (``halving.SMALL_TABLE``), the finalists are trained on this
             many random splits and judged by their mean score; the winner's models on every
             split are kept as a bagged ensemble.
+        finetune: Last, try the best candidate on pretrained features with each pretrained
+            network fine-tuned in turn (``search.finetuning``).
     """
 
     name: str
@@ -77,6 +81,7 @@ class Preset:
     epochs_factor: float = 1.0
     optuna_trials: int = 0
     splits: int = 1
+    finetune: bool = False
 
     def candidates(self, modalities: int, has_pretrained: bool) -> list[Candidate]:
         """The candidates for data with ``modalities`` modalities (decision level and modality
@@ -103,5 +108,5 @@ PRESETS = {
                      ("confidence", "mean", "weighted", "stacking"), scratch=False, rungs=(1 / 3, 1.0), splits=3),
     "best": Preset("best", ("attention", "concat", "gated", "transformer", "low_rank_tensor", "film"),
                    (0.15, DROPOUT, 0.5), ("confidence", "mean", "weighted", "stacking"), scratch=True,
-                   rungs=(1 / 9, 1 / 3, 1.0), epochs_factor=1.5, optuna_trials=12, splits=5),
+                   rungs=(1 / 9, 1 / 3, 1.0), epochs_factor=1.5, optuna_trials=12, splits=5, finetune=True),
 }

@@ -180,7 +180,7 @@ class Trainer:
                 log(f"stopping before epoch {epoch}: the time limit would pass during it", self.verbose)
                 break
             began = time.perf_counter()
-            train_loss = self._train_epoch(train, optimizer, epoch)
+            train_loss, done = self._train_epoch(train, optimizer, epoch)
             valid_loss, metric = self._validate(valid)
             hidden = self._hidden_metric(valid) if robust else None
             selection = metric if hidden is None else (metric + hidden) / 2
@@ -201,8 +201,14 @@ class Trainer:
             if hidden is not None:
                 record[f"{self.valid_label}_{self.metric[0]}_hidden"] = hidden
             record["seconds"] = time.perf_counter() - began
+            if done < 1.0:
+                record["epoch_fraction"] = done
             self.history.append(record)
             self._report(record)
+            if done < 1.0:  # not checkpointed: a resumed run trains the whole epoch again
+                log(f"the time limit passed during epoch {epoch}: stopped after {done:.0%} of its batches",
+                    self.verbose)
+                break
             if self.checkpoint_dir is not None and distributed.is_main():
                 state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
                          "best_epoch": best_epoch, "config": self._resumable_settings(),
@@ -267,7 +273,10 @@ class Trainer:
                 )
         return restored
 
-    def _train_epoch(self, data: TensorData, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+    def _train_epoch(self, data: TensorData, optimizer: torch.optim.Optimizer, epoch: int) -> tuple[float, float]:
+        """(the mean training loss, the share of the epoch's batches run): past the deadline no
+        further batch starts (in every process together), so a time limit also holds when one
+        epoch is longer than the whole budget."""
         cfg = self.config
         self.model.train()
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout, reproducible on resume
@@ -276,9 +285,13 @@ class Trainer:
         total, count = 0.0, 0
         batches: Any = [distributed.share(b) for b in order.split(cfg.batch_size)
                         if len(b) >= distributed.size()]  # a share for every process
+        planned = steps = len(batches)
         if self.verbose and is_terminal():  # a live bar on a terminal; plain epoch lines otherwise
             batches = track(batches, len(batches), f"epoch {epoch}/{cfg.epochs}")
         for step, index in enumerate(batches, start=1):
+            if step > 1 and self.deadline is not None and distributed.any_process(time.perf_counter() > self.deadline):
+                steps = step - 1
+                break
             batch = data.batch(index, self.device)
             inputs = augment_batch(batch.inputs, self.specs, cfg.augment, gen)
             mask = self._drop_modalities(batch.mask, gen)
@@ -295,7 +308,7 @@ class Trainer:
             total += float(loss.detach()) * len(index)
             count += len(index)
         total, count = distributed.summed([total, count])
-        return total / max(count, 1)
+        return total / max(count, 1), steps / max(planned, 1)
 
     def _drop_modalities(self, mask: Mapping[str, Tensor], gen: torch.Generator) -> dict[str, Tensor]:
         """Hides each present modality with probability p, keeping at least one per sample."""
