@@ -209,8 +209,8 @@ class PresetParams:
     preset: str | None = param(
         None, "search over fusion levels, operators, encoders and modality dropout, keeping what "
         "validation prefers: fast (3 candidates), medium (7, successive halving) or best (44, with "
-        "encoders from scratch too; Optuna where installed); default: one model as the other flags "
-        "describe",
+        "encoders from scratch too; Optuna where installed; then the winner with each pretrained "
+        "network fine-tuned); default: one model as the other flags describe",
         choices=PRESETS)
     time_limit: float | None = param(
         None, "seconds the whole fit may take, preprocessing included (a preset keeps the best "

@@ -30,8 +30,13 @@ def _table(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> tuple[MultimodalClassifier, Path]:
+    """The fast preset judged on one validation split (as on a table larger than SMALL_TABLE;
+    test_small_table covers several)."""
     out = tmp_path_factory.mktemp("preset") / "model"
-    clf = MultimodalClassifier(preset="fast", ensemble=False, **FAST).fit(_table(240, 0), target="label", out_dir=out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("mmfuse.search.halving.SMALL_TABLE", 0)
+        clf = MultimodalClassifier(preset="fast", ensemble=False, **FAST).fit(_table(240, 0), target="label",
+                                                                              out_dir=out)
     return clf, out
 
 
@@ -81,7 +86,9 @@ def test_the_metric_chooses_and_is_checked() -> None:
     reg = MultimodalRegressor(preset="fast", metric="mae", ensemble=False, **FAST)
     table = _table(120, 3).assign(label=lambda d: d["x"] + (d["note"].str.contains("alpha") * 1.0))
     reg.fit(table, target="label")
-    best = min(reg.search_["trials"], key=lambda t: t["selection"])  # mae: lower is better
+    judged = [t for t in reg.search_["trials"] if "mean_selection" in t]  # a small table: over 2 splits
+    assert judged
+    best = min(judged, key=lambda t: t["mean_selection"])  # mae: lower is better
     assert reg.search_["metric"] == "mae" and reg.search_["kept"] == best["name"]
     with pytest.raises(MmfuseError, match="'mae' is not a classification metric"):
         MultimodalClassifier(preset="fast", metric="mae", **FAST).fit(_table(60, 0), target="label")

@@ -103,7 +103,7 @@ class Preset:
 
 
 PRESETS = {
-    "fast": Preset("fast", ("attention",), (DROPOUT,), ("confidence", "mean"), scratch=False, rungs=(1.0,)),
+    "fast": Preset("fast", ("attention",), (DROPOUT,), ("confidence", "mean"), scratch=False, rungs=(1.0,), splits=2),
     "medium": Preset("medium", ("attention", "concat", "gated"), (DROPOUT,),
                      ("confidence", "mean", "weighted", "stacking"), scratch=False, rungs=(1 / 3, 1.0), splits=3),
     "best": Preset("best", ("attention", "concat", "gated", "transformer", "low_rank_tensor", "film"),
