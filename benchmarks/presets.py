@@ -43,7 +43,8 @@ and a pass over ``test.csv`` run first (``config.warm_up_seconds``), so the firs
 does not pay for what the others reuse.
 
 Prints one JSON object (progress on stderr): ``config``, ``sizes``, ``compare``, ``models``
-(per model: ``accuracy``, ``fit_seconds``, and for presets what the search kept), ``alone``,
+(per model: ``accuracy``, ``fit_seconds``, and for presets what the search kept, what it
+skipped and why, and its fine-tuned candidates' scores), ``alone``,
 ``best_intact_alone``, ``table`` (one row per model), ``goals``, ``total_seconds``. Usage::
 
     .venv/bin/python benchmarks/presets.py [--out /tmp/presets] [--n 800] [--seed 0]
@@ -146,7 +147,10 @@ def kept(est: MultimodalClassifier) -> dict[str, Any]:
     return {
         "kept": record["kept"], "best_single": record["best_single"],
         "ensemble": record.get("ensemble", {}).get("members"), "trials": len(record["trials"]),
-        "skipped": len(record["skipped"]), "search_seconds": record["seconds"],
+        "skipped": [{k: v for k, v in x.items() if k in ("name", "why")} for x in record["skipped"]],
+        "finetuned": [{k: t.get(k) for k in ("name", "selection", "mean_selection", "epochs_run", "seconds")}
+                      for t in record["trials"] if str(t.get("features", "")).startswith("finetune=")],
+        "search_seconds": record["seconds"],
     }  # fmt: skip
 
 

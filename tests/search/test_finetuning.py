@@ -63,8 +63,13 @@ def test_the_winner_is_tried_with_its_network_fine_tuned_on_every_split(search) 
     kept = tuned[0] in search.finalists
     why = [s["why"] for s in search.skipped if s["name"] == tuned[0].candidate.name]
     assert kept != bool(why)  # a finalist, or shown with why it was not kept
-    if why:
+    if why:  # trained and shown, but after the finalists and not chosen from
         assert "standard error" in why[0]
+        from mmfuse.search.record import leaderboard_frame, search_record
+
+        board = leaderboard_frame(search_record(search, search.best(), None, None))
+        assert board["name"].iloc[0] != tuned[0].candidate.name
+        assert board.set_index("name").loc[tuned[0].candidate.name, "dropped"] == why[0]
 
 
 def test_without_time_left_it_is_listed_and_not_trained(search) -> None:
@@ -72,5 +77,32 @@ def test_without_time_left_it_is_listed_and_not_trained(search) -> None:
     search.deadline = time.perf_counter()
     try_finetuned(search, table, "label", None, splits=2)
     assert not [t for t in search.trials if t.candidate.features != "default"]
-    assert search.skipped[-1] == {"name": "feature/concat md=0.3 finetune=note", "rung": 2, "why": "no time left"}
+    assert search.skipped[-1] == {"name": "feature/concat md=0.3 finetune=note", "rung": 2, "why": "no time left",
+                                  "trained": False}
     assert "finetune=note" not in search.prepared
+
+
+def test_a_kept_fine_tuned_bag_saves_loads_and_predicts_the_same(search, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    import numpy as np
+
+    from mmfuse import load
+    from mmfuse.search import finetuning
+    from mmfuse.search.halving import _adopt
+
+    search, table = search
+    search.started -= 3600
+    monkeypatch.setattr(finetuning, "_gain", lambda tuned, base: (1.0, 0.0))  # it wins
+    for t in search.finalists:  # and the frozen finalists lose
+        t.scores["selection"] = -1.0
+        for r in t.resplits:
+            r.scores["selection"] = -1.0
+    try_finetuned(search, table, "label", None, splits=2)
+    est = search.est
+    _adopt(est, search, [])
+    assert est.search_["best_single"] == "feature/concat md=0.3 finetune=note" and est.search_["kept"] == "bag"
+    assert not est.preprocessor_.pretrained["note"].frozen
+    est.save(tmp_path / "model")
+    test = _table(12, 9)
+    np.testing.assert_allclose(load(tmp_path / "model", verbose=False).predict_proba(test), est.predict_proba(test),
+                               atol=1e-5)

@@ -94,3 +94,40 @@ def test_the_metric_chooses_and_is_checked() -> None:
         MultimodalClassifier(preset="fast", metric="mae", **FAST).fit(_table(60, 0), target="label")
     with pytest.raises(MmfuseError, match="--resume does not apply to --preset"):
         MultimodalClassifier(preset="fast", **FAST).fit(_table(60, 0), target="label", out_dir="unused", resume=True)
+
+
+def test_the_cli_fits_a_preset_and_info_shows_its_leaderboard(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from mmfuse.cli.main import main
+
+    _table(120, 7).to_csv(tmp_path / "t.csv", index=False)
+    args = ["fit", str(tmp_path / "t.csv"), "--target", "label", "--preset", "fast", "--time-limit", "60",
+            "--no-pretrained", "--epochs", "3", "--dim", "16", "--threads", "1", "--quiet", "--out", str(tmp_path / "m")]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "m")]) == 0
+    shown = capsys.readouterr().out
+    assert "preset fast: 3 trial(s)" in shown
+    assert all(name in shown for name in ("feature/attention md=0.3", "late/confidence", "late/mean"))
+    search = json.loads((tmp_path / "m" / "metrics.json").read_text())["search"]
+    assert search["kept"] == "bag"  # a small table: the winner's models on both splits
+    assert f"kept: {search['best_single']}, its models on all 2 splits averaged (a bag)" in shown
+
+
+def test_info_says_why_a_candidate_was_skipped_or_not_chosen_from() -> None:
+    from mmfuse.cli.report import search_table
+
+    trial = {"name": "feature/attention md=0.3", "rung": 1, "epochs_run": 3, "clean": 0.9, "selection": 0.8,
+             "seconds": 1.0}
+    record = {"preset": "best", "metric": "accuracy", "seconds": 2.0, "kept": "feature/attention md=0.3",
+              "trials": [trial, {**trial, "name": "feature/attention md=0.3 finetune=note", "selection": 0.85,
+                                 "dropped": "+0.0100 (standard error 0.0200) over ..."}],
+              "skipped": [{"name": "late/mean", "rung": 2, "expected_seconds": 9.0, "why": "about 9s would pass the time limit"},
+                          {"name": "feature/attention md=0.3 finetune=note", "rung": 1, "trained": True,
+                           "why": "+0.0100 (standard error 0.0200) over ..."},
+                          {"name": "late/confidence", "rung": 3}]}  # written before "why" was recorded
+    lines = search_table(record).splitlines()
+    assert "skipped at rung 2: late/mean (about 9s would pass the time limit)" in lines
+    assert "trained but not chosen from: feature/attention md=0.3 finetune=note (+0.0100 (standard error 0.0200) over ...)" in lines
+    assert "skipped at rung 3: late/confidence (time limit)" in lines
+    assert lines[-1] == "kept: feature/attention md=0.3"

@@ -77,7 +77,8 @@ def search_table(search: Mapping[str, Any]) -> str:
              f"validation {search['metric']} ({search.get('selection', '')})",
              table([tuple(_rounded(v) for v in row) for row in rows], columns)]
     for skipped in search.get("skipped", []):
-        lines.append(f"skipped at rung {skipped['rung']}: {skipped['name']} ({skipped.get('why', 'time limit')})")
+        what = "trained but not chosen from" if skipped.get("trained") else f"skipped at rung {skipped['rung']}"
+        lines.append(f"{what}: {skipped['name']} ({skipped.get('why', 'time limit')})")
     kept = search.get("kept")
     if kept == "bag":
         lines.append(f"kept: {search['best_single']}, its models on all {search['ensemble']['splits']} splits "

@@ -57,7 +57,8 @@ def try_finetuned(search: Search, table: Table, target: str, valid: DataLike | N
                          {**base.candidate.params, "finetune": m})
         why = _tried(search, cand, base, table, target, valid, splits, end)
         if why:
-            search.skipped.append({"name": cand.name, "rung": base.rung + 1, "why": why})
+            trained = any(t.candidate == cand for t in search.trials)  # shown, not chosen from
+            search.skipped.append({"name": cand.name, "rung": base.rung + 1, "why": why, "trained": trained})
             log(f"  dropped {cand.name}: {why}", search.est.verbose)
 
 

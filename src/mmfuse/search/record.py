@@ -17,6 +17,7 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
             ensemble_scores: dict[str, float] | None) -> dict[str, Any]:
     """The ``search`` section of metrics.json: what was tried, scored and kept."""
     rows = []
+    dropped = {s["name"]: s["why"] for s in search.skipped if s.get("trained")}
     for t in search.trials:
         rows.append({"name": t.candidate.name, "features": t.candidate.features, **t.candidate.params,
                      "rung": t.rung + 1, "epochs": t.epochs, "epochs_run": len(t.estimator.history_),
@@ -24,6 +25,8 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
                      "seconds": round(t.seconds + sum(r.seconds for r in t.resplits), 2)})
         if t.resplits:
             rows[-1].update(splits=1 + len(t.resplits), mean_selection=plain(search.metric, t.selection))
+        if t.candidate.name in dropped:  # trained, then kept out of the choice (search.finetuning)
+            rows[-1]["dropped"] = dropped[t.candidate.name]
     record: dict[str, Any] = {
         "preset": search.preset.name, "metric": search.metric,
         "selection": "0.4 clean + 0.2 missing + 0.2 shuffled + 0.2 hidden validation records "
@@ -43,7 +46,8 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
 
 def leaderboard_frame(record: dict[str, Any]) -> pd.DataFrame:
     """The trials of a search record, best first: the finalists judged on several splits by
-    their mean score, then the others by rung (highest first) and score."""
+    their mean score, then the others by rung (highest first) and score; a trial kept out of
+    the choice (``dropped``) after the finalists."""
     frame = pd.DataFrame(record.get("trials", []))
     if frame.empty:
         return frame
@@ -51,7 +55,8 @@ def leaderboard_frame(record: dict[str, Any]) -> pd.DataFrame:
 
     sign = 1.0 if HIGHER_IS_BETTER[record["metric"]] else -1.0
     mean = frame["mean_selection"] if "mean_selection" in frame else pd.Series(np.nan, index=frame.index)
-    keys = pd.DataFrame({"judged": mean.notna(), "mean": sign * mean.fillna(0), "rung": frame["rung"],
+    eligible = frame["dropped"].isna() if "dropped" in frame else True
+    keys = pd.DataFrame({"judged": mean.notna() & eligible, "mean": sign * mean.fillna(0), "rung": frame["rung"],
                          "score": sign * frame["selection"]})
     order = keys.sort_values(["judged", "mean", "rung", "score"], ascending=False, kind="stable").index
     return frame.loc[order].reset_index(drop=True)
