@@ -161,8 +161,8 @@ class Search:
         expected = self.expected_seconds(cand, rung, epochs)
         if self.deadline is not None and self.trials and time.perf_counter() + expected > self.deadline:
             self.skipped.append({"name": cand.name, "rung": rung + 1, "expected_seconds": round(expected, 1),
-                                 "why": f"about {expected:.0f}s would pass the time limit"})
-            log(f"  skipped {cand.name}: about {expected:.0f}s would pass the time limit", self.est.verbose)
+                                 "why": f"one epoch (about {expected:.1f}s) would end past the time limit"})
+            log(f"  skipped {cand.name}: {self.skipped[-1]['why']}", self.est.verbose)
             return None
         r, data = split or (0, self.prepared[cand.features])
         began = time.perf_counter()
