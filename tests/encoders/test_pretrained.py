@@ -226,6 +226,29 @@ def test_frozen_encoder_holds_only_the_projection() -> None:
     assert len(groups) == 1 and groups[0]["lr"] == 1e-3
 
 
+def test_efficientnet_features_are_standardised_with_training_statistics() -> None:
+    encoder = create_encoder("image", "efficientnet-lite0", _frozen_spec(), dim=8)
+    x = torch.rand(50, 1440) * torch.linspace(0.001, 10, 1440) + 3  # scales four orders apart
+    encoder.fit_statistics(x)
+    z = encoder.features(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(1440), atol=1e-3, rtol=0)
+    torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(1440), atol=1e-3, rtol=0)
+
+
+def test_a_model_saved_without_the_statistics_loads_unstandardised() -> None:
+    from mmfuse.encoders.pretrained import with_identity_statistics
+
+    encoder = create_encoder("image", "efficientnet-lite0", _frozen_spec(), dim=8)
+    encoder.fit_statistics(torch.rand(20, 1440) * 5)
+    old = {k: v for k, v in encoder.state_dict().items() if not k.startswith("feature_")}  # as saved before
+    fresh = create_encoder("image", "efficientnet-lite0", _frozen_spec(), dim=8)
+    fresh.load_state_dict(with_identity_statistics(fresh, old))
+    x = torch.rand(3, 1440)
+    assert torch.equal(fresh.features(x), x)  # the old model's features, unchanged
+    complete = encoder.state_dict()
+    assert with_identity_statistics(fresh, complete).keys() == complete.keys()  # a new model: as it is
+
+
 def test_encoder_rejects_features_of_another_network() -> None:
     with pytest.raises(ValueError, match="minilm"):
         create_encoder(

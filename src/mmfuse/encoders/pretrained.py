@@ -128,6 +128,19 @@ class PretrainedEncoder(nn.Module):
         return self.proj(x)
 
 
+def with_identity_statistics(model: nn.Module, weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``weights`` with a standardisation that changes nothing (mean 0, scale 1) for each
+    encoder of ``model`` that standardises but has no statistics there: a model saved before its
+    network's features were standardised by default loads and predicts as it did."""
+    filled = dict(weights)
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, PretrainedEncoder) and module.standardize and f"{prefix}feature_mean" not in weights:
+            filled[f"{prefix}feature_mean"] = torch.zeros_like(module.feature_mean)
+            filled[f"{prefix}feature_std"] = torch.ones_like(module.feature_std)
+    return filled
+
+
 @unregistered("a layer of the pretrained encoders of composite networks")
 class PartsNorm(nn.Module):
     """LayerNorm over each part of a feature vector on its own (a composite network's parts,

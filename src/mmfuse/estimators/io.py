@@ -191,8 +191,10 @@ def load(path: str | Path, **overrides: Any) -> Any:
         est = rebuild_recommender(folder, config, overrides)
     else:
         est = _rebuild(folder, config, overrides)
+    from mmfuse.encoders.pretrained import with_identity_statistics
+
     try:
-        est.model_.load_state_dict(weights)
+        est.model_.load_state_dict(with_identity_statistics(est.model_, weights))
     except RuntimeError as err:
         what = f"its tensors do not match the model in {CONFIG} ({err})"
         raise damaged(folder / WEIGHTS, what) from None
