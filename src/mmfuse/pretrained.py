@@ -99,8 +99,9 @@ BACKBONES: dict[str, BackboneInfo] = {
             "and texture statistics of a middle block (160); 1440-d (per frame for video), standardised",
             revision=2,
             # measured on real images: handwritten digits (sklearn's 1,797, image alone, 3 splits)
-            # .904 raw -> .940; the art images, linear probe R@10 .243 -> .278. (The
-            # demo's drawn shapes lose about a point: most of their 1,440 features barely vary.)
+            # .904 raw -> .957 (clipped, encoders.pretrained.Z_MAX); the art images, linear
+            # probe R@10 .243 -> .278. (The demo's drawn shapes lose about two points: most of
+            # their 1,440 features barely vary.)
             standardize=True,
         ),
         BackboneInfo(

@@ -17,6 +17,7 @@ from torch import nn
 
 from mmfuse.data.preparations import get_preparation
 from mmfuse.encoders import create_encoder
+from mmfuse.encoders.pretrained import Z_MAX
 from mmfuse.errors import MmfuseError
 from mmfuse.pretrained import BACKBONES, BackboneInfo
 from mmfuse.training.trainer import parameter_groups
@@ -233,6 +234,8 @@ def test_efficientnet_features_are_standardised_with_training_statistics() -> No
     z = encoder.features(x)
     torch.testing.assert_close(z.mean(0), torch.zeros(1440), atol=1e-3, rtol=0)
     torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(1440), atol=1e-3, rtol=0)
+    far = encoder.features(x[:1] + 1000 * torch.linspace(0.001, 10, 1440))  # far outside training
+    assert float(far.max()) == Z_MAX  # clipped: one dimension cannot drown the others
 
 
 def test_a_model_saved_without_the_statistics_loads_unstandardised() -> None:

