@@ -201,13 +201,11 @@ class Trainer:
             if hidden is not None:
                 record[f"{self.valid_label}_{self.metric[0]}_hidden"] = hidden
             record["seconds"] = time.perf_counter() - began
-            if done < 1.0:
-                record["epoch_fraction"] = done
+            record.update({"epoch_fraction": done} if done < 1.0 else {})
             self.history.append(record)
             self._report(record)
             if done < 1.0:  # not checkpointed: a resumed run trains the whole epoch again
-                log(f"the time limit passed during epoch {epoch}: stopped after {done:.0%} of its batches",
-                    self.verbose)
+                log(f"the time limit passed during epoch {epoch}: stopped after {done:.0%} of it", self.verbose)
                 break
             if self.checkpoint_dir is not None and distributed.is_main():
                 state = {"epoch": epoch, "history": self.history, "best": best, "stale": stale,
@@ -274,9 +272,8 @@ class Trainer:
         return restored
 
     def _train_epoch(self, data: TensorData, optimizer: torch.optim.Optimizer, epoch: int) -> tuple[float, float]:
-        """(the mean training loss, the share of the epoch's batches run): past the deadline no
-        further batch starts (in every process together), so a time limit also holds when one
-        epoch is longer than the whole budget."""
+        """(mean training loss, share of the batches run): past the deadline no batch starts (in
+        every process together), so a time limit holds even when one epoch is longer than it."""
         cfg = self.config
         self.model.train()
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout, reproducible on resume
@@ -362,17 +359,13 @@ class Trainer:
         return {k: v.detach().clone() for k, v in copy.copy(self.model.state_dict()).items()}
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
 
     def _report(self, record: Mapping[str, float]) -> None:
         if not self.verbose:
             return
-        parts = [f"epoch {int(record['epoch'])}/{self.config.epochs}"]
-        parts += [f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")]
-        parts.append(f"{record['seconds']:.1f}s")
-        line = "  ".join(parts)
+        values = [f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")]
+        line = "  ".join([f"epoch {int(record['epoch'])}/{self.config.epochs}", *values, f"{record['seconds']:.1f}s"])
         if is_terminal():
             from rich.console import Console
 
@@ -392,9 +385,7 @@ def _non_finite_loss(loss: Tensor, epoch: int, step: int, inputs: Mapping[str, T
 
 def _better(key: list[float], best: list[float]) -> bool:
     """(oriented metric, -loss) compared lexicographically, with tolerances."""
-    if key[0] > best[0] + 1e-9:
-        return True
-    return abs(key[0] - best[0]) <= 1e-9 and key[1] > best[1] + 1e-6
+    return key[0] > best[0] + 1e-9 or (abs(key[0] - best[0]) <= 1e-9 and key[1] > best[1] + 1e-6)
 
 
 def parameter_groups(model: nn.Module, lr: float, backbone_scale: float) -> list[dict[str, Any]]:
