@@ -31,7 +31,8 @@ class BackboneInfo:
             packages then give other features); part of the feature-cache key and checked
             when a model directory is loaded.
         standardize: The encoder standardises each feature with training statistics before
-            its projection (features in units as different as hertz, decibels and ratios).
+            its projection (features in units as different as hertz, decibels and ratios, or
+            of spreads as different as EfficientNet's), clipped to +-5.
         parts: For a network made of several side by side (``voice+prosody``), their names;
             each part keeps its own ``standardize``.
     """
