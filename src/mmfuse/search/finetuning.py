@@ -19,7 +19,7 @@ against well under a second on cached features, so after the rest of the search:
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -73,7 +73,7 @@ def _base(search: Search, splits: int) -> Trial | None:
 def _tried(search: Search, cand: Candidate, base: Trial, table: Table, target: str, valid: DataLike | None,
            splits: int, end: float) -> str:
     """Trains ``cand`` on every split within ``end``; what went wrong ("" when it is a finalist)."""
-    from mmfuse.search.halving import Prepared, _resplit
+    from mmfuse.search.halving import Prepared, split_again
 
     if time.perf_counter() >= end:
         return "no time left"
@@ -84,25 +84,25 @@ def _tried(search: Search, cand: Candidate, base: Trial, table: Table, target: s
         return "its records differ from the other candidates' (a record its network cannot read)"
     data = Prepared(pre, train, valid_enc, Views.build(valid_enc, search.est.seed))
     search.prepared[cand.features] = data
-    done: list[Any] = []
+    done: list[Trial] = []
     for r in range(splits):
         now = time.perf_counter()
         deadline = now + max(end - now, 0.0) / (splits - r)
-        split = (r, data if r == 0 else _resplit(data, r, search.est.seed, search.task))
+        split = (r, data if r == 0 else split_again(data, r, search.est.seed, search.task))
         trial = search.train(cand, base.rung, search.final_epochs, deadline, split)
         if trial is None:
             break
         done.append(trial)
-        if trial.estimator.history_[0].get("epoch_fraction", 1.0) < 1.0:
+        if _cut_short(trial):
             break
-    whole = len(done) == splits and all(t.estimator.history_[0].get("epoch_fraction", 1.0) == 1.0 for t in done)
     for t in done[1:]:
         search.trials.remove(t)  # reported with the first split's trial
-    if not whole:
+    if len(done) < splits or _cut_short(done[-1]):
         if done:
             search.trials.remove(done[0])
         del search.prepared[cand.features]
-        return "its first epoch did not end in its share of the time" if done else "no time left"
+        return "its first epoch did not end in its share of the time" if done and _cut_short(done[-1]) \
+            else "no time left"
     done[0].resplits.extend(done[1:])
     gain, error = _gain(done[0], base)
     if gain <= error:
@@ -110,6 +110,11 @@ def _tried(search: Search, cand: Candidate, base: Trial, table: Table, target: s
                 f"trained for it" if splits > 1 else f"{gain:+.4f} over {base.candidate.name}")
     search.finalists.append(done[0])
     return ""
+
+
+def _cut_short(trial: Trial) -> bool:
+    """Whether the time limit stopped ``trial`` within its first epoch."""
+    return trial.estimator.history_[0].get("epoch_fraction", 1.0) < 1.0
 
 
 def _gain(tuned: Trial, base: Trial) -> tuple[float, float]:

@@ -131,7 +131,7 @@ class Search:
         small table one validation split is too noisy to choose by (a candidate a few records
         luckier there is not a better model)."""
         for r in range(1, splits):  # one split at a time: at most one extra copy of the records
-            data = {f: _resplit(p, r, self.est.seed, self.task) for f, p in self.prepared.items()
+            data = {f: split_again(p, r, self.est.seed, self.task) for f, p in self.prepared.items()
                     if any(t.candidate.features == f for t in self.finalists)}
             for trial in self.finalists:
                 if self.deadline is not None and time.perf_counter() > self.deadline:
@@ -340,7 +340,7 @@ def _validation_metrics(best: Trial) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in per_split])) for k in per_split[0]}
 
 
-def _resplit(data: Prepared, r: int, seed: int, task: str) -> Prepared:
+def split_again(data: Prepared, r: int, seed: int, task: str) -> Prepared:
     """The training and validation records of ``data`` pooled and split again (20 % held out,
     stratified where possible), with the seed ``seed + r``. The preprocessing stays the one
     fitted on the first split's training records."""
