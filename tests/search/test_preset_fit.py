@@ -110,8 +110,10 @@ def test_the_cli_fits_a_preset_and_info_shows_its_leaderboard(tmp_path: Path,
     assert "preset fast: 3 trial(s)" in shown
     assert all(name in shown for name in ("feature/attention md=0.3", "late/confidence", "late/mean"))
     search = json.loads((tmp_path / "m" / "metrics.json").read_text())["search"]
-    assert search["kept"] == "bag"  # a small table: the winner's models on both splits
-    assert f"kept: {search['best_single']}, its models on all 2 splits averaged (a bag)" in shown
+    # a small table: a mixture of the finalists' bags (each finalist's models on both splits)
+    assert search["kept"] == "bags" and search["ensemble"]["splits"] == 2
+    members = ", ".join(f"{n} x{w:g}" for n, w in search["ensemble"]["members"].items())
+    assert f"kept: an ensemble of bags ({members}), each finalist's models on all 2 splits averaged" in shown
 
 
 def test_info_says_why_a_candidate_was_skipped_or_not_chosen_from() -> None:

@@ -1,5 +1,6 @@
-"""On a small table a preset judges its finalists on several random splits and keeps the winner's
-models on every split as a bag; a trial that early stopping ended is not trained again."""
+"""On a small table a preset judges its finalists on several random splits and keeps the chosen
+finalists' models on every split (their bags, mixed by greedy selection); a trial that early
+stopping ended is not trained again."""
 
 from __future__ import annotations
 
@@ -31,12 +32,18 @@ def test_the_finalists_are_judged_by_their_mean_over_splits(medium: tuple[Multim
     assert any(t["mean_selection"] != pytest.approx(t["selection"]) for t in judged)
 
 
-def test_the_winner_is_kept_as_a_bag_of_its_split_models(medium: tuple[MultimodalClassifier, object]) -> None:
+def test_the_kept_model_holds_the_chosen_finalists_models_on_every_split(
+        medium: tuple[MultimodalClassifier, object]) -> None:
     clf, out = medium
     splits = PRESETS["medium"].splits
-    assert clf.search_["kept"] == "bag" and clf.search_["ensemble"]["splits"] == splits
-    assert clf.model_config_.level == "ensemble" and clf.model_config_.member_weights == [1 / splits] * splits
-    members = clf.model_.members
+    record = clf.search_["ensemble"]
+    assert clf.search_["kept"] == ("bag" if len(record["members"]) == 1 else "bags") and record["splits"] == splits
+    assert clf.search_["best_single"] in record["members"]  # selection starts from the best finalist
+    # each chosen finalist's weight spread equally over its models on the splits
+    weights = [w / splits for w in record["members"].values() for _ in range(splits)]
+    assert clf.model_config_.level == "ensemble"
+    np.testing.assert_allclose(clf.model_config_.member_weights, weights, atol=1e-4)
+    weights, members = clf.model_config_.member_weights, clf.model_.members
     test = _table(30, 11)
     enc = clf.prepare(test)
     import torch
@@ -44,7 +51,7 @@ def test_the_winner_is_kept_as_a_bag_of_its_split_models(medium: tuple[Multimoda
     inputs = {m: torch.from_numpy(v) for m, v in enc.inputs.items()}
     mask = {m: torch.from_numpy(v) for m, v in enc.mask.items()}
     with torch.no_grad():
-        mean = sum(m(inputs, mask).require_logits().softmax(-1) for m in members) / splits
+        mean = sum(w * m(inputs, mask).require_logits().softmax(-1) for w, m in zip(weights, members))
     np.testing.assert_allclose(clf.predict_proba(test), mean.numpy(), atol=1e-5)
     np.testing.assert_allclose(load(out, verbose=False).predict_proba(test), mean.numpy(), atol=1e-5)
 

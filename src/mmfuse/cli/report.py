@@ -83,9 +83,11 @@ def search_table(search: Mapping[str, Any]) -> str:
     if kept == "bag":
         lines.append(f"kept: {search['best_single']}, its models on all {search['ensemble']['splits']} splits "
                      "averaged (a bag)")
-    elif kept == "ensemble":
+    elif kept in ("bags", "ensemble"):
         members = ", ".join(f"{n} x{w:g}" for n, w in search.get("ensemble", {}).get("members", {}).items())
-        lines.append(f"kept: an ensemble ({members})")
+        bags = (f" of bags ({members}), each finalist's models on all {search['ensemble']['splits']} splits "
+                "averaged") if kept == "bags" else f" ({members})"
+        lines.append(f"kept: an ensemble{bags}")
     else:
         lines.append(f"kept: {kept}")
     return "\n".join(lines)

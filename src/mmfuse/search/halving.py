@@ -10,8 +10,9 @@ end too late; the best model finished in time is kept.
 
 On a small table (up to ``SMALL_TABLE`` records, no validation file given) one validation split
 of a few hundred records ranks candidates by noise, so the finalists are trained on further
-random splits of the same records and chosen by their mean score, and the winner's models on
-every split are kept as a bag (their average). On larger tables, greedy ensemble selection over
+random splits of the same records and judged by their mean score; each finalist's models on
+every split make a bag (their average), and greedy selection over the bags keeps a mixture of
+several when it scores higher than the best one alone. On larger tables, greedy ensemble selection over
 the finished candidates' validation predictions keeps a weighted ensemble when it scores better
 than the best single model.
 """
@@ -302,27 +303,29 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
 
 
 def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> None:
-    """Makes ``est`` the kept model: the best trial; on a small table, the bag of its models on
-    every split; else the ensemble that greedy selection finds, when it beats the best trial."""
-    from mmfuse.search.ensemble_model import bag_of, ensemble_of
+    """Makes ``est`` the kept model: the best trial; on a small table, the greedy ensemble of
+    the finalists' bags (``ensemble_model.bags_of``: a single bag when mixing does not score
+    higher); else the ensemble that greedy selection finds, when it beats the best trial."""
+    from mmfuse.search.ensemble_model import bags_of, ensemble_of
 
     best = search.best()
-    data = search.prepared[best.candidate.features]
-    kept, ensemble, scores = best.estimator, None, None
+    kept, ensemble, scores, chosen = best.estimator, None, None, [(best, 1.0)]
     if est.ensemble and best.resplits:
-        kept, ensemble = bag_of(search, best)
+        kept, scores, ensemble, chosen = bags_of(search, [t for t in search.finalists if len(t.resplits) == len(
+            best.resplits)])
     elif est.ensemble:
         members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
-        found = ensemble_of(search, members, data) if len(members) > 1 else None
+        found = ensemble_of(search, members, search.prepared[best.candidate.features]) if len(members) > 1 else None
         if found is not None:
             scores = found[1]
             if scores["selection"] > best.selection + 1e-9:
-                kept, ensemble = found[0], found[2]
+                kept, ensemble, chosen = found[0], found[2], found[3]
+    data = search.prepared[chosen[0][0].candidate.features]
     for name in ("model_", "model_config_", "train_config_", "history_", "kept_epoch_", "calibration_",
                  "n_train_", "n_valid_"):
         setattr(est, name, getattr(kept, name))
     est.preprocessor_, est.schema_, est.rejected_ = data.pre, data.pre.schema, rejected
-    est.metrics_ = _validation_metrics(best)
+    est.metrics_ = _validation_metrics(chosen, search.task)
     est.train_seconds_ = time.perf_counter() - search.started
     est.search_ = search_record(search, best, ensemble, scores)
     est.leaderboard_ = leaderboard_frame(est.search_)
@@ -331,12 +334,19 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
         f"{est.train_seconds_:.0f}s in all)", est.verbose)
 
 
-def _validation_metrics(best: Trial) -> dict[str, float]:
-    """The best trial's metrics on its validation records; with other splits, each metric's mean
-    over the splits, each model scored on the records it did not train on."""
-    from mmfuse.evaluation.scoring import score
+def _validation_metrics(chosen: list[tuple[Trial, float]], task: str) -> dict[str, float]:
+    """The kept model's metrics on the validation records: from the chosen trials' weighted
+    outputs on the clean records (for a combiner that learns from them, cross-fitted); with
+    other splits, each metric's mean over the splits, each model scored on the records it did
+    not train on."""
+    from mmfuse.evaluation.metrics import task_metrics
 
-    per_split = [score(t.estimator.fitted_model, t.valid) for t in (best, *best.resplits)]
+    decode = chosen[0][0].estimator.fitted_model.decode
+    per_split = []
+    for r in range(1 + len(chosen[0][0].resplits)):
+        splits = [((t, *t.resplits)[r], w) for t, w in chosen]
+        outputs = sum(w * s.outputs[0] for s, w in splits)
+        per_split.append(task_metrics(task, decode(splits[0][0].valid.targets), decode(outputs)))
     return {k: float(np.mean([m[k] for m in per_split])) for k in per_split[0]}
 
 

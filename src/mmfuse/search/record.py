@@ -34,7 +34,7 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
                      + ("; finalists: mean over random splits" if best.resplits else ""),
         "time_limit": search.est.time_limit, "seconds": round(time.perf_counter() - search.started, 2),
         "best_single": best.candidate.name,
-        "kept": ("bag" if "splits" in ensemble else "ensemble") if ensemble else best.candidate.name,
+        "kept": _kept(ensemble) if ensemble else best.candidate.name,
         "trials": rows, "skipped": search.skipped,
     }
     if ensemble_scores is not None:
@@ -42,6 +42,14 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
     if ensemble:
         record["ensemble"] = ensemble
     return record
+
+
+def _kept(ensemble: dict[str, Any]) -> str:
+    """"bag": one finalist's models on every split; "bags": several finalists' bags mixed;
+    "ensemble": several candidates trained on one split."""
+    if "splits" not in ensemble:
+        return "ensemble"
+    return "bag" if len(ensemble["members"]) == 1 else "bags"
 
 
 def leaderboard_frame(record: dict[str, Any]) -> pd.DataFrame:

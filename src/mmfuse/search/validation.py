@@ -91,12 +91,13 @@ class Views:
         return [self.clean, *([self.missing] if self.missing is not None else []), *self.shuffled.values(),
                 *self.hidden.values()]
 
-    def combine(self, outputs: list[np.ndarray], fn: Callable[[np.ndarray, np.ndarray], float]
-                ) -> dict[str, float]:
+    def combine(self, outputs: list[np.ndarray], fn: Callable[[np.ndarray, np.ndarray], float],
+                targets: np.ndarray | None = None) -> dict[str, float]:
         """The oriented metric on each kind of view and the weighted selection score, from the
-        outputs on ``all()``'s views, in that order."""
-        assert self.clean.targets is not None
-        y = self.clean.targets
+        outputs on ``all()``'s views, in that order; ``targets``: those of other validation
+        records damaged the same ways (another split's), instead of these."""
+        y = self.clean.targets if targets is None else targets
+        assert y is not None
         parts = {"clean": fn(y, outputs[0])}
         if self.missing is None:
             return {**parts, "selection": parts["clean"]}
