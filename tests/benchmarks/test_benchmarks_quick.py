@@ -181,6 +181,17 @@ def _check_scale_memory(out: dict[str, Any]) -> None:
         assert set(out["results"][kind]["summary"]["epoch_seconds_per_1k_train_records"]) == {"300", "600"}
 
 
+def _check_preset_choice(out: dict[str, Any]) -> None:
+    assert (out["config"]["seeds"], out["config"]["n"], out["config"]["presets"]) == (["0"], 60, ["fast"])
+    models = out["per_seed"]["0"]
+    assert list(models) == ["default", "fast_mixed", "fast_top_bag"]
+    assert all(0 <= m[k] <= 1 for m in models.values() for k in ("clean", "missing30"))
+    assert len(models["fast_top_bag"]["kept"]) == 1  # the top finalist's bag alone
+    assert out["mean"]["fast_mixed"]["clean"] == models["fast_mixed"]["clean"]  # one seed: its own numbers
+    diff = models["fast_mixed"]["clean"] - models["fast_top_bag"]["clean"]
+    assert out["paired"]["fast"]["clean"] == {"mean": pytest.approx(diff, abs=1e-4), "standard_error": None}
+
+
 def _check_presets(out: dict[str, Any]) -> None:
     config, sizes, goals = out["config"], out["sizes"], out["goals"]
     assert (config["n"], config["epochs"], config["folds"]) == (60, 2, 2)
@@ -268,6 +279,10 @@ CASES = {
     "index_scale.py": Case(
         frozenset({"benchmark", "machine", "config", "results", "total_s", "peak_rss_bytes"}),
         _check_index_scale, modules=("faiss",),
+    ),
+    "preset_choice.py": Case(
+        frozenset({"benchmark", "config", "per_seed", "mean", "paired", "total_seconds"}),
+        _check_preset_choice, args=("--out", "{tmp}/choice"),
     ),
     "presets.py": Case(
         frozenset({"benchmark", "config", "sizes", "compare", "models", "alone",

@@ -15,15 +15,18 @@ if TYPE_CHECKING:
     from mmfuse.search.halving import Prepared, Search, Trial
 
 ROUNDS = 20
+MIX_BAGS = True
+"""On a small table, greedy selection over the finalists' bags; False keeps the top finalist's
+bag alone (the rule before; ``benchmarks/preset_choice.py`` measures the two side by side)."""
 
 
 def ensemble_of(search: Search, trials: list[Trial], data: Prepared
                 ) -> tuple[MultimodalEstimator, dict[str, float], dict[str, Any], list[tuple[Trial, float]]] | None:
     """(an estimator holding the selected ensemble, its validation scores, its record, the chosen
-    trials and their weights), or None when selection keeps a single model. Members share ``data``'s preprocessing. The scores are
-    those of the weighted mean of the members' validation outputs as each was scored (a
-    combiner that learns from the validation records, cross-fitted), so they compare fairly
-    with the single candidates'."""
+    trials and their weights), or None when selection keeps a single model. Members share
+    ``data``'s preprocessing. The scores are those of the weighted mean of the members'
+    validation outputs as each was scored (a combiner that learns from the validation records,
+    cross-fitted), so they compare fairly with the single candidates'."""
     from mmfuse.estimators.training import calibrate
 
     fn = search.score_fn(trials[0].estimator)
@@ -62,7 +65,7 @@ def bags_of(search: Search, judged: list[Trial]
     ensemble is kept. Its temperature stays 1: each member is calibrated on its own held-out
     records, and no records are held out from all of them."""
     groups: dict[tuple[Any, ...], list[Trial]] = {}
-    for t in judged:
+    for t in judged if MIX_BAGS else [max(judged, key=lambda t: t.selection)]:
         key = (t.candidate.features, *(s.valid.rows.tobytes() for s in (t, *t.resplits)))
         groups.setdefault(key, []).append(t)
     weights, scores, trials = max((_select_bags(search, g) for g in groups.values()), key=lambda f: f[1]["selection"])

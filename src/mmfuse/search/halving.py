@@ -12,9 +12,9 @@ On a small table (up to ``SMALL_TABLE`` records, no validation file given) one v
 of a few hundred records ranks candidates by noise, so the finalists are trained on further
 random splits of the same records and judged by their mean score; each finalist's models on
 every split make a bag (their average), and greedy selection over the bags keeps a mixture of
-several when it scores higher than the best one alone. On larger tables, greedy ensemble selection over
-the finished candidates' validation predictions keeps a weighted ensemble when it scores better
-than the best single model.
+several when it scores higher than the best one alone. On larger tables, greedy ensemble
+selection over the finished candidates' validation predictions keeps a weighted ensemble when
+it scores better than the best single model.
 """
 
 from __future__ import annotations
@@ -311,8 +311,8 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
     best = search.best()
     kept, ensemble, scores, chosen = best.estimator, None, None, [(best, 1.0)]
     if est.ensemble and best.resplits:
-        kept, scores, ensemble, chosen = bags_of(search, [t for t in search.finalists if len(t.resplits) == len(
-            best.resplits)])
+        judged = [t for t in search.finalists if len(t.resplits) == len(best.resplits)]
+        kept, scores, ensemble, chosen = bags_of(search, judged)
     elif est.ensemble:
         members = [t for t in search.finished() if t.candidate.features == best.candidate.features]
         found = ensemble_of(search, members, search.prepared[best.candidate.features]) if len(members) > 1 else None
