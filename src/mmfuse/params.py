@@ -219,8 +219,8 @@ class PresetParams:
         None, "validation metric that chooses among a preset's models (default: accuracy; rmse "
         "for regression); e.g. f1_macro, roc_auc, log_loss, mae", metavar="NAME")
     ensemble: bool = param(
-        True, "let a preset keep several models averaged: on a small table the winner's models on "
-        "every split (a bag), else a weighted ensemble when validation prefers it", off="--no-ensemble")
+        True, "let a preset keep several models averaged: on a small table the chosen finalists' models "
+        "on every split (bags), else a weighted ensemble when validation prefers it", off="--no-ensemble")
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,8 @@ class Preset:
         epochs_factor: The epoch budget of the last rung, as a multiple of ``epochs``.
         optuna_trials: ``best``: trials of a hyper-parameter search around the winner.
         splits: On a small table (``halving.SMALL_TABLE``), the finalists are trained on this
-            many random splits and judged by their mean score; the winner's models on every
-            split are kept as a bagged ensemble.
+            many random splits and judged by their mean score; each finalist's models on every
+            split make a bag, and greedy selection over the bags chooses what is kept.
         finetune: Last, try the best candidate on pretrained features with each pretrained
             network fine-tuned in turn (``search.finetuning``).
     """
