@@ -65,3 +65,17 @@ def test_ensemble_weights_are_checked() -> None:
         EnsembleModel([member], [0.5, 0.5], "classification")
     with pytest.raises(ValueError, match="non-negative and not all 0"):
         EnsembleModel([member], [0.0], "classification")
+
+
+def test_members_that_share_networks_are_copied_so_the_ensemble_saves() -> None:
+    from mmfuse.search.ensemble_model import _unshared
+
+    shared = torch.nn.Linear(2, 2)
+    late_mean, late_stacking = torch.nn.Sequential(shared), torch.nn.Sequential(shared, torch.nn.Linear(2, 2))
+    other = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    kept = _unshared([late_mean, late_stacking, other])
+    assert kept[0] is late_mean and kept[2] is other  # nothing shared: not copied
+    assert kept[1] is not late_stacking
+    torch.testing.assert_close(kept[1].state_dict(), late_stacking.state_dict())  # the same values
+    pointers = [t.data_ptr() for m in kept for t in m.state_dict().values()]
+    assert len(pointers) == len(set(pointers))
