@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmfuse.data.preprocess import Encoded
-from mmfuse.search.ensemble_model import _select_bags
+from mmfuse.search.ensemble_model import _selected
 from mmfuse.search.validation import Views
 
 TARGETS = np.array([0, 1, 0, 1])
@@ -50,7 +50,7 @@ def test_two_finalists_right_on_different_records_are_mixed_half_and_half() -> N
     a = _finalist("a", [True, True, True, False])
     b = _finalist("b", [False, True, True, True])
     weak = _finalist("weak", [True, False, False, True])
-    weights, scores, _ = _select_bags(_search(), [a, b, weak])
+    weights, scores, _ = _selected(_search(), [a, b, weak])
     # alone 0.75 each; their mean gives the true class 0.65 everywhere: every record right
     np.testing.assert_allclose(weights, [0.5, 0.5, 0.0])
     assert scores == {"clean": 1.0, "selection": 1.0}
@@ -58,6 +58,6 @@ def test_two_finalists_right_on_different_records_are_mixed_half_and_half() -> N
 
 def test_a_finalist_that_nothing_improves_keeps_all_the_weight_and_its_mean_over_splits() -> None:
     best = _finalist("best", [True, True, True, True], [True, True, True, False])
-    weights, scores, _ = _select_bags(_search(), [_finalist("a", [True, True, False, False]), best])
+    weights, scores, _ = _selected(_search(), [_finalist("a", [True, True, False, False]), best])
     np.testing.assert_allclose(weights, [0.0, 1.0])
     assert scores["selection"] == pytest.approx((1.0 + 0.75) / 2)

@@ -29,22 +29,14 @@ def ensemble_of(search: Search, trials: list[Trial], data: Prepared
     cross-fitted), so they compare fairly with the single candidates'."""
     from mmfuse.estimators.training import calibrate
 
-    fn = search.score_fn(trials[0].estimator)
-    views = data.views
-
-    def score(mean: np.ndarray) -> float:
-        return views.combine(list(mean), fn)["selection"]
-
-    stacks = [np.stack(t.outputs) for t in trials]
-    weights, _ = ensemble_selection(stacks, score, ROUNDS)
+    # scored like the candidates: on their stored (for learning combiners, cross-fitted) outputs
+    weights, scores, _ = _selected(search, trials)
     chosen = [(t, float(w)) for t, w in zip(trials, weights) if w > 0]
     if len(chosen) < 2:
         return None
     est = _holding(search, [t.estimator for t, _ in chosen], [w for _, w in chosen])
     if search.task == "classification" and search.est.calibrate:
         est.model_config_, est.calibration_ = calibrate(est.model_, est.model_config_, data.valid, False)
-    # scored like the candidates: on their stored (for learning combiners, cross-fitted) outputs
-    scores = views.combine(list(sum(w * s for w, s in zip(weights, stacks))), fn)
     record = {"members": {t.candidate.name: round(w, 4) for t, w in chosen}, "rounds": ROUNDS}
     return est, scores, record, chosen
 
@@ -68,7 +60,7 @@ def bags_of(search: Search, judged: list[Trial]
     for t in judged if MIX_BAGS else [max(judged, key=lambda t: t.selection)]:
         key = (t.candidate.features, *(s.valid.rows.tobytes() for s in (t, *t.resplits)))
         groups.setdefault(key, []).append(t)
-    weights, scores, trials = max((_select_bags(search, g) for g in groups.values()), key=lambda f: f[1]["selection"])
+    weights, scores, trials = max((_selected(search, g) for g in groups.values()), key=lambda f: f[1]["selection"])
     chosen = [(t, float(w)) for t, w in zip(trials, weights) if w > 0]
     splits = 1 + len(trials[0].resplits)
     models = [(s.estimator, w / splits) for t, w in chosen for s in (t, *t.resplits)]
@@ -79,8 +71,9 @@ def bags_of(search: Search, judged: list[Trial]
     return est, scores, record, chosen
 
 
-def _select_bags(search: Search, trials: list[Trial]) -> tuple[np.ndarray, dict[str, float], list[Trial]]:
-    """Greedy selection over ``trials`` (prepared alike): (weights, mean scores over the splits)."""
+def _selected(search: Search, trials: list[Trial]) -> tuple[np.ndarray, dict[str, float], list[Trial]]:
+    """Greedy selection over ``trials`` (prepared alike), each scored on every split it was
+    trained on: (weights, the mixture's scores averaged over the splits, ``trials``)."""
     views = search.prepared[trials[0].candidate.features].views  # the layout of every split's views
     fn = search.score_fn(trials[0].estimator)
     targets = [s.valid.targets for s in (trials[0], *trials[0].resplits)]

@@ -97,12 +97,12 @@ def _tried(search: Search, cand: Candidate, base: Trial, table: Table, target: s
             break
     for t in done[1:]:
         search.trials.remove(t)  # reported with the first split's trial
-    if len(done) < splits or _cut_short(done[-1]):
+    short = bool(done) and _cut_short(done[-1])
+    if len(done) < splits or short:
         if done:
             search.trials.remove(done[0])
         del search.prepared[cand.features]
-        return "its first epoch did not end in its share of the time" if done and _cut_short(done[-1]) \
-            else "no time left"
+        return "its first epoch did not end in its share of the time" if short else "no time left"
     done[0].resplits.extend(done[1:])
     gain, error = _gain(done[0], base)
     if gain <= error:
