@@ -26,6 +26,11 @@ the refit alone; ``compare.seconds`` is compare's own run). For each modality ``
 ``best_intact_alone[m]`` is the best clean accuracy of the single-modality models of the OTHER
 modalities: what a model could reach by trusting only what is intact when ``m`` is corrupted.
 
+``oracle``: the demo's Bayes-optimal accuracy on the same test records, clean and
+``missing30`` (``datasets.demo_oracle``: every vote a model is shown read perfectly, ``income``
+weighed by its likelihood): the ceiling of any model, and in ``drop`` what hiding 30 % of each
+modality costs the data itself.
+
 ``goals`` (issue #17), each with ``met`` (null when a model it needs was not run) and the
 numbers it was computed from:
 
@@ -33,7 +38,8 @@ numbers it was computed from:
   under compare_best's, and medium's fit time at most a third of compare's (its run plus the
   refit of its best: what a user spends to get that model);
 - ``best_above_compare``: best's clean accuracy above compare_best's;
-- ``missing30_within_5_points``: no preset loses more than 5 points from clean to missing30;
+- ``missing30_within_5_points``: no preset loses more than 5 points from clean to missing30
+  (``oracle_drop``: the oracle's drop, for comparison);
 - ``noised_not_below_best_intact_alone``: with ``--noised`` drowned in noise, no preset falls
   below ``best_intact_alone`` of that modality (``met_shuffled``: the same for each shuffled
   modality, for information).
@@ -45,7 +51,8 @@ does not pay for what the others reuse.
 Prints one JSON object (progress on stderr): ``config``, ``sizes``, ``compare``, ``models``
 (per model: ``accuracy``, ``fit_seconds``, and for presets what the search kept, what it
 skipped and why, and its fine-tuned candidates' scores), ``alone``,
-``best_intact_alone``, ``table`` (one row per model), ``goals``, ``total_seconds``. Usage::
+``best_intact_alone``, ``oracle``, ``table`` (one row per model), ``goals``,
+``total_seconds``. Usage::
 
     .venv/bin/python benchmarks/presets.py [--out /tmp/presets] [--n 800] [--seed 0]
         [--features image,review,audio,income,age,region] [--presets fast,medium,best]
@@ -67,13 +74,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mmfuse import MultimodalClassifier
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded
 from mmfuse.data.schema import TABULAR
-from mmfuse.datasets import make_demo_dataset
+from mmfuse.datasets import DEMO_MODALITY_COLUMNS, demo_votes, make_demo_dataset
+from mmfuse.datasets.demo_oracle import demo_oracle_accuracy, demo_posterior
 from mmfuse.estimators.compare import compare
 from mmfuse.evaluation.robustness import robustness_curves
 from mmfuse.evaluation.scoring import score
@@ -154,6 +163,30 @@ def kept(est: MultimodalClassifier) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def oracle(enc: Encoded, test: Path, args: argparse.Namespace) -> dict[str, float]:
+    """The demo's Bayes-optimal accuracy (``datasets.demo_oracle``: every vote a model is shown
+    read perfectly) on the clean test records and on ``missing30``'s: the ceiling of any model,
+    and the drop that hiding 30 % of each modality forces on the data itself."""
+    df = pd.read_csv(test)
+    votes = {k: v[df["id"].to_numpy()[enc.rows]] for k, v in demo_votes(args.n, args.seed).items()}
+    positive = df[TARGET].to_numpy()[enc.rows] == "positive"
+    has_income = "income" in args.features.split(",")
+    income = df["income"].to_numpy(float)[enc.rows] if has_income else None
+    missing = Views.build(enc, args.seed).missing
+    assert missing is not None  # two modalities or more (checked in main)
+
+    def accuracy_seeing(seen: Encoded) -> float:
+        media = {DEMO_MODALITY_COLUMNS[m]: w for m, w in seen.mask.items()
+                 if m in DEMO_MODALITY_COLUMNS}  # fmt: skip
+        shown = None
+        if income is not None and TABULAR in seen.mask:
+            shown = np.where(seen.mask[TABULAR], income, np.nan)
+        return round(demo_oracle_accuracy(demo_posterior(votes, media, shown), positive), 4)
+
+    clean, hidden = accuracy_seeing(enc), accuracy_seeing(missing)
+    return {"clean": clean, "missing30": hidden, "drop": round(clean - hidden, 4)}
+
+
 def compare_best(train: Path, common: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """compare's run over ``--fusions``: its wall time, leaderboard and best fused row."""
     started = time.perf_counter()
@@ -188,9 +221,10 @@ def best_intact(singles: dict[str, dict[str, Any]]) -> dict[str, float | None]:
 
 
 def goals(models: dict[str, dict[str, Any]], compare_seconds: float,
-          intact: dict[str, float | None], noised: str) -> dict[str, dict[str, Any]]:
+          intact: dict[str, float | None], noised: str,
+          ceiling: dict[str, float]) -> dict[str, dict[str, Any]]:
     """The issue's goals from the measured numbers (``met`` None where a model was not run);
-    ``compare_seconds``: compare's run plus the refit of its best."""
+    ``compare_seconds``: compare's run plus the refit of its best; ``ceiling``: ``oracle``'s."""
     acc = {k: m["accuracy"] for k, m in models.items()}
     cmp = acc["compare_best"]["clean"]
     clean = {k: a["clean"] for k, a in acc.items()}
@@ -217,7 +251,7 @@ def goals(models: dict[str, dict[str, Any]], compare_seconds: float,
         },
         "missing30_within_5_points": {
             "met": all(d <= 5 * POINT + EPS for d in drops.values()) if presets else None,
-            "drop": drops,
+            "drop": drops, "oracle_drop": ceiling["drop"],
         },
         "noised_not_below_best_intact_alone": {
             "met": all(v >= floor - EPS for v in noisy.values()) if presets else None,
@@ -281,6 +315,7 @@ def main() -> None:
     models: dict[str, dict[str, Any]] = {}
     log("fitting today's default")
     default, seconds = fitted(common, train)
+    ceiling = oracle(default.prepare(test), test, args)
     models["default"] = {"accuracy": measure(default, test, args.noised, args.seed),
                          "fit_seconds": seconds}  # fmt: skip
     for name in args.presets.split(","):
@@ -313,8 +348,9 @@ def main() -> None:
         "models": models,
         "alone": singles,
         "best_intact_alone": intact,
+        "oracle": ceiling,
         "table": table(models, args.noised),
-        "goals": goals(models, compare_seconds, intact, args.noised),
+        "goals": goals(models, compare_seconds, intact, args.noised, ceiling),
         "total_seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     print(json.dumps(result, indent=1))
