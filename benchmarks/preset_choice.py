@@ -14,7 +14,9 @@ seed=seed)``) is split 80/20 into train.csv and test.csv (``robustness_dropout.s
 preset in ``--presets`` is fitted on train.csv twice, once with each rule
 (``ensemble_model.MIX_BAGS``; the search itself is seeded and the same both times), and today's
 plain default once. Each model's test accuracy is measured on the clean records and with each
-modality hidden in 30 % of them (``Views.build(enc, seed).missing``).
+modality hidden in 30 % of them (``Views.build(enc, seed).missing``). The row ``oracle`` is the
+demo's Bayes-optimal accuracy on the same records (``_demo_ceiling``): what the data allows,
+clean and with the same cells hidden.
 
 Prints one JSON object (progress on stderr): ``config``, ``per_seed`` (per seed and model:
 ``clean``, ``missing30``, ``fit_seconds``, and for the mixed rule the finalists kept and their
@@ -47,6 +49,7 @@ from mmfuse.evaluation.scoring import score
 from mmfuse.search import ensemble_model
 from mmfuse.search.validation import Views
 
+from _demo_ceiling import ceiling
 from _quick import parse_with_quick
 from robustness_dropout import split
 
@@ -74,7 +77,9 @@ def measured(params: dict[str, Any], train: Path, test: Path, seed: int
 def one_seed(seed: int, args: argparse.Namespace, common: dict[str, Any]) -> dict[str, dict[str, Any]]:
     train, test = split(make_demo_dataset(Path(args.out) / str(seed), n=args.n, seed=seed), seed)
     log(f"seed {seed}: today's default")
-    models = {"default": measured(common, train, test, seed)[1]}
+    default, row = measured(common, train, test, seed)
+    oracle = ceiling(default.prepare(test), test, args.n, seed, common["features"])
+    models = {"oracle": {k: oracle[k] for k in ("clean", "missing30")}, "default": row}
     for preset in args.presets.split(","):
         for suffix, mix in RULES.items():
             log(f"seed {seed}: {preset}, {suffix}")

@@ -27,9 +27,8 @@ the refit alone; ``compare.seconds`` is compare's own run). For each modality ``
 modalities: what a model could reach by trusting only what is intact when ``m`` is corrupted.
 
 ``oracle``: the demo's Bayes-optimal accuracy on the same test records, clean and
-``missing30`` (``datasets.demo_oracle``: every vote a model is shown read perfectly, ``income``
-weighed by its likelihood): the ceiling of any model, and in ``drop`` what hiding 30 % of each
-modality costs the data itself.
+``missing30`` (``_demo_ceiling``): the ceiling of any model, and in ``drop`` what hiding 30 %
+of each modality costs the data itself.
 
 ``goals`` (issue #17), each with ``met`` (null when a model it needs was not run) and the
 numbers it was computed from:
@@ -39,7 +38,8 @@ numbers it was computed from:
   refit of its best: what a user spends to get that model);
 - ``best_above_compare``: best's clean accuracy above compare_best's;
 - ``missing30_within_5_points``: no preset loses more than 5 points from clean to missing30
-  (``oracle_drop``: the oracle's drop, for comparison);
+  (``oracle_drop``: the oracle's drop on the same records; ``beyond_oracle``: each preset's
+  drop minus it, what the model loses beyond what the data forces);
 - ``noised_not_below_best_intact_alone``: with ``--noised`` drowned in noise, no preset falls
   below ``best_intact_alone`` of that modality (``met_shuffled``: the same for each shuffled
   modality, for information).
@@ -74,21 +74,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mmfuse import MultimodalClassifier
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded
 from mmfuse.data.schema import TABULAR
-from mmfuse.datasets import DEMO_MODALITY_COLUMNS, demo_votes, make_demo_dataset
-from mmfuse.datasets.demo_oracle import demo_oracle_accuracy, demo_posterior
+from mmfuse.datasets import make_demo_dataset
 from mmfuse.estimators.compare import compare
 from mmfuse.evaluation.robustness import robustness_curves
 from mmfuse.evaluation.scoring import score
 from mmfuse.search.presets import PRESETS
 from mmfuse.search.validation import Views
 
+from _demo_ceiling import ceiling as demo_ceiling
 from _quick import parse_with_quick
 from robustness_dropout import split
 
@@ -163,30 +162,6 @@ def kept(est: MultimodalClassifier) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def oracle(enc: Encoded, test: Path, args: argparse.Namespace) -> dict[str, float]:
-    """The demo's Bayes-optimal accuracy (``datasets.demo_oracle``: every vote a model is shown
-    read perfectly) on the clean test records and on ``missing30``'s: the ceiling of any model,
-    and the drop that hiding 30 % of each modality forces on the data itself."""
-    df = pd.read_csv(test)
-    votes = {k: v[df["id"].to_numpy()[enc.rows]] for k, v in demo_votes(args.n, args.seed).items()}
-    positive = df[TARGET].to_numpy()[enc.rows] == "positive"
-    has_income = "income" in args.features.split(",")
-    income = df["income"].to_numpy(float)[enc.rows] if has_income else None
-    missing = Views.build(enc, args.seed).missing
-    assert missing is not None  # two modalities or more (checked in main)
-
-    def accuracy_seeing(seen: Encoded) -> float:
-        media = {DEMO_MODALITY_COLUMNS[m]: w for m, w in seen.mask.items()
-                 if m in DEMO_MODALITY_COLUMNS}  # fmt: skip
-        shown = None
-        if income is not None and TABULAR in seen.mask:
-            shown = np.where(seen.mask[TABULAR], income, np.nan)
-        return round(demo_oracle_accuracy(demo_posterior(votes, media, shown), positive), 4)
-
-    clean, hidden = accuracy_seeing(enc), accuracy_seeing(missing)
-    return {"clean": clean, "missing30": hidden, "drop": round(clean - hidden, 4)}
-
-
 def compare_best(train: Path, common: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """compare's run over ``--fusions``: its wall time, leaderboard and best fused row."""
     started = time.perf_counter()
@@ -252,6 +227,7 @@ def goals(models: dict[str, dict[str, Any]], compare_seconds: float,
         "missing30_within_5_points": {
             "met": all(d <= 5 * POINT + EPS for d in drops.values()) if presets else None,
             "drop": drops, "oracle_drop": ceiling["drop"],
+            "beyond_oracle": {p: round(d - ceiling["drop"], 4) for p, d in drops.items()},
         },
         "noised_not_below_best_intact_alone": {
             "met": all(v >= floor - EPS for v in noisy.values()) if presets else None,
@@ -315,7 +291,7 @@ def main() -> None:
     models: dict[str, dict[str, Any]] = {}
     log("fitting today's default")
     default, seconds = fitted(common, train)
-    ceiling = oracle(default.prepare(test), test, args)
+    ceiling = demo_ceiling(default.prepare(test), test, args.n, args.seed, features)
     models["default"] = {"accuracy": measure(default, test, args.noised, args.seed),
                          "fit_seconds": seconds}  # fmt: skip
     for name in args.presets.split(","):
