@@ -79,6 +79,8 @@ SAMPLE_RATE = 16_000
 NUM_FRAMES = 8
 FPS = 8
 SQUARE = 8
+INCOME_SHIFT = 0.9
+"""``income`` ~ N(INCOME_SHIFT * s_tabular, 1)."""
 TRACK_FRACTION = 0.15
 
 NEUTRAL_WORDS = (
@@ -197,7 +199,7 @@ def _tabular_columns(vote: np.ndarray, missing_rate: float, seed: int) -> dict[s
     """``income`` (one vote, NaN where missing) and the nuisance columns."""
     rng = np.random.default_rng([seed, _TABULAR])
     n = len(vote)
-    income = np.round(rng.normal(0.9 * vote, 1.0), 3)
+    income = np.round(rng.normal(INCOME_SHIFT * vote, 1.0), 3)
     income[rng.random(n) < missing_rate] = np.nan
     age = np.clip(np.rint(rng.normal(40.0, 12.0, n)), 18, 90).astype(np.int64)
     region = np.asarray(_REGIONS)[rng.integers(0, len(_REGIONS), n)]

@@ -15,10 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.stats import binom
 
-from mmfuse.datasets.demo import VOTE_NAMES
-
-INCOME_SHIFT = 0.9
-"""``income`` ~ N(INCOME_SHIFT * s_tabular, 1)."""
+from mmfuse.datasets.demo import INCOME_SHIFT, VOTE_NAMES
 
 
 def demo_posterior(votes: Mapping[str, np.ndarray], seen: Mapping[str, np.ndarray],
