@@ -72,6 +72,15 @@ def test_the_winner_is_tried_with_its_network_fine_tuned_on_every_split(search) 
         assert board.set_index("name").loc[tuned[0].candidate.name, "dropped"] == why[0]
 
 
+def test_without_a_pretrained_finalist_it_says_why_nothing_was_fine_tuned(search) -> None:
+    search, table = search
+    search.started -= 3600
+    try_finetuned(search, table, "label", None, splits=3)  # no trial was judged on 3 splits
+    assert not [t for t in search.trials if t.candidate.features.startswith("finetune=")]
+    assert [(s["name"], s["trained"]) for s in search.skipped] == [("finetune=note", False)]
+    assert "no candidate on frozen pretrained features among the finalists" in search.skipped[0]["why"]
+
+
 def test_without_time_left_it_is_listed_and_not_trained(search) -> None:
     search, table = search
     search.deadline = time.perf_counter()

@@ -42,7 +42,14 @@ def try_finetuned(search: Search, table: Table, target: str, valid: DataLike | N
     finalists, judged on ``splits`` splits), or lists in ``search.skipped`` why one was not."""
     base = _base(search, splits)
     pre = search.prepared["default"].pre
-    if base is None or not pre.pretrained or search.est.finetune:  # the user's own choice stands
+    if not pre.pretrained or search.est.finetune:  # the user's own choice stands
+        return
+    if base is None:
+        rung = max((t.rung for t in search.trials), default=0) + 1
+        why = "no candidate on frozen pretrained features among the finalists to start from"
+        search.skipped += [{"name": f"finetune={m}", "rung": rung, "why": why, "trained": False}
+                           for m in pre.pretrained]
+        log(f"  no fine-tuning: {why}", search.est.verbose)
         return
     now = time.perf_counter()
     end = now + (now - search.started)
