@@ -35,8 +35,11 @@ $(VENV)/.browser: | $(VENV)/.installed
 	  $(call APT_GET,chromium chromium-driver,the browser tests); }
 	@touch $@
 
+# One pytest-xdist worker per core (TEST_WORKERS=0: one process), each on one thread
+# (tests/conftest.py); idle workers take tests from busy ones.
+TEST_WORKERS ?= auto
 test: install $(VENV)/.speech $(VENV)/.browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) demo_out

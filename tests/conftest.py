@@ -11,14 +11,18 @@ import pytest
 DEMO_ROWS = 60
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _scratch_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tests default to from-scratch encoders (fast, independent of optional packages) and
-    never touch the user's feature cache; tests of pretrained encoders opt in explicitly."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MMFUSE_PRETRAINED", "0")
-        patch.setenv("MMFUSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
-        yield
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker, and every
+    process it starts, keeps to one torch/OpenMP thread: two workers with a full thread pool
+    each on the same cores slow both down."""
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for name in ("MMFUSE_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 class Media:
