@@ -25,6 +25,16 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _scratch_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests default to from-scratch encoders (fast, independent of optional packages) and
+    never touch the user's feature cache; tests of pretrained encoders opt in explicitly."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MMFUSE_PRETRAINED", "0")
+        patch.setenv("MMFUSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
+        yield
+
+
 class Media:
     """Writes small, valid media files (images, WAV audio, MP4 video) into a folder."""
 
