@@ -11,7 +11,8 @@ each; the image + speech data of issue #17 in miniature), for each seed (``--see
 - ``no_guard``: the same with ``guard=False``;
 - ``no_dropout``: ``modality_dropout=0``: the default before issue #17 (no guard, no auxiliary
   heads, the epoch chosen on clean validation alone);
-- ``late``: ``level="late"`` (decision level; the guard on).
+- ``late``: ``level="late"`` (decision level with its default combiner, ``mean``; the guard on);
+- ``late_product``: the same with ``fusion="product"`` (the product of the two opinions).
 
 Each fused model is measured on test.csv: accuracy ``clean``; ``missing30`` (each modality
 hidden in 30 % of the records, ``Views.build(enc, seed).missing``); ``image_noise`` and
@@ -54,7 +55,7 @@ from presets import accuracy, noised_accuracy
 
 QUICK = {"seeds": "0", "speakers": 4, "test_speakers": 1, "per_speaker": 10, "epochs": 2}
 FUSED = {"default": {}, "no_guard": {"guard": False}, "no_dropout": {"modality_dropout": 0.0},
-         "late": {"level": "late"}}
+         "late": {"level": "late"}, "late_product": {"level": "late", "fusion": "product"}}
 """Fused model -> its parameters beside the common ones."""
 ALONE = ("image", "audio")
 

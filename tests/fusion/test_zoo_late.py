@@ -1,5 +1,5 @@
 """Known values and fitting behaviour of the decision-level operators weighted, vote, stacking
-and confidence."""
+and confidence, and what every fitted one shares (with product: tests/fusion/test_product.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import Tensor
 from mmfuse.fusion import create_fusion
 
 T, F = True, False
-FITTED = ("weighted", "stacking", "confidence")
+FITTED = ("weighted", "stacking", "confidence", "product")
 
 
 def mask_of(**rows: list[bool]) -> dict[str, Tensor]:
@@ -96,7 +96,7 @@ def test_fitted_ignores_missing_and_round_trips(name: str, task: str) -> None:
     torch.testing.assert_close(restored(outputs, mask), out, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ("weighted", "stacking"))
+@pytest.mark.parametrize("name", ("weighted", "stacking", "product"))
 def test_fit_combiner_checks_its_inputs(name: str) -> None:
     fusion = create_fusion(name, {"a": 3, "b": 3})
     outputs, mask, y = classification_data(20, 0)

@@ -43,7 +43,8 @@ def fast(tmp_path_factory: pytest.TempPathFactory) -> tuple[MultimodalClassifier
 def test_the_kept_model_is_the_one_validation_preferred(fast: tuple[MultimodalClassifier, Path]) -> None:
     clf, _ = fast
     trials = clf.search_["trials"]
-    assert [t["name"] for t in trials] == ["feature/attention md=0.3", "late/confidence", "late/mean"]
+    assert [t["name"] for t in trials] == ["feature/attention md=0.3", "late/confidence", "late/product",
+                                           "late/mean"]
     best = max(trials, key=lambda t: t["selection"])
     assert clf.search_["kept"] == clf.search_["best_single"] == best["name"]
     assert (clf.model_config_.level, clf.model_config_.fusion) == (best["level"], best["fusion"])
@@ -107,8 +108,9 @@ def test_the_cli_fits_a_preset_and_info_shows_its_leaderboard(tmp_path: Path,
     capsys.readouterr()
     assert main(["info", str(tmp_path / "m")]) == 0
     shown = capsys.readouterr().out
-    assert "preset fast: 3 trial(s)" in shown
-    assert all(name in shown for name in ("feature/attention md=0.3", "late/confidence", "late/mean"))
+    assert "preset fast: 4 trial(s)" in shown
+    names = ("feature/attention md=0.3", "late/confidence", "late/product", "late/mean")
+    assert all(name in shown for name in names)
     search = json.loads((tmp_path / "m" / "metrics.json").read_text())["search"]
     # a small table: a mixture of the finalists' bags (each finalist's models on both splits)
     assert search["kept"] == "bags" and search["ensemble"]["splits"] == 2
