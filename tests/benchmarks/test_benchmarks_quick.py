@@ -181,6 +181,17 @@ def _check_scale_memory(out: dict[str, Any]) -> None:
         assert set(out["results"][kind]["summary"]["epoch_seconds_per_1k_train_records"]) == {"300", "600"}
 
 
+def _check_late_combiners(out: dict[str, Any]) -> None:
+    config, models = out["config"], out["per_seed"]["0"]
+    assert (config["seeds"], config["n"], config["features"]) == (["0"], 60, ["review", "income", "age"])
+    assert list(models) == [*config["combiners"], "oracle"] == ["mean", "confidence", "weighted", "stacking",
+                                                                "product", "oracle"]
+    assert all(0 <= m[k] <= 1 for m in models.values() for k in ("clean", "missing30"))
+    assert out["mean"] == models  # one seed: its own numbers
+    for column, name in out["best"].items():
+        assert models[name][column] == max(models[m][column] for m in config["combiners"])
+
+
 def _check_preset_choice(out: dict[str, Any]) -> None:
     assert (out["config"]["seeds"], out["config"]["n"], out["config"]["presets"]) == (["0"], 60, ["fast"])
     models = out["per_seed"]["0"]
@@ -284,6 +295,10 @@ CASES = {
     "index_scale.py": Case(
         frozenset({"benchmark", "machine", "config", "results", "total_s", "peak_rss_bytes"}),
         _check_index_scale, modules=("faiss",),
+    ),
+    "late_combiners.py": Case(
+        frozenset({"benchmark", "config", "per_seed", "mean", "best", "total_seconds"}),
+        _check_late_combiners, args=("--out", "{tmp}/late"),
     ),
     "preset_choice.py": Case(
         frozenset({"benchmark", "config", "per_seed", "mean", "paired", "total_seconds"}),
