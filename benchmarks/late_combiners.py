@@ -39,6 +39,7 @@ from mmfuse.evaluation.scoring import score
 from mmfuse.search.validation import Views
 
 from _demo_ceiling import ceiling
+from _demo_seeds import add_options, common_params
 from _quick import parse_with_quick
 from robustness_dropout import split
 
@@ -65,19 +66,12 @@ def one_seed(seed: int, args: argparse.Namespace, common: dict[str, Any]) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add = parser.add_argument
-    add("--out", default="/tmp/late_combiners", help="folder for the data (default %(default)s)")
-    add("--seeds", default="0,1,2,3,4,5,6,7", help="comma-separated data seeds (default %(default)s)")
-    add("--combiners", default="mean,confidence,weighted,stacking,product", help="decision-level fusions")
-    add("--n", type=int, default=800, help="demo records per seed (default %(default)s)")
-    add("--features", default="image,review,audio,income,age,region", help="comma-separated columns")
-    add("--epochs", type=int, default=None, help="epochs of every model (default: fit's own)")
-    add("--threads", type=int, default=None)
+    add_options(parser, "/tmp/late_combiners")
+    parser.add_argument("--combiners", default="mean,confidence,weighted,stacking,product",
+                        help="decision-level fusions (default %(default)s)")
     args = parse_with_quick(parser, QUICK)
     started = time.perf_counter()
-    common: dict[str, Any] = {"features": args.features.split(","), "num_threads": args.threads}
-    if args.epochs is not None:
-        common["epochs"] = args.epochs
+    common = common_params(args)
     per_seed = {s: one_seed(int(s), args, common) for s in args.seeds.split(",")}
     runs = list(per_seed.values())
     mean = {m: {c: round(float(np.mean([r[m][c] for r in runs])), 4) for c in COLUMNS} for m in runs[0]}

@@ -50,6 +50,7 @@ from mmfuse.search import ensemble_model
 from mmfuse.search.validation import Views
 
 from _demo_ceiling import ceiling
+from _demo_seeds import add_options, common_params
 from _quick import parse_with_quick
 from robustness_dropout import split
 
@@ -111,19 +112,11 @@ def summary(per_seed: dict[str, dict[str, dict[str, Any]]], presets: list[str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add = parser.add_argument
-    add("--out", default="/tmp/preset_choice", help="folder for the data (default %(default)s)")
-    add("--seeds", default="0,1,2,3,4,5,6,7", help="comma-separated data seeds (default %(default)s)")
-    add("--presets", default="fast,medium", help="comma-separated (default %(default)s)")
-    add("--n", type=int, default=800, help="demo records per seed (default %(default)s)")
-    add("--features", default="image,review,audio,income,age,region", help="comma-separated columns")
-    add("--epochs", type=int, default=None, help="epochs of every model (default: fit's own)")
-    add("--threads", type=int, default=None)
+    add_options(parser, "/tmp/preset_choice")
+    parser.add_argument("--presets", default="fast,medium", help="comma-separated (default %(default)s)")
     args = parse_with_quick(parser, QUICK)
     started = time.perf_counter()
-    common: dict[str, Any] = {"features": args.features.split(","), "num_threads": args.threads}
-    if args.epochs is not None:
-        common["epochs"] = args.epochs
+    common = common_params(args)
     presets = args.presets.split(",")
     per_seed = {s: one_seed(int(s), args, common) for s in args.seeds.split(",")}
     mean, paired = summary(per_seed, presets)
