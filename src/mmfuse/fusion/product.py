@@ -11,7 +11,7 @@ from torch import Tensor
 
 from mmfuse.fusion import register_fusion
 from mmfuse.fusion.mean import MeanFusion
-from mmfuse.fusion.weighted import fit_loss, mix_present, prepare_fit_data, stack_late
+from mmfuse.fusion.weighted import fit_loss, minimise, mix_present, prepare_fit_data, stack_late
 
 
 @register_fusion("product")
@@ -88,16 +88,12 @@ class ProductFusion(MeanFusion):
             counts = torch.bincount(data.targets, minlength=self.output_dim).to(torch.float64)
             prior = (counts + 1.0).log().requires_grad_(True)  # add-one smoothed frequencies
             params.append(prior)
-        opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe")
 
-        def closure() -> Tensor:
-            opt.zero_grad()
+        def loss() -> Tensor:
             pred = _pool(data.outputs, data.present, theta.exp(), prior.log_softmax(0), self.task)
-            loss = fit_loss(pred, data.targets, self.task) + strength * theta.pow(2).sum()
-            loss.backward()
-            return loss
+            return fit_loss(pred, data.targets, self.task) + strength * theta.pow(2).sum()
 
-        opt.step(closure)  # type: ignore[no-untyped-call]  # grad on inside
+        minimise(params, loss, max_iter)
         self.weights.copy_(theta.detach().exp())
         if self.task == "classification":
             self.log_prior.copy_(prior.detach().log_softmax(0))

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from mmfuse.fusion import register_fusion
 from mmfuse.fusion.mean import MeanFusion
-from mmfuse.fusion.weighted import prepare_fit_data, stack_late
+from mmfuse.fusion.weighted import minimise, prepare_fit_data, stack_late
 
 LOG_PROB_FLOOR = math.log(1e-12)
 
@@ -168,15 +168,8 @@ def _logistic(
     """Multinomial logistic regression, mean log-loss + alpha ||W||^2, LBFGS from zero."""
     weight = torch.zeros(z.shape[1], num_classes, dtype=z.dtype, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=z.dtype, requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(z @ weight + bias, targets) + alpha * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)  # type: ignore[no-untyped-call]  # grad on inside
+    minimise([weight, bias], lambda: F.cross_entropy(z @ weight + bias, targets) + alpha * weight.pow(2).sum(),
+             max_iter)
     return weight.detach(), bias.detach()
 
 

@@ -3,13 +3,13 @@ validation data.
 
 Also holds the small helpers shared by the fitted decision-level operators (``stacking``,
 ``confidence``): checking and stacking the ``fit_combiner`` arguments, and the masked weighted
-mixture of per-modality predictions.
+mixture of per-modality predictions, and the LBFGS minimisation they fit with.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import torch
@@ -104,6 +104,20 @@ def prepare_fit_data(
     return LateFitData(y[keep], present[keep], t[keep])
 
 
+def minimise(params: list[Tensor], loss: Callable[[], Tensor], max_iter: int) -> None:
+    """Minimises ``loss()`` over ``params`` (leaf tensors with ``requires_grad``) in place with
+    LBFGS and a strong-Wolfe line search: deterministic from the given starting values."""
+    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    opt.step(closure)  # type: ignore[no-untyped-call]  # grad on inside
+
+
 def fit_loss(prediction: Tensor, targets: Tensor, task: str) -> Tensor:
     """Mean log-loss (classification) or mean squared error (regression)."""
     if task == "classification":
@@ -172,15 +186,10 @@ class WeightedFusion(MeanFusion):
         data = prepare_fit_data(self, outputs, mask, targets)
         strength = reg / data.targets.shape[0]
         theta = torch.zeros(len(self.modalities), dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([theta], max_iter=max_iter, line_search_fn="strong_wolfe")
 
-        def closure() -> Tensor:
-            opt.zero_grad()
+        def loss() -> Tensor:
             pred = mix_present(data.outputs, data.present, theta, self.task)
-            loss = fit_loss(pred, data.targets, self.task)
-            loss = loss + strength * (theta - theta.mean()).pow(2).sum()
-            loss.backward()
-            return loss
+            return fit_loss(pred, data.targets, self.task) + strength * (theta - theta.mean()).pow(2).sum()
 
-        opt.step(closure)  # type: ignore[no-untyped-call]  # grad on inside
+        minimise([theta], loss, max_iter)
         self.weights.copy_(theta.detach().softmax(0))
