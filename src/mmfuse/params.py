@@ -195,7 +195,8 @@ class PredictionParams:
                             "(classification)", off="--no-calibrate")
     guard: bool = param(True, "at prediction time, treat a modality whose embedding lies far outside the "
                         "training ones (an image drowned in noise, a dead microphone) as missing for that "
-                        "record; for models trained with missing modalities", off="--no-guard")
+                        "record; for decision-level models and models trained with missing modalities",
+                        off="--no-guard")
 
 
 PRESETS = ("fast", "medium", "best")

@@ -143,6 +143,16 @@ def test_no_guard_without_missing_modalities_in_training() -> None:
     assert not est.model_config_.guard and est.model_.guard is None
 
 
+def test_a_decision_level_model_is_guarded_without_missing_modalities_in_training() -> None:
+    # its combiner joins whichever opinions are present: no training with missing ones needed
+    train, test, drowned = _two_views(600, 0), _two_views(300, 1), _two_views(300, 1, drowned=True)
+    est = MultimodalClassifier(level="late", modality_dropout=0.0, epochs=25, seed=0, verbose=False)
+    est.fit(train, target="label")
+    assert est.model_config_.guard and est.model_.guard is not None
+    a_alone = float(est.evaluate(test.assign(**{f"b{i}": np.nan for i in range(6)}))["accuracy"])
+    assert float(est.evaluate(drowned)["accuracy"]) == a_alone
+
+
 def test_predict_and_evaluate_name_what_the_guard_distrusted(tmp_path) -> None:
     from mmfuse.cli.main import main
 

@@ -71,7 +71,10 @@ def train_model(
     dropped = tcfg.modality_dropout > 0 and len(train.mask) > 1  # a lone modality is never dropped
     hid = dropped or not all(v.all() for v in train.mask.values())
     several = hid and len(train.mask) > 1
-    mcfg = dataclasses.replace(mcfg, guard=params.guard and several and mcfg.level != "early",
+    # a decision-level model needs no training with missing modalities to fall back on the
+    # others: its combiner joins whichever opinions are present
+    guarded = several or (mcfg.level == "late" and len(train.mask) > 1)
+    mcfg = dataclasses.replace(mcfg, guard=params.guard and guarded and mcfg.level != "early",
                                auxiliary_heads=several and mcfg.level == "feature")
     torch.manual_seed(tcfg.seed)
     specs = pre.input_specs()
