@@ -171,3 +171,30 @@ def test_predict_and_evaluate_name_what_the_guard_distrusted(tmp_path) -> None:
     assert json.loads((tmp_path / "e.json").read_text())["distrusted"] == {"a": 0, "tabular": 10}
     plain = MultimodalClassifier(epochs=2, seed=0, verbose=False, guard=False).fit(train, target="label")
     assert "distrusted" not in plain.predict_frame(mixed)[0].columns
+
+
+def test_a_feature_vector_drowned_in_noise_is_set_aside_by_the_input_test() -> None:
+    # the embedding column a is tested on its vector too; the tabular numbers are not vectors
+    train, test = _two_views(600, 0), _two_views(300, 1)
+    est = MultimodalClassifier(epochs=25, seed=0, verbose=False).fit(train, target="label")
+    guard = est.model_.guard
+    assert est.model_config_.guard_inputs and list(guard.inputs) == ["a"]
+    assert np.isfinite(guard.input_thresholds()["a"])
+    rng = np.random.default_rng(5)
+    drowned = test.assign(a=[v + rng.normal(size=6) * 30 for v in test["a"]])
+    vectors = torch.tensor(np.stack(drowned["a"].to_list()), dtype=torch.float32)
+    assert (guard.inputs["a"].ratio(vectors) > 1).all()
+    frame, _ = est.predict_frame(drowned)
+    assert set(frame["distrusted"]) == {"a"}
+    b_alone = est.predict_frame(test.assign(a=None))[0]["prediction"]
+    assert frame["prediction"].tolist() == b_alone.tolist()
+    assert set(est.predict_frame(test)[0]["distrusted"]) == {""}  # records like the training ones
+
+
+def test_a_model_saved_before_the_input_test_loads_without_it() -> None:
+    specs = {"a": InputSpec("embedding", (4,)), "b": InputSpec("embedding", (4,))}
+    old = {"level": "feature", "fusion": "concat", "encoders": {"a": "mlp", "b": "mlp"},
+           "task": "classification", "num_outputs": 2, "dim": 8, "guard": True}
+    model = build_model(ModelConfig.from_dict(old), specs)
+    assert model.guard is not None and not len(model.guard.inputs)
+    assert not any(k.startswith("guard.inputs") for k in model.state_dict())

@@ -12,7 +12,7 @@ import torch
 from mmfuse._progress import log
 from mmfuse.data.preprocess import Encoded, Preprocessor
 from mmfuse.data.schema import parse_pairs
-from mmfuse.data.tensors import TensorData
+from mmfuse.data.tensors import TensorData, take
 from mmfuse.evaluation.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, primary_metric
 from mmfuse.models.builder import ModelConfig, build_model, resolve_encoders, resolve_fusion
 from mmfuse.models.multimodal import MultimodalModel
@@ -74,7 +74,8 @@ def train_model(
     # a decision-level model needs no training with missing modalities to fall back on the
     # others: its combiner joins whichever opinions are present
     guarded = several or (mcfg.level == "late" and len(train.mask) > 1)
-    mcfg = dataclasses.replace(mcfg, guard=params.guard and guarded and mcfg.level != "early",
+    guarded = params.guard and guarded and mcfg.level != "early"
+    mcfg = dataclasses.replace(mcfg, guard=guarded, guard_inputs=guarded,
                                auxiliary_heads=several and mcfg.level == "feature")
     torch.manual_seed(tcfg.seed)
     specs = pre.input_specs()
@@ -228,21 +229,28 @@ GUARD_SAMPLE = 20_000
 
 @torch.no_grad()
 def fit_guard(model: MultimodalModel, train: Encoded, valid: Encoded, batch_size: int, verbose: bool) -> None:
-    """Fits ``model.guard`` (``models.guard``) on the embeddings of up to ``GUARD_SAMPLE``
-    training and validation records (a seeded sample), each modality where it is present."""
-    assert model.guard is not None
+    """Fits ``model.guard`` (``models.guard``) on the embeddings, and the frozen features it
+    tests, of up to ``GUARD_SAMPLE`` training and validation records (a seeded sample), each
+    modality where it is present."""
+    guard = model.guard
+    assert guard is not None
     from mmfuse.evaluation._forward import embeddings_of
 
-    def embedded(enc: Encoded) -> dict[str, torch.Tensor]:
-        rows = None
+    def embedded(enc: Encoded) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        rows = np.arange(len(enc))
         if len(enc) > GUARD_SAMPLE:
             rows = np.sort(np.random.default_rng(0).choice(len(enc), GUARD_SAMPLE, replace=False))
-        data = embeddings_of(model, enc, max(batch_size, 1), rows)
-        return {m: z[data.mask[m]] for m, z in data.inputs.items()}
+        data = embeddings_of(model, enc, max(batch_size, 1), rows, guarded=False)
+        raw = TensorData.from_encoded(enc).inputs
+        inputs = {m: take(raw[m], torch.as_tensor(rows[data.mask[m].numpy()])) for m in guard.inputs}
+        return {m: z[data.mask[m]] for m, z in data.inputs.items()}, inputs
 
-    thresholds = model.guard.fit(embedded(train), embedded(valid))
+    (z, x), (zv, xv) = embedded(train), embedded(valid)
+    thresholds = guard.fit(z, zv, x, xv)
     fitted = ", ".join(f"{m} {t:.3g}" for m, t in thresholds.items() if np.isfinite(t))
-    log(f"modality guard: thresholds {fitted or 'none (too few records)'}", verbose)
+    inputs = ", ".join(f"{m} {t:.3g}" for m, t in guard.input_thresholds().items() if np.isfinite(t))
+    log(f"modality guard: thresholds {fitted or 'none (too few records)'}"
+        + (f"; on frozen features {inputs}" if inputs else ""), verbose)
 
 
 def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:

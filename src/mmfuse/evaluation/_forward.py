@@ -29,9 +29,12 @@ def predict(logits: Tensor, task: str) -> Tensor:
 
 @torch.no_grad()
 def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256,
-                  rows: np.ndarray | None = None) -> TensorData:
+                  rows: np.ndarray | None = None, guarded: bool = True) -> TensorData:
     """Every record's encoder outputs (zero where missing) with its mask, in record order
-    (``rows``: only those records, in that order).
+    (``rows``: only those records, in that order). ``guarded``: the mask without the modalities
+    whose frozen features the model's guard distrusts (``ModalityGuard.check_inputs``), as
+    the model's forward pass has it (their embeddings are zero); the guard's embedding test is
+    left to the model given these embeddings (``on_embeddings``).
 
     Runs in eval mode on the model's device and returns CPU tensors; the model's train/eval
     mode is restored afterwards.
@@ -48,15 +51,20 @@ def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256,
     try:
         for index in torch.arange(len(data)).split(batch_size):
             batch = data.batch(index, device)
-            for m, z in model.encode(batch.inputs, batch.mask).items():
+            mask = batch.mask
+            if guarded and model.guard is not None:
+                mask = model.guard.check_inputs(batch.inputs, mask)
+            for m, z in model.encode(batch.inputs, mask).items():
                 buffer.add(m, z.float())
+                buffer.add(("mask", m), mask[m].cpu())
     finally:
         model.train(was_training)
     inputs = {
         m: buffer.get(m) if m in buffer else torch.zeros(0, int(model.encoders[m].output_dim))
         for m in model.modalities
     }
-    return TensorData(inputs, {m: data.mask[m] for m in model.modalities}, data.targets)
+    masks = {m: buffer.get(("mask", m)) if m in buffer else data.mask[m] for m in model.modalities}
+    return TensorData(inputs, masks, data.targets)
 
 
 def on_embeddings(model: MultimodalModel) -> MultimodalModel:
@@ -70,7 +78,8 @@ def on_embeddings(model: MultimodalModel) -> MultimodalModel:
         return model.eval()
     identity = {m: nn.Identity() for m in model.modalities}
     heads = dict(model.modality_heads.items())
-    return MultimodalModel(identity, model.fusion, model.head, heads, model.level, model.guard).eval()
+    guard = None if model.guard is None else model.guard.without_inputs()  # it is given embeddings
+    return MultimodalModel(identity, model.fusion, model.head, heads, model.level, guard).eval()
 
 
 @torch.no_grad()

@@ -144,7 +144,8 @@ def graph_parts(
             embeddings.append(encoder(example[j]))
     passthrough = {m: nn.Identity() for m in graph.modalities}
     heads = dict(model.modality_heads)
-    joint = MultimodalModel(passthrough, model.fusion, model.head, heads, model.level, model.guard).eval()
+    guard = None if model.guard is None else model.guard.without_inputs()  # it is given embeddings
+    joint = MultimodalModel(passthrough, model.fusion, model.head, heads, model.level, guard).eval()
     rest = GraphModule(joint, graph.task_name, graph.num_outputs, {})
     parts.append(GraphPart(names[-1], rest, (*embeddings, example[-1])))
     return parts

@@ -45,6 +45,9 @@ class ModelConfig:
             modality missing in a training record); None: not recorded (an older model).
         guard: Whether the model holds a ``ModalityGuard`` (fitted after training; a modality
             far outside the training embeddings is treated as missing at prediction time).
+        guard_inputs: Whether the guard also tests the modalities whose input is a feature
+            vector (a pretrained network's frozen features, an embedding column) on that vector
+            (False for a model saved before it did).
         auxiliary_heads: Feature level: whether each modality has an auxiliary head, trained
             beside the fused prediction so that every encoder learns to predict on its own
             (unused at prediction time).
@@ -64,6 +67,7 @@ class ModelConfig:
     embedding_means: dict[str, list[float]] = field(default_factory=dict)
     trained_with_missing: bool | None = None
     guard: bool = False
+    guard_inputs: bool = False
     auxiliary_heads: bool = False
     members: list[dict[str, Any]] = field(default_factory=list)
     member_weights: list[float] = field(default_factory=list)
@@ -157,7 +161,10 @@ def _build(config: ModelConfig, specs: Mapping[str, InputSpec]) -> MultimodalMod
         except KeyError as err:
             raise MmfuseError(str(err.args[0])) from None
     dims = {m: int(e.output_dim) for m, e in encoders.items()}
-    guard = ModalityGuard(dims) if config.guard and max(dims.values()) <= MAX_WIDTH else None
+    guard = None
+    if config.guard and max(dims.values()) <= MAX_WIDTH:
+        vectors = {m: s.shape[-1] for m, s in specs.items() if s.features or s.kind == "embedding"}
+        guard = ModalityGuard(dims, vectors if config.guard_inputs else {})
     if config.level == "late":
         heads = {m: MLPHead(dims[m], config.num_outputs) for m in dims}
         outputs = {m: config.num_outputs for m in dims}

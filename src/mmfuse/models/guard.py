@@ -1,6 +1,8 @@
 """The modality guard: a modality whose embedding lies far outside what training saw is treated
 as missing for that record, so that a model trained with missing modalities falls back on the
 modalities it can trust instead of fusing garbage (an image drowned in noise, a dead microphone).
+A modality whose input is a pretrained network's frozen features is also tested on them, before
+its encoder runs (``models.novelty``: noise the trained projection hides can be plain there).
 
 Each modality's embeddings are scored by their squared Mahalanobis distance to the training
 embeddings, divided by the width (about 1 for a typical training record), under a shrunk
@@ -9,7 +11,7 @@ modality's threshold: ``MARGIN`` times the ``QUANTILE`` of the scores of validat
 model never trained on, so that records like the validation ones (new speakers, new items) stay
 trusted and only far outliers are dropped. A record whose every present modality exceeds its
 threshold keeps the least anomalous one (relative to its threshold): a model must predict from
-something. The guard acts in eval mode only (training hides modalities by modality dropout), with
+something; the input test, then the embedding test, each keeps one. The guard acts in eval mode only (training hides modalities by modality dropout), with
 tensor operations only, so export and serving apply it as predict does.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmfuse.models.novelty import InputNovelty
 
 QUANTILE = 0.9
 """Which validation score sets the threshold (before ``MARGIN``): the 90th percentile, stable
@@ -43,11 +46,14 @@ class ModalityGuard(nn.Module):
 
     Args:
         dims: Modality -> embedding width.
+        inputs: Modality -> width of its frozen features, for those tested on their input too
+            (``check_inputs``).
     """
 
-    def __init__(self, dims: Mapping[str, int]) -> None:
+    def __init__(self, dims: Mapping[str, int], inputs: Mapping[str, int] | None = None) -> None:
         super().__init__()
         self.modalities = sorted(dims)
+        self.inputs = nn.ModuleDict({m: InputNovelty(w) for m, w in sorted((inputs or {}).items())})
         for m in self.modalities:
             self.register_buffer(f"mean_{m}", torch.zeros(dims[m]))
             self.register_buffer(f"precision_{m}", torch.eye(dims[m]))
@@ -59,27 +65,61 @@ class ModalityGuard(nn.Module):
         return ((d @ getattr(self, f"precision_{modality}")) * d).sum(-1) / d.shape[-1]
 
     def thresholds(self) -> dict[str, float]:
-        """Modality -> its threshold (inf: never distrusted)."""
+        """Modality -> its embedding threshold (inf: never distrusted)."""
         return {m: float(getattr(self, f"threshold_{m}")) for m in self.modalities}
 
+    def input_thresholds(self) -> dict[str, float]:
+        """Modality -> its input threshold, for those tested on their input."""
+        return {m: float(novelty.threshold) for m, novelty in self.inputs.items()}
+
+    def without_inputs(self) -> ModalityGuard:
+        """The embedding test alone (the same buffers), for a model that is given embeddings."""
+        other = ModalityGuard({})
+        other.modalities = self.modalities
+        for name, buffer in self.named_buffers(recurse=False):
+            other.register_buffer(name, buffer)
+        return other
+
+    def check_inputs(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The presence mask with the rows whose frozen features are distrusted turned off."""
+        if not len(self.inputs):
+            return dict(mask)
+        zero = torch.zeros(mask[self.modalities[0]].shape[0], device=mask[self.modalities[0]].device)
+        ratio = torch.stack([self.inputs[m].ratio(inputs[m]) if m in self.inputs else zero
+                             for m in self.modalities], 1)  # fmt: skip
+        return self._keep(ratio, mask)
+
     def forward(self, embeddings: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """The presence mask with the distrusted rows of each modality turned off."""
+        """The presence mask with the rows whose embedding is distrusted turned off."""
         ratio = torch.stack([self.score(m, embeddings[m]) / getattr(self, f"threshold_{m}") for m in self.modalities], 1)
+        return self._keep(ratio, mask)
+
+    def _keep(self, ratio: Tensor, mask: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``mask`` without the present rows whose (B, M) ``ratio`` is above 1, except that a
+        record with nothing left keeps its least anomalous present modality."""
         present = torch.stack([mask[m] for m in self.modalities], 1)
         trusted = present & (ratio <= 1)
-        # a record with nothing left keeps its least anomalous present modality
         ratio = torch.where(present, ratio, torch.full_like(ratio, float("inf")))
         least = nn.functional.one_hot(ratio.argmin(1), len(self.modalities)).bool() & present
         keep = trusted | (least & ~trusted.any(1, keepdim=True))  # logical ops: ONNX Where takes no bools
         return {**mask, **{m: keep[:, i] for i, m in enumerate(self.modalities)}}
 
-    def fit(self, train: Mapping[str, Tensor], valid: Mapping[str, Tensor]) -> dict[str, float]:
+    def fit(self, train: Mapping[str, Tensor], valid: Mapping[str, Tensor],
+            train_inputs: Mapping[str, Tensor] | None = None, valid_inputs: Mapping[str, Tensor] | None = None,
+            ) -> dict[str, float]:  # fmt: skip
         """Sets each modality's statistics from ``train`` (modality -> (N, D) embeddings of the
         training records where it is present) and its threshold from ``valid`` (the same, for
         validation records); a modality with fewer than ``MIN_RECORDS`` of either stays
-        unfitted. Returns modality -> threshold (inf where unfitted)."""
+        unfitted. ``train_inputs`` and ``valid_inputs``: the same for the frozen features of the
+        modalities in ``inputs``. Returns modality -> embedding threshold (inf where unfitted)."""
         from sklearn.covariance import LedoitWolf
 
+        for m, novelty in self.inputs.items():
+            x, v = (train_inputs or {}).get(m), (valid_inputs or {}).get(m)
+            if x is None or v is None or len(x) < MIN_RECORDS or len(v) < MIN_RECORDS:
+                novelty.threshold.fill_(float("inf"))
+            else:
+                novelty.fit(x, v)
         for m in self.modalities:
             z, v = train.get(m), valid.get(m)
             if z is None or v is None or len(z) < MIN_RECORDS or len(v) < MIN_RECORDS:

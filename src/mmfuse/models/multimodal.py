@@ -178,6 +178,8 @@ class MultimodalModel(nn.Module):
         return self.fusion(embeddings, mask)
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> ModelOutput:
+        if self.guard is not None and not self.training:
+            mask = self.guard.check_inputs(inputs, mask)
         embeddings = self.encode(inputs, mask)
         if self.guard is not None and not self.training:
             mask = self.guard(embeddings, mask)

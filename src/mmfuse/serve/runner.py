@@ -97,7 +97,8 @@ def _contributions(fitted: Any, enc: Encoded
     full = value({m: np.ones(n, dtype=bool) for m in mods})
     mask = {m: torch.as_tensor(enc.mask[m]) for m in mods}
     guard = getattr(fitted.model, "guard", None)
-    kept = mask if guard is None else guard(value.data.inputs, mask)
+    # value.data.mask lacks what the guard's input test set aside; its embedding test runs here
+    kept = mask if guard is None else guard(value.data.inputs, value.data.mask)
     distrusted = {m: (mask[m] & ~kept[m]).numpy() for m in mods}
     return value.outputs.numpy(), phi, base, full, distrusted
 
