@@ -264,11 +264,12 @@ def _check_robust_defaults(out: dict[str, Any]) -> None:
     assert out["config"]["quick"] is True and out["config"]["seeds"] == [0]
     fused = {"clean", "missing30", "image_noise", "audio_noise", "fit_seconds"}
     assert set(out["per_seed"]["0"]) == {"image_alone", "audio_alone", "default", "no_guard", "no_dropout", "late",
-                                         "late_product"}
+                                         "late_product", "fast", "medium"}
     assert set(out["mean"]["default"]) == fused and set(out["mean"]["image_alone"]) == {"clean", "fit_seconds"}
     assert out["mean"]["default"]["clean"] == out["per_seed"]["0"]["default"]["clean"]  # one seed: its own mean
-    assert set(out["goals"]) == {"missing30_within_5_points", "image_noise_not_below_audio_alone",
-                                 "audio_noise_not_below_image_alone"}
+    assert set(out["goals"]) == {"default", "fast", "medium"}
+    assert set(out["goals"]["fast"]) == {"missing30_within_5_points", "image_noise_not_below_audio_alone",
+                                         "audio_noise_not_below_image_alone"}
 
 
 CASES = {
