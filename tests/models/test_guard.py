@@ -198,3 +198,16 @@ def test_a_model_saved_before_the_input_test_loads_without_it() -> None:
     model = build_model(ModelConfig.from_dict(old), specs)
     assert model.guard is not None and not len(model.guard.inputs)
     assert not any(k.startswith("guard.inputs") for k in model.state_dict())
+
+
+def test_explanations_set_aside_what_the_input_test_distrusts() -> None:
+    from mmfuse.evaluation.contribution import model_value_fn
+
+    est = MultimodalClassifier(epochs=10, seed=0, verbose=False).fit(_two_views(300, 0), target="label")
+    test = _two_views(20, 1)
+    rng = np.random.default_rng(5)
+    drowned = test.assign(a=[v + rng.normal(size=6) * 30 for v in test["a"]])
+    value = model_value_fn(est.model_, est.prepare(drowned), "classification", 64)
+    assert not value.data.mask["a"].any()  # set aside, as predict has it
+    b_alone = model_value_fn(est.model_, est.prepare(test.assign(a=None)), "classification", 64)
+    np.testing.assert_allclose(value.outputs, b_alone.outputs, atol=1e-6)

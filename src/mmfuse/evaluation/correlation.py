@@ -175,7 +175,7 @@ def modality_embeddings(
     if not isinstance(model, MultimodalModel):
         raise MmfuseError("inter-modal correlation compares one model's modality embeddings; this model "
                           "is an ensemble of several (kept by --preset; fit with --no-ensemble for one)")
-    return {m: z.numpy() for m, z in embeddings_of(model, enc, batch_size).inputs.items()}
+    return {m: z.numpy() for m, z in embeddings_of(model, enc, batch_size, guarded=False).inputs.items()}
 
 
 def pairwise_correlation(
