@@ -73,8 +73,8 @@ def train_model(
     several = hid and len(train.mask) > 1
     # a decision-level model needs no training with missing modalities to fall back on the
     # others: its combiner joins whichever opinions are present
-    guarded = several or (mcfg.level == "late" and len(train.mask) > 1)
-    guarded = params.guard and guarded and mcfg.level != "early"
+    late = mcfg.level == "late" and len(train.mask) > 1
+    guarded = params.guard and (several or late) and mcfg.level != "early"
     mcfg = dataclasses.replace(mcfg, guard=guarded, guard_inputs=guarded,
                                auxiliary_heads=several and mcfg.level == "feature")
     torch.manual_seed(tcfg.seed)
@@ -229,7 +229,7 @@ GUARD_SAMPLE = 20_000
 
 @torch.no_grad()
 def fit_guard(model: MultimodalModel, train: Encoded, valid: Encoded, batch_size: int, verbose: bool) -> None:
-    """Fits ``model.guard`` (``models.guard``) on the embeddings, and the frozen features it
+    """Fits ``model.guard`` (``models.guard``) on the embeddings, and the feature vectors it
     tests, of up to ``GUARD_SAMPLE`` training and validation records (a seeded sample), each
     modality where it is present."""
     guard = model.guard
@@ -250,7 +250,7 @@ def fit_guard(model: MultimodalModel, train: Encoded, valid: Encoded, batch_size
     fitted = ", ".join(f"{m} {t:.3g}" for m, t in thresholds.items() if np.isfinite(t))
     inputs = ", ".join(f"{m} {t:.3g}" for m, t in guard.input_thresholds().items() if np.isfinite(t))
     log(f"modality guard: thresholds {fitted or 'none (too few records)'}"
-        + (f"; on frozen features {inputs}" if inputs else ""), verbose)
+        + (f"; on feature vectors {inputs}" if inputs else ""), verbose)
 
 
 def _decode(pre: Preprocessor, y: np.ndarray) -> np.ndarray:

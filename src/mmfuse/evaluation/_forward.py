@@ -32,7 +32,7 @@ def embeddings_of(model: MultimodalModel, enc: Encoded, batch_size: int = 256,
                   rows: np.ndarray | None = None, guarded: bool = True) -> TensorData:
     """Every record's encoder outputs (zero where missing) with its mask, in record order
     (``rows``: only those records, in that order). ``guarded``: the mask without the modalities
-    whose frozen features the model's guard distrusts (``ModalityGuard.check_inputs``), as
+    whose feature vector the model's guard distrusts (``ModalityGuard.check_inputs``), as
     the model's forward pass has it (their embeddings are zero); the guard's embedding test is
     left to the model given these embeddings (``on_embeddings``).
 

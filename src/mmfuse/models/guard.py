@@ -1,8 +1,9 @@
 """The modality guard: a modality whose embedding lies far outside what training saw is treated
 as missing for that record, so that a model trained with missing modalities falls back on the
 modalities it can trust instead of fusing garbage (an image drowned in noise, a dead microphone).
-A modality whose input is a pretrained network's frozen features is also tested on them, before
-its encoder runs (``models.novelty``: noise the trained projection hides can be plain there).
+A modality whose input is a feature vector (a pretrained network's frozen features, an embedding
+column) is also tested on that vector, before its encoder runs (``models.novelty``: noise the
+trained projection hides can be plain there).
 
 Each modality's embeddings are scored by their squared Mahalanobis distance to the training
 embeddings, divided by the width (about 1 for a typical training record), under a shrunk
@@ -11,8 +12,9 @@ modality's threshold: ``MARGIN`` times the ``QUANTILE`` of the scores of validat
 model never trained on, so that records like the validation ones (new speakers, new items) stay
 trusted and only far outliers are dropped. A record whose every present modality exceeds its
 threshold keeps the least anomalous one (relative to its threshold): a model must predict from
-something; the input test, then the embedding test, each keeps one. The guard acts in eval mode only (training hides modalities by modality dropout), with
-tensor operations only, so export and serving apply it as predict does.
+something; the input test, then the embedding test, each keeps one. The guard acts in eval mode
+only (training hides modalities by modality dropout), with tensor operations only, so export and
+serving apply it as predict does.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class ModalityGuard(nn.Module):
 
     Args:
         dims: Modality -> embedding width.
-        inputs: Modality -> width of its frozen features, for those tested on their input too
+        inputs: Modality -> width of its feature vector, for those tested on their input too
             (``check_inputs``).
     """
 
@@ -81,7 +83,7 @@ class ModalityGuard(nn.Module):
         return other
 
     def check_inputs(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """The presence mask with the rows whose frozen features are distrusted turned off."""
+        """The presence mask with the rows whose feature vector is distrusted turned off."""
         if not len(self.inputs):
             return dict(mask)
         zero = torch.zeros(mask[self.modalities[0]].shape[0], device=mask[self.modalities[0]].device)
@@ -104,13 +106,17 @@ class ModalityGuard(nn.Module):
         keep = trusted | (least & ~trusted.any(1, keepdim=True))  # logical ops: ONNX Where takes no bools
         return {**mask, **{m: keep[:, i] for i, m in enumerate(self.modalities)}}
 
-    def fit(self, train: Mapping[str, Tensor], valid: Mapping[str, Tensor],
-            train_inputs: Mapping[str, Tensor] | None = None, valid_inputs: Mapping[str, Tensor] | None = None,
-            ) -> dict[str, float]:  # fmt: skip
+    def fit(
+        self,
+        train: Mapping[str, Tensor],
+        valid: Mapping[str, Tensor],
+        train_inputs: Mapping[str, Tensor] | None = None,
+        valid_inputs: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, float]:
         """Sets each modality's statistics from ``train`` (modality -> (N, D) embeddings of the
         training records where it is present) and its threshold from ``valid`` (the same, for
         validation records); a modality with fewer than ``MIN_RECORDS`` of either stays
-        unfitted. ``train_inputs`` and ``valid_inputs``: the same for the frozen features of the
+        unfitted. ``train_inputs`` and ``valid_inputs``: the same for the feature vectors of the
         modalities in ``inputs``. Returns modality -> embedding threshold (inf where unfitted)."""
         from sklearn.covariance import LedoitWolf
 

@@ -5,8 +5,9 @@ A pretrained network's features of an image drowned in noise are far from those 
 image, yet the model's trained projection can map them among the training embeddings (its
 LayerNorm divides out their size), where the guard's embedding test cannot see them. Measured on
 spoken digits with a picture (``benchmarks/robust_defaults.py``' data, EfficientNet features,
-Gaussian pixel noise of sigma 0.25 to 1): every noised picture scored 24 to 33 times the 90th
-percentile of clean validation pictures, no clean test picture above 2.1.
+Gaussian pixel noise at severities 0.25 to 1): every noised picture scored at least 24 times the
+embedding test's line (2.5 x the 90th percentile of clean validation pictures), and no clean
+test picture reached it (0.82 of it at most).
 
 The score is the squared Mahalanobis distance over the width under a Ledoit-Wolf shrunk
 covariance, kept at rank ``RANK`` (its top eigenvectors; the other eigenvalues replaced by their
@@ -15,10 +16,10 @@ EfficientNet features, where their full precision matrix would take 8 MB. Ranks 
 256 flagged exactly the same test records on the spoken digits and on the demo data.
 
 The threshold is ``MARGIN`` times the largest score of validation records, not a percentile: a
-network whose features of new sources have a long tail (a speaker embedding of
-voices never heard) gets a threshold high enough to leave them alone (measured on the same data:
-1 of 180 clean test clips of unseen speakers over it, against 6 at 2.5 times the 90th percentile),
-while the noise above stays far past it.
+network whose features of new sources have a long tail (a speaker embedding of voices never
+heard) gets a threshold high enough to leave them alone (measured on the same data: 1 of 180
+clean test clips of unseen speakers over it, against 6 at 2.5 times the 90th percentile), while
+the noise above stays far past it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ MARGIN = 2.0
 
 
 class InputNovelty(nn.Module):
-    """Mean, top eigenvectors and threshold of one modality's frozen features (buffers, saved
+    """Mean, top eigenvectors and threshold of one modality's feature vectors (buffers, saved
     with the model); unfitted, the threshold is infinite: never distrusted.
 
     Args:
