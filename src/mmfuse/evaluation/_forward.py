@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmfuse.data.preprocess import Encoded
 from mmfuse.data.row_buffer import RowBuffer
@@ -76,10 +76,7 @@ def on_embeddings(model: MultimodalModel) -> MultimodalModel:
     """
     if not isinstance(model, MultimodalModel):  # an ensemble takes its inputs as they are
         return model.eval()
-    identity = {m: nn.Identity() for m in model.modalities}
-    heads = dict(model.modality_heads.items())
-    guard = None if model.guard is None else model.guard.without_inputs()  # it is given embeddings
-    return MultimodalModel(identity, model.fusion, model.head, heads, model.level, guard).eval()
+    return model.on_embeddings()
 
 
 @torch.no_grad()

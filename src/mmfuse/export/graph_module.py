@@ -142,10 +142,6 @@ def graph_parts(
             encoder = _Encoder(model.encoders[m], network).eval()
             parts.append(GraphPart(names[j], encoder, (example[j],), m, network is not None))
             embeddings.append(encoder(example[j]))
-    passthrough = {m: nn.Identity() for m in graph.modalities}
-    heads = dict(model.modality_heads)
-    guard = None if model.guard is None else model.guard.without_inputs()  # it is given embeddings
-    joint = MultimodalModel(passthrough, model.fusion, model.head, heads, model.level, guard).eval()
-    rest = GraphModule(joint, graph.task_name, graph.num_outputs, {})
+    rest = GraphModule(model.on_embeddings(), graph.task_name, graph.num_outputs, {})
     parts.append(GraphPart(names[-1], rest, (*embeddings, example[-1])))
     return parts

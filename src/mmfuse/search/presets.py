@@ -103,9 +103,11 @@ class Preset:
 
 
 PRESETS = {
-    "fast": Preset("fast", ("attention",), (DROPOUT,), ("confidence", "product", "mean"), scratch=False, rungs=(1.0,), splits=2),
+    "fast": Preset("fast", ("attention",), (DROPOUT,), ("confidence", "product", "mean"), scratch=False,
+                   rungs=(1.0,), splits=2),
     "medium": Preset("medium", ("attention", "concat", "gated"), (DROPOUT,),
-                     ("confidence", "product", "mean", "weighted", "stacking"), scratch=False, rungs=(1 / 3, 1.0), splits=3),
+                     ("confidence", "product", "mean", "weighted", "stacking"), scratch=False,
+                     rungs=(1 / 3, 1.0), splits=3),
     "best": Preset("best", ("attention", "concat", "gated", "transformer", "low_rank_tensor", "film"),
                    (0.15, DROPOUT, 0.5), ("confidence", "product", "mean", "weighted", "stacking"), scratch=True,
                    rungs=(1 / 9, 1 / 3, 1.0), epochs_factor=1.5, optuna_trials=12, splits=5, finetune=True),
