@@ -61,3 +61,18 @@ def test_calibrate_false_leaves_the_probabilities_alone() -> None:
     clf = MultimodalClassifier(**FAST, calibrate=False).fit(_table(120, 3), target="label")
     assert clf.model_config_.temperature == 1.0 and clf.calibration_ is None
     assert "ece" in clf.metrics_
+
+
+def test_the_embedding_only_copy_applies_the_same_temperature(fitted: tuple[MultimodalClassifier, Path]) -> None:
+    """Explanations and the export's parts run ``on_embeddings``: the same calibrated logits."""
+    from mmfuse.evaluation._forward import embeddings_of
+
+    clf, _ = fitted
+    assert float(clf.model_.temperature) > 1.0
+    enc = clf.prepare(_table(20, 4))
+    data = embeddings_of(clf.model_, enc)
+    with torch.no_grad():
+        full = clf.model_({m: torch.from_numpy(v) for m, v in enc.inputs.items()},
+                          {m: torch.from_numpy(v) for m, v in enc.mask.items()}).require_logits()
+        copy = clf.model_.on_embeddings()(data.inputs, data.mask).require_logits()
+    torch.testing.assert_close(copy, full)

@@ -195,12 +195,14 @@ class MultimodalModel(nn.Module):
         return ModelOutput(logits, None, mask)
 
     def on_embeddings(self) -> MultimodalModel:
-        """The same model (shared modules) with identity encoders, in eval mode: it takes
-        encoder outputs. Its guard keeps only the embedding test (``without_inputs``): the
+        """The same model (shared modules and temperature) with identity encoders, in eval mode: it
+        takes encoder outputs. Its guard keeps only the embedding test (``without_inputs``): the
         feature vectors its input test reads are not among its inputs."""
         identity = {m: nn.Identity() for m in self.modalities}
         guard = None if self.guard is None else self.guard.without_inputs()
-        return MultimodalModel(identity, self.fusion, self.head, dict(self.modality_heads), self.level, guard).eval()
+        model = MultimodalModel(identity, self.fusion, self.head, dict(self.modality_heads), self.level, guard)
+        model.register_buffer("temperature", self.temperature, persistent=False)  # the same calibration
+        return model.eval()
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
