@@ -262,6 +262,7 @@ def _check_trainer_overhead(out: dict[str, Any]) -> None:
 
 def _check_robust_defaults(out: dict[str, Any]) -> None:
     assert out["config"]["quick"] is True and out["config"]["seeds"] == [0]
+    assert out["config"]["pictures"] == "handwritten" and out["config"]["snr"] == [0.0, 6.0]
     fused = {"clean", "missing30", "image_noise", "audio_noise", "fit_seconds"}
     assert set(out["per_seed"]["0"]) == {"image_alone", "audio_alone", "default", "no_guard", "no_dropout", "late",
                                          "late_product", "fast", "medium"}
