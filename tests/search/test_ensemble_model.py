@@ -45,17 +45,28 @@ def test_the_ensemble_mixes_its_members_probabilities(ensemble: tuple[Multimodal
     assert json.loads((out / "config.json").read_text())["model"]["member_weights"] == [0.75, 0.25]
 
 
-def test_an_ensemble_is_explained_over_masks_and_refuses_what_needs_one_model(
+def test_an_ensemble_is_explained_over_masks_and_refuses_occlusion_maps(
         ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path], tmp_path: Path) -> None:
     again = load(ensemble[2], verbose=False)
     values = again.explain(_table(20, 9))
     assert values.shape == (20, 2) and values.attrs["summary"]["baseline"] == "mask"
     with pytest.raises(MmfuseError, match="occlusion maps .* ensemble"):
         again.explain(_table(20, 9), sample=0)
-    from mmfuse.export import export_onnx
 
-    with pytest.raises(MmfuseError, match="--no-ensemble"):
-        export_onnx(again, tmp_path / "m.onnx")
+
+def test_an_ensemble_exports_to_one_onnx_graph(ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path],
+                                               tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from mmfuse.export import export_onnx
+    from mmfuse.export.runtime import OnnxModel
+
+    again = load(ensemble[2], verbose=False)
+    report = export_onnx(again, tmp_path / "m.onnx")
+    assert report.parity.passed and report.parts[-1].startswith("an ensemble of 2 models")
+    test = _table(25, 10)
+    graph = OnnxModel(tmp_path / "m.onnx")
+    records = graph.prepare(test)
+    np.testing.assert_allclose(graph.predict(records.inputs, records.mask), again.predict_proba(test), atol=1e-4)
 
 
 def test_ensemble_weights_are_checked() -> None:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from mmfuse.encoders.backbones import load_backbone, run_backbone
 from mmfuse.models.builder import ModelConfig
+from mmfuse.models.ensemble import EnsembleModel
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.tasks import create_task
 
@@ -51,14 +52,15 @@ class GraphModule(nn.Module):
     """Flat tensors in, the task's outputs out.
 
     Args:
-        model: The trained model (eval mode).
+        model: The trained model (eval mode): one model, or an ensemble of models that take the
+            same inputs.
         task: "classification" or "regression".
         num_outputs: Classes, or 1.
         networks: Modality -> the frozen network that runs inside the graph on its input.
     """
 
     def __init__(
-        self, model: MultimodalModel, task: str, num_outputs: int, networks: Mapping[str, str]
+        self, model: MultimodalModel | EnsembleModel, task: str, num_outputs: int, networks: Mapping[str, str]
     ) -> None:
         super().__init__()
         self.model = model
@@ -117,7 +119,13 @@ class _Encoder(nn.Module):
 
 def part_names(graph: GraphModule, config: ModelConfig) -> list[str]:
     """The graph's parts as messages name them: each modality's encoder (after its network),
-    then the fusion with its head(s)."""
+    then the fusion with its head(s); for an ensemble, each frozen network in the graph, then
+    its members."""
+    if not isinstance(graph.model, MultimodalModel):
+        networks = [f"network {m!r} ({n.backbone})" for m, n in graph.networks.items()]
+        weights = ", ".join(f"{w:.3g}" for w in config.member_weights)
+        return [*networks, f"an ensemble of {len(config.members)} models (each with its encoders, fusion "
+                           f"and head), their outputs averaged with weights {weights}"]
     names = []
     for m in graph.modalities:
         network = graph.networks[m] if m in graph.networks else None

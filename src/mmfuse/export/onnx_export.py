@@ -8,7 +8,9 @@ The steps, in order:
    cannot run the result, each part (every encoder with its network, the fusion with the head)
    is exported on its own: a frozen network that cannot be written stays outside the graph,
    its features becoming the input (said in the report and the JSON); any other failing part
-   stops the export, naming the part and the reason.
+   stops the export, naming the part and the reason. An ensemble (kept by ``--preset``) is one
+   graph too: the frozen networks once, then every member on their features, the outputs
+   averaged; it is not cut into parts.
 4. Run the parity check (``parity.check_parity``) on the first records of ``data``, or on
    random records, each also with modalities masked out.
 5. Only when it passes: write the preprocessing JSON and move the graph into place. Nothing is
@@ -46,6 +48,7 @@ from mmfuse.export.parity import ParityResult, check_parity
 from mmfuse.export.random_records import random_records
 from mmfuse.export.runtime import OnnxModel, preprocess_json_path, require_packages
 from mmfuse.models.fitted import FittedModel
+from mmfuse.models.multimodal import MultimodalModel
 
 EXAMPLE_RECORDS = 3
 """Records in the example an exporter traces (a size no parity batch has)."""
@@ -128,9 +131,6 @@ def export_onnx(source: Any, out: str | Path, data: Any = None, **options: Any) 
     require_packages()
     opts = export_options(**options)
     est = _estimator(source)
-    if est.model_config_.level == "ensemble":
-        raise MmfuseError("this model is an ensemble of several models (kept by --preset); ONNX export "
-                          "takes one model: fit again with --no-ensemble to export it")
     model_dir = getattr(est, "model_dir_", None)
     out = _checked_outputs(Path(out), data, model_dir)
     set_threads(est.num_threads)
@@ -225,6 +225,8 @@ def _write_graph(
     why = first_failure(graph, example, names, graph.output_names, path, opts.opset, opts.exporter)
     if why is None:
         return networks, outside, part_names(graph, fitted.config)
+    if not isinstance(graph.model, MultimodalModel):  # an ensemble is not cut into parts
+        raise MmfuseError(_refusal({"the whole graph (an ensemble of several models)": why}, opts))
     parts = graph_parts(graph, example, fitted.config)
     failures = failing_parts(parts, opts.opset, opts.exporter)
     blocking = {p.name: failures[p.name] for p in parts if p.name in failures and not p.network}
