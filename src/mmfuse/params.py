@@ -215,7 +215,8 @@ class PresetParams:
         choices=PRESETS)
     time_limit: float | None = param(
         None, "seconds the whole fit may take, preprocessing included (a preset keeps the best "
-        "model finished in time; a single model stops training early)", metavar="SECONDS", kind=float)
+        "model finished in time; a single model stops training early); default: none, 3600 for "
+        "--preset best", metavar="SECONDS", kind=float)
     metric: str | None = param(
         None, "validation metric that chooses among a preset's models (default: accuracy; rmse "
         "for regression); e.g. f1_macro, roc_auc, log_loss, mae", metavar="NAME")

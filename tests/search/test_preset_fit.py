@@ -3,6 +3,7 @@ and reloads, a time limit is kept, and a kept ensemble saves and predicts like o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -75,6 +76,19 @@ def test_a_time_limit_is_kept_and_what_did_not_fit_is_listed() -> None:
     assert clf.search_["skipped"] or any(t["epochs_run"] < t["epochs"] for t in clf.search_["trials"])
     assert clf.search_["trials"]  # something finished, and was kept
     assert clf.predict(_table(5, 2)).shape == (5,)
+
+
+def test_a_preset_keeps_its_own_time_limit_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmfuse.search import presets
+
+    assert presets.PRESETS["best"].time_limit == presets.BEST_TIME_LIMIT == 3600
+    assert presets.PRESETS["fast"].time_limit is None and presets.PRESETS["medium"].time_limit is None
+    monkeypatch.setitem(presets.PRESETS, "medium", dataclasses.replace(presets.PRESETS["medium"], time_limit=4.0))
+    started = time.perf_counter()
+    clf = MultimodalClassifier(preset="medium", **{**FAST, "epochs": 400}).fit(_table(400, 1), target="label")
+    assert time.perf_counter() - started < 4.0 + 3.0
+    assert clf.search_["time_limit"] == pytest.approx(4.0, abs=0.01)
+    assert clf.search_["skipped"] or any(t["epochs_run"] < t["epochs"] for t in clf.search_["trials"])
 
 
 def test_a_single_model_stops_at_its_time_limit() -> None:

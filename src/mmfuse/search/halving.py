@@ -268,7 +268,8 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
     """Runs the preset search for ``est`` and makes ``est`` the kept model (see the module
     docstring); writes the model directory when ``out_dir`` is given."""
     preset = PRESETS[est.preset]
-    deadline = None if est.time_limit is None else started + est.time_limit
+    limit = est.time_limit if est.time_limit is not None else preset.time_limit
+    deadline = None if limit is None else started + limit
     pre, train, valid_enc = est.prepared(table, target, valid)
     assert pre.target is not None  # a classifier or regressor always has its target
     task = pre.target.task
@@ -281,7 +282,9 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
         s_pre, s_train, s_valid = scratch.prepared(table, target, valid)
         search.prepared["scratch"] = Prepared(s_pre, s_train, s_valid, Views.build(s_valid, est.seed))
     log(f"preset {preset.name}: {len(candidates)} candidates, chosen by validation {search.metric} "
-        f"(clean and damaged records)" + (f", within {est.time_limit:g}s" if deadline else ""), est.verbose)
+        f"(clean and damaged records)" + (f", within {limit:g}s" if limit is not None else "")
+        + (" (the preset's default; --time-limit changes it)" if est.time_limit is None and limit else ""),
+        est.verbose)
     search.run(candidates)
     if preset.optuna_trials:
         from mmfuse.search.tuning import tune

@@ -32,7 +32,8 @@ def search_record(search: Search, best: Trial, ensemble: dict[str, Any] | None,
         "selection": "0.4 clean + 0.2 missing + 0.2 shuffled + 0.2 hidden validation records "
                      "(mmfuse.search.validation)"
                      + ("; finalists: mean over random splits" if best.resplits else ""),
-        "time_limit": search.est.time_limit, "seconds": round(time.perf_counter() - search.started, 2),
+        "time_limit": None if search.deadline is None else round(search.deadline - search.started, 2),
+        "seconds": round(time.perf_counter() - search.started, 2),
         "best_single": best.candidate.name,
         "kept": _kept(ensemble) if ensemble else best.candidate.name,
         "trials": rows, "skipped": search.skipped,
