@@ -45,13 +45,25 @@ def test_the_ensemble_mixes_its_members_probabilities(ensemble: tuple[Multimodal
     assert json.loads((out / "config.json").read_text())["model"]["member_weights"] == [0.75, 0.25]
 
 
-def test_an_ensemble_is_explained_over_masks_and_refuses_occlusion_maps(
+def test_an_ensemble_is_explained_over_masks_and_by_occlusion(
         ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path], tmp_path: Path) -> None:
+    from mmfuse.evaluation.occlusion import occlusion_attribution
+
     again = load(ensemble[2], verbose=False)
-    values = again.explain(_table(20, 9))
+    values = again.explain(_table(20, 9), tmp_path, sample=0)
     assert values.shape == (20, 2) and values.attrs["summary"]["baseline"] == "mask"
-    with pytest.raises(MmfuseError, match="occlusion maps .* ensemble"):
-        again.explain(_table(20, 9), sample=0)
+    record = json.loads((tmp_path / "samples" / "row_0.json").read_text())
+    assert set(record["shapley"]) == {"note", "tabular"}
+    assert (tmp_path / "samples" / "row_0_note.png").stat().st_size > 0
+    # the mixture's probability is the weighted sum of the members': so is every occlusion map
+    enc = again.prepare(_table(20, 9))
+    one = {m: enc.inputs[m][0] for m in enc.inputs}, {m: bool(enc.mask[m][0]) for m in enc.mask}
+    specs = again.preprocessor_.input_specs()
+    maps = [occlusion_attribution(model, *one, specs, "classification", target_class=1)
+            for model in (again.model_, *again.model_.members)]
+    assert set(maps[0]) == {"note", "tabular"} and all(np.abs(v).max() > 1e-3 for v in maps[0].values())
+    for m in maps[0]:
+        np.testing.assert_allclose(maps[0][m], 0.75 * maps[1][m] + 0.25 * maps[2][m], atol=1e-5)
 
 
 def test_an_ensemble_exports_to_one_onnx_graph(ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path],

@@ -79,9 +79,6 @@ def explain(
     enc = pipeline.prepare(table, with_target=target in table.df.columns)
     if len(enc) == 0:
         raise MmfuseError("no records to explain")
-    if sample is not None and fitted.config.level == "ensemble":
-        raise MmfuseError("occlusion maps (--sample) need one model's encoders; this model is an ensemble "
-                          "of several (kept by --preset): explain without --sample, or fit with --no-ensemble")
     position = _position(enc, sample)
     enc, position = _subset(enc, max_records, position, seed)
     model, task = fitted.model, fitted.task

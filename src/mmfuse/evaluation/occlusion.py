@@ -29,6 +29,7 @@ from mmfuse.data.preparations import IMAGENET_MEAN, Preparation
 from mmfuse.data.tabular import UNKNOWN_CODE
 from mmfuse.data.text import PAD, UNK
 from mmfuse.evaluation._forward import check_task, on_embeddings, predict
+from mmfuse.models.ensemble import EnsembleModel
 from mmfuse.models.multimodal import MultimodalModel
 from mmfuse.types import InputSpec
 
@@ -70,7 +71,7 @@ class RawInput:
 
 @torch.no_grad()
 def occlusion_attribution(
-    model: MultimodalModel,
+    model: MultimodalModel | EnsembleModel,
     inputs: Mapping[str, Any],
     mask: Mapping[str, Any],
     specs: Mapping[str, InputSpec],
@@ -92,7 +93,7 @@ def occlusion_attribution(
     segment, text ``(W,)`` per word.
 
     Args:
-        model: Trained model.
+        model: Trained model, or an ensemble of models.
         inputs: Modality -> this record's input, without a batch dimension.
         mask: Modality -> whether it is present in this record.
         specs: Modality -> InputSpec (the kind of each input).
@@ -108,7 +109,8 @@ def occlusion_attribution(
     model.eval()
     x = {m: torch.as_tensor(np.asarray(inputs[m])).unsqueeze(0) for m in model.modalities}
     present = {m: torch.tensor([bool(mask[m])]) for m in model.modalities}
-    embedded = model.encode(x, present)  # the other modalities are encoded once
+    # the other modalities are encoded once (an ensemble's members encode: it takes the inputs)
+    embedded = model.encode(x, present) if isinstance(model, MultimodalModel) else x
     probs = predict(model(x, present).require_logits(), task)[0]
     if task == "classification" and target_class is None:
         target_class = int(probs.argmax())
@@ -141,7 +143,7 @@ def _averaged(
 
 
 def _scores(
-    model: MultimodalModel,
+    model: MultimodalModel | EnsembleModel,
     embedded: Mapping[str, Tensor],
     present: Mapping[str, Tensor],
     modality: str,
@@ -152,14 +154,18 @@ def _scores(
 ) -> np.ndarray:
     """Target score for each occluded copy of ``modality`` (the other inputs unchanged).
 
-    Only the occluded modality goes through its encoder; the others reuse ``embedded``.
+    Only the occluded modality goes through its encoder; the others reuse ``embedded``. An
+    ensemble runs whole on every copy (``embedded`` holds its inputs).
     """
-    fast = on_embeddings(model)
+    if isinstance(model, MultimodalModel):
+        fast, encode = on_embeddings(model), model.encoders[modality]
+    else:
+        fast, encode = model, torch.nn.Identity()
     scores = [torch.zeros(0)]
     for chunk in variants.split(batch_size):
         k = chunk.shape[0]
-        inputs = {m: v.expand(k, -1) for m, v in embedded.items()}
-        inputs[modality] = model.encoders[modality](chunk)  # (k, D_m)
+        inputs = {m: v.expand(k, *v.shape[1:]) for m, v in embedded.items()}
+        inputs[modality] = encode(chunk)  # (k, D_m), or the ensemble's input
         out = predict(fast(inputs, {m: v.expand(k) for m, v in present.items()}).require_logits(), task)
         scores.append(out if task == "regression" else out[:, target_class])
     return torch.cat(scores).double().numpy()
