@@ -102,3 +102,18 @@ def test_members_that_share_networks_are_copied_so_the_ensemble_saves() -> None:
     torch.testing.assert_close(kept[1].state_dict(), late_stacking.state_dict())  # the same values
     pointers = [t.data_ptr() for m in kept for t in m.state_dict().values()]
     assert len(pointers) == len(set(pointers))
+
+
+def test_an_ensembles_modality_embeddings_are_its_members_side_by_side(
+        ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path]) -> None:
+    from mmfuse.evaluation.correlation import modality_embeddings, pairwise_correlation
+
+    first, second, out = ensemble
+    again = load(out, verbose=False)
+    enc = again.prepare(_table(40, 11))
+    joined = modality_embeddings(again.model_, enc)
+    for m, z in joined.items():
+        parts = [modality_embeddings(member.model_, enc)[m] for member in (first, second)]
+        np.testing.assert_allclose(z, np.concatenate(parts, axis=1), atol=1e-6)
+    pairs = pairwise_correlation(joined, enc.mask)
+    assert len(pairs) == 1 and 0.0 <= float(pairs["cka"].iloc[0]) <= 1.0

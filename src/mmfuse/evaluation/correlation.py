@@ -24,6 +24,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from mmfuse.data.preprocess import Encoded
+    from mmfuse.models.ensemble import EnsembleModel
     from mmfuse.models.multimodal import MultimodalModel
 
 MIN_SHARED = 10  # fewer shared samples than this: no estimate
@@ -162,19 +163,20 @@ def cca(
 
 
 def modality_embeddings(
-    model: MultimodalModel, enc: Encoded, batch_size: int = 256
+    model: MultimodalModel | EnsembleModel, enc: Encoded, batch_size: int = 256
 ) -> dict[str, np.ndarray]:
-    """Modality -> (N, D_m) embeddings from ``model.encode`` (eval mode, no gradients).
+    """Modality -> (N, D_m) embeddings from ``model.encode`` (eval mode, no gradients); for an
+    ensemble, each modality's embeddings of every member side by side (what the ensemble knows
+    of that modality).
 
     Rows where a modality is missing are zero; use ``enc.mask`` to leave them out.
     """
-    from mmfuse.errors import MmfuseError
     from mmfuse.evaluation._forward import embeddings_of
     from mmfuse.models.multimodal import MultimodalModel
 
     if not isinstance(model, MultimodalModel):
-        raise MmfuseError("inter-modal correlation compares one model's modality embeddings; this model "
-                          "is an ensemble of several (kept by --preset; fit with --no-ensemble for one)")
+        members = [modality_embeddings(member, enc, batch_size) for member in model.members]
+        return {m: np.concatenate([e[m] for e in members if m in e], axis=1) for m in model.modalities}
     return {m: z.numpy() for m, z in embeddings_of(model, enc, batch_size, guarded=False).inputs.items()}
 
 
