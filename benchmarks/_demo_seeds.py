@@ -21,7 +21,8 @@ def add_options(parser: argparse.ArgumentParser, out: str) -> None:
 
 def common_params(args: argparse.Namespace) -> dict[str, Any]:
     """The estimator parameters every model of the run shares."""
-    common: dict[str, Any] = {"features": args.features.split(","), "num_threads": args.threads}
+    common: dict[str, Any] = {"features": args.features.split(","), "num_threads": args.threads,
+                              "preset": "none"}  # one model unless a run names its preset
     if args.epochs is not None:
         common["epochs"] = args.epochs
     return common

@@ -114,7 +114,7 @@ def main() -> None:
         opt = torch.optim.AdamW(head.parameters(), lr=2e-3)
         without = [epoch_without_cache(paths, labels, net, head, opt) for _ in range(args.epochs)]
 
-        params = dict(features=["image"], epochs=args.epochs, patience=0, valid_fraction=0.2,
+        params = dict(features=["image"], epochs=args.epochs, patience=0, valid_fraction=0.2, preset="none",
                       cache_dir=str(work / "cache"), num_threads=args.threads, verbose=False)
         first = mmfuse.MultimodalClassifier(**params)
         t0 = time.perf_counter()

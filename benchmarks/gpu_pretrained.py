@@ -60,7 +60,7 @@ def classifier_run(data: Path, epochs: int, common: dict[str, Any], **params: An
     """One classifier fit: seconds before training (preprocessing), per epoch, valid accuracy."""
     import mmfuse
 
-    clf = mmfuse.MultimodalClassifier(epochs=epochs, **common, **params)
+    clf = mmfuse.MultimodalClassifier(epochs=epochs, preset="none", **common, **params)
     started = time.perf_counter()
     clf.fit(data, target="colour")
     total = time.perf_counter() - started

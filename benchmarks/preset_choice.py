@@ -12,8 +12,8 @@ and mixes in other finalists only where the mean rises (``mmfuse.search.ensemble
 For each seed in ``--seeds``, the demo dataset (``make_demo_dataset(out/seed, n=--n,
 seed=seed)``) is split 80/20 into train.csv and test.csv (``robustness_dropout.split``); each
 preset in ``--presets`` is fitted on train.csv twice, once with each rule
-(``ensemble_model.MIX_BAGS``; the search itself is seeded and the same both times), and today's
-plain default once. Each model's test accuracy is measured on the clean records and with each
+(``ensemble_model.MIX_BAGS``; the search itself is seeded and the same both times), and one model
+(``preset="none"``, the plain fit before ``fast`` became the default) once. Each model's test accuracy is measured on the clean records and with each
 modality hidden in 30 % of them (``Views.build(enc, seed).missing``). The row ``oracle`` is the
 demo's Bayes-optimal accuracy on the same records (``_demo_ceiling``): what the data allows,
 clean and with the same cells hidden.
@@ -77,7 +77,7 @@ def measured(params: dict[str, Any], train: Path, test: Path, seed: int
 
 def one_seed(seed: int, args: argparse.Namespace, common: dict[str, Any]) -> dict[str, dict[str, Any]]:
     train, test = split(make_demo_dataset(Path(args.out) / str(seed), n=args.n, seed=seed), seed)
-    log(f"seed {seed}: today's default")
+    log(f"seed {seed}: one model")
     default, row = measured(common, train, test, seed)
     oracle = ceiling(default.prepare(test), test, args.n, seed, common["features"])
     models = {"oracle": {k: oracle[k] for k in ("clean", "missing30")}, "default": row}

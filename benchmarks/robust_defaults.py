@@ -5,8 +5,8 @@ On spoken digits with a picture of the digit and test speakers never heard in tr
 (``_spoken_digits.make_spoken_digits``: 20 speakers, 6 of them only in test.csv, 30 clips
 each; the image + speech data of issue #17 in miniature), for each seed (``--seeds``):
 
-- ``image_alone``, ``audio_alone``: today's default on that one column;
-- ``default``: today's default on both (modality dropout 0.3, so: the modality guard, the
+- ``image_alone``, ``audio_alone``: one model (``preset="none"``) on that one column;
+- ``default``: one model on both (``preset="none"``; modality dropout 0.3, so: the modality guard, the
   auxiliary per-modality heads and the epoch chosen on clean and hidden-modality validation);
 - ``no_guard``: the same with ``guard=False``;
 - ``no_dropout``: ``modality_dropout=0``: the default before issue #17 (no guard, no auxiliary
@@ -88,7 +88,7 @@ def measure(est: MultimodalClassifier, test: Path, seed: int) -> dict[str, float
 
 
 def run_seed(seed: int, train: Path, test: Path, args: argparse.Namespace) -> dict[str, Any]:
-    common = {"epochs": args.epochs, "seed": seed, "num_threads": args.threads}
+    common = {"epochs": args.epochs, "seed": seed, "num_threads": args.threads, "preset": "none"}
     out: dict[str, Any] = {}
     for m in ALONE:
         log(f"seed {seed}: {m} alone")

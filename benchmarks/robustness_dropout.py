@@ -105,7 +105,7 @@ def main() -> None:
                               "severities": list(severities), "models": {}}  # fmt: skip
     for p in (0.0, 0.3):
         clf = MultimodalClassifier(
-            epochs=args.epochs, kinds={"score": "ignore"}, modality_dropout=p,
+            epochs=args.epochs, kinds={"score": "ignore"}, modality_dropout=p, preset="none",
             num_threads=args.threads, verbose=False,
         )  # fmt: skip
         t0 = time.perf_counter()

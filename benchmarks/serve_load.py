@@ -121,7 +121,7 @@ def build(work: Path, args: argparse.Namespace) -> Served:
     log(f"fitting the classifier on {args.rows} demo records")
     make_demo_dataset(served.data, n=args.rows, seed=0)
     _cli(cli, ["fit", str(served.data), "--target", "label", "--features", FEATURES,
-               "--out", str(served.classifier), *common])  # fmt: skip
+               "--preset", "none", "--out", str(served.classifier), *common])  # fmt: skip
     log(f"fitting the retrieval model on {args.items} images x 2 captions, indexing the images")
     make_paired_dataset(served.pairs.parent, n_items=args.items, captions_per_item=2, seed=4)
     _cli(cli, ["fit", str(served.pairs), "--task", "retrieval", "--pair", "image,caption",

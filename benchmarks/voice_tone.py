@@ -59,7 +59,8 @@ def fit_one(cls: Any, folder: Path, name: str, target: str, args: argparse.Names
             cache: str) -> tuple[dict[str, float], float]:
     columns, audio = MODELS[name]
     est = cls(features=columns, encoders={"audio": audio} if audio else None,
-              epochs=args.epochs, seed=seed, num_threads=args.threads, cache_dir=cache, verbose=False)
+              epochs=args.epochs, seed=seed, num_threads=args.threads, cache_dir=cache, verbose=False,
+              preset="none")
     began = time.perf_counter()
     est.fit(str(folder / "train.csv"), target=target)
     seconds = time.perf_counter() - began

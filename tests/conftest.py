@@ -27,10 +27,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _scratch_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Tests default to from-scratch encoders (fast, independent of optional packages) and
-    never touch the user's feature cache; tests of pretrained encoders opt in explicitly."""
+    """Tests default to from-scratch encoders (fast, independent of optional packages), to one
+    model per fit (``preset="auto"`` fits one; a preset multiplies every fit's time) and never
+    touch the user's feature cache; tests of pretrained encoders and of presets opt in
+    explicitly."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MMFUSE_PRETRAINED", "0")
+        patch.setenv("MMFUSE_PRESET", "none")
         patch.setenv("MMFUSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
         yield
 

@@ -199,7 +199,7 @@ class PredictionParams:
                         off="--no-guard")
 
 
-PRESETS = ("fast", "medium", "best")
+PRESETS = ("auto", "fast", "medium", "best", "none")
 
 
 @dataclass(frozen=True)
@@ -208,10 +208,12 @@ class PresetParams:
     validation within a time budget (``mmfuse.search``)."""
 
     preset: str | None = param(
-        None, "search over fusion levels, operators, encoders and modality dropout, keeping what "
-        "validation prefers: fast (3 candidates), medium (7, successive halving) or best (44, with "
+        "auto", "search over fusion levels, operators, encoders and modality dropout, keeping what "
+        "validation prefers: fast (4 candidates), medium (8, successive halving) or best (46, with "
         "encoders from scratch too; Optuna where installed; then the winner with each pretrained "
-        "network fine-tuned); default: one model as the other flags describe",
+        "network fine-tuned); none: one model as the other flags describe; auto (the default): "
+        "fast on a table of up to 5,000 records in memory, else one model, and one model whenever "
+        "--level, --fusion or --modality-dropout describe it",
         choices=PRESETS)
     time_limit: float | None = param(
         None, "seconds the whole fit may take, preprocessing included (a preset keeps the best "
@@ -271,6 +273,7 @@ class CompareParams(EstimatorParams):
     gets a smaller epoch budget."""
 
     epochs: int = retuned(TrainParams, "epochs", 20)
+    preset: str | None = retuned(PresetParams, "preset", "none")  # each row is one model
 
 
 RUN_TIME = ("num_threads", "device", "batch_size", "cache_dir", "use_cache")

@@ -91,6 +91,29 @@ def test_a_preset_keeps_its_own_time_limit_when_none_is_given(monkeypatch: pytes
     assert clf.search_["skipped"] or any(t["epochs_run"] < t["epochs"] for t in clf.search_["trials"])
 
 
+def test_the_default_fit_runs_fast_on_a_small_plain_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MMFUSE_PRESET")  # the suite's own default is one model (conftest)
+    clf = MultimodalClassifier(**FAST).fit(_table(120, 0), target="label")
+    assert clf.preset == "auto" and clf.search_["preset"] == "fast"
+    resolved = lambda rows=100, resume=False, **params: MultimodalClassifier(**{**FAST, **params}).resolved_preset(
+        rows, resume)
+    assert resolved(5000) == "fast" and resolved(5001) is None  # a large table: one model
+    for described in ({"level": "late"}, {"fusion": "concat"}, {"modality_dropout": 0.0}, {"stream": True},
+                      {"preset": "none"}, {"preset": None}):
+        assert resolved(**described) is None, described
+    assert resolved(resume=True) is None
+    assert resolved(10**6, preset="medium") == "medium"  # a preset asked for is run whatever the size
+    monkeypatch.setenv("MMFUSE_PRESET", "none")
+    assert resolved() is None and resolved(preset="fast") == "fast"
+    monkeypatch.setenv("MMFUSE_PRESET", "medium")
+    assert resolved() == "medium"
+    monkeypatch.setenv("MMFUSE_PRESET", "most")
+    with pytest.raises(MmfuseError, match="MMFUSE_PRESET='most'"):
+        resolved()
+    with pytest.raises(MmfuseError, match="unknown preset 'most'"):
+        resolved(preset="most")
+
+
 def test_a_single_model_stops_at_its_time_limit() -> None:
     clf = MultimodalClassifier(time_limit=1.5, **{**FAST, "epochs": 5000}).fit(_table(400, 1), target="label")
     assert 1 <= len(clf.history_) < 5000

@@ -34,12 +34,14 @@ def tone_run(out: Path, seed: int, threads: int, epochs: int = 40) -> dict[str, 
         make_tone_dataset(data, speakers=16, test_speakers=4, clips_per_speaker=24, seed=seed)
     result: dict[str, Any] = {"dataset": str(data), "audio_encoder": audio, "emotion": {}}
     for name, columns in MODELS:
-        clf = MultimodalClassifier(features=columns, epochs=epochs, seed=seed, num_threads=threads, verbose=False)
+        clf = MultimodalClassifier(features=columns, epochs=epochs, seed=seed, num_threads=threads, verbose=False,
+                                   preset="none")
         clf.fit(data / "train.csv", target="emotion")
         metrics = clf.evaluate(data / "test.csv")
         result["emotion"][name] = {"accuracy": round(metrics["accuracy"], 4), "f1_macro": round(metrics["f1_macro"], 4)}
         log(f"tone, {name:<20} emotion accuracy {metrics['accuracy']:.3f} (speakers never heard)")
-    reg = MultimodalRegressor(features=MODELS[-1][1], epochs=epochs, seed=seed, num_threads=threads, verbose=False)
+    reg = MultimodalRegressor(features=MODELS[-1][1], epochs=epochs, seed=seed, num_threads=threads, verbose=False,
+                              preset="none")
     reg.fit(data / "train.csv", target="sentiment")
     metrics = reg.evaluate(data / "test.csv")
     result["sentiment"] = {k: round(metrics[k], 4) for k in SENTIMENT_KEPT}

@@ -264,10 +264,10 @@ class Search:
 
 
 def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataLike | None,
-               out_dir: str | Path | None, started: float) -> MultimodalEstimator:
-    """Runs the preset search for ``est`` and makes ``est`` the kept model (see the module
-    docstring); writes the model directory when ``out_dir`` is given."""
-    preset = PRESETS[est.preset]
+               out_dir: str | Path | None, started: float, name: str) -> MultimodalEstimator:
+    """Runs the search of preset ``name`` for ``est`` and makes ``est`` the kept model (see the
+    module docstring); writes the model directory when ``out_dir`` is given."""
+    preset = PRESETS[name]
     limit = est.time_limit if est.time_limit is not None else preset.time_limit
     deadline = None if limit is None else started + limit
     pre, train, valid_enc = est.prepared(table, target, valid)

@@ -127,7 +127,7 @@ def fit_summarizer(data: str | Path, target: str, out: str | Path, params: dict[
     features = ["picture", "sound", "distinct", "salient", "position", "length"]
     if table["sound"].isna().all():
         features.remove("sound")
-    est = MultimodalRegressor(**{**params, "features": features})
+    est = MultimodalRegressor(**{"preset": "none", **params, "features": features})  # one model unless asked
     est.fit(train.drop(columns="video_name"), target="importance",
             valid=valid.drop(columns="video_name") if len(valid) else None, out_dir=out)
     write_json(Path(out) / SPEC_FILE, {"threshold": threshold, "max_seconds": max_seconds, "target": target,
