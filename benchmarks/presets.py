@@ -166,8 +166,8 @@ def kept(est: MultimodalClassifier) -> dict[str, Any]:
 def compare_best(train: Path, common: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """compare's run over ``--fusions``: its wall time, leaderboard and best fused row."""
     started = time.perf_counter()
-    board = compare(train, TARGET, fusions=args.fusions, folds=args.folds, verbose=False,
-                    **common)  # fmt: skip
+    shared = {k: v for k, v in common.items() if k != "preset"}  # compare's rows are one model each
+    board = compare(train, TARGET, fusions=args.fusions, folds=args.folds, verbose=False, **shared)
     seconds = round(time.perf_counter() - started, 1)
     best = board[board["group"] == "fused"].iloc[0]
     return {
