@@ -29,9 +29,10 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 PICTURES = ("fonts", "handwritten")
 
 
-def make_spoken_digits(out: Path, speakers: int = 20, test_speakers: int = 6, per_speaker: int = 30,
-                       seed: int = 0, pictures: str = "fonts", snr: tuple[float, float] | None = None,
-                       ) -> tuple[Path, Path]:
+def make_spoken_digits(
+    out: Path, speakers: int = 20, test_speakers: int = 6, per_speaker: int = 30, seed: int = 0,
+    pictures: str = "fonts", snr: tuple[float, float] | None = None,
+) -> tuple[Path, Path]:
     """Writes the dataset (see the module docstring) under ``out``; (train.csv, test.csv).
 
     ``pictures`` "handwritten": each picture is a real handwritten digit instead
@@ -49,9 +50,10 @@ def make_spoken_digits(out: Path, speakers: int = 20, test_speakers: int = 6, pe
     pairs = [(a, v) for v in VARIANTS for a in ACCENTS]
     chosen = [pairs[i] for i in rng.choice(len(pairs), speakers, replace=False)]
     scans = _handwritten(np.random.default_rng([seed, 1])) if pictures == "handwritten" else None
-    if scans is not None and speakers * -(-per_speaker // 10) > min(len(v) for v in scans.values()):
-        raise SystemExit(f"{speakers} speakers x {per_speaker} clips need more handwritten scans of a digit "
-                         f"than the {min(len(v) for v in scans.values())} there are")
+    fewest = min(len(v) for v in scans.values()) if scans is not None else 0
+    if scans is not None and speakers * -(-per_speaker // 10) > fewest:
+        raise SystemExit(f"{speakers} speakers x {per_speaker} clips need more handwritten scans "
+                         f"of a digit than the {fewest} there are")
     noise = np.random.default_rng([seed, 2])
     rows = []
     for s, (accent, variant) in enumerate(chosen):

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from mmfuse import MultimodalClassifier, load
-from mmfuse.errors import MmfuseError
 from mmfuse.models.builder import ENSEMBLE, ModelConfig
 from mmfuse.models.ensemble import EnsembleModel
 

@@ -31,8 +31,9 @@ AUTO_PRESET = "fast"
 demo data (8 datasets, `benchmarks/preset_choice.py`: .749 / .694 clean / 30 % missing against
 .734 / .681) and on spoken digits with drawn and with handwritten pictures
 (`benchmarks/robust_defaults.py`, 3 seeds each: at or above one model in 7 of 8 columns, the
-issue's three robustness goals met where one model misses one), for about 4 times one model's
-training time (9 s against 2-3 s there; the prepared records and pretrained features are shared)."""
+issue's three robustness goals met where one model misses one), for 3 to 5 times one model's
+training time (6.9 s against 1.4 s on the demo, 8-9 s against 2-3 s on the digits; the prepared
+records and pretrained features are shared, so preprocessing costs the same)."""
 
 AUTO_PRESET_ROWS = 5000
 """Above this many records "auto" fits one model: the preset trains several and keeps the
@@ -42,6 +43,7 @@ PRESET_ENV = "MMFUSE_PRESET"
 """Set to ``none`` to make "auto" fit one model (or to another preset to run that one)."""
 
 AUTO_DROPOUT = defaults(EstimatorParams)["modality_dropout"]
+"""Any other ``modality_dropout`` describes one model: "auto" fits it."""
 
 
 
@@ -161,13 +163,13 @@ class MultimodalEstimator(Facade):
 
         preset = "none" if self.preset is None else self.preset
         if preset not in PRESETS:
-            raise MmfuseError(f"unknown preset {preset!r}; choose one of: {', '.join(map(str, PRESETS))}")
+            raise MmfuseError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
         if preset != "auto":
             return None if preset == "none" else preset
         chosen = os.environ.get(PRESET_ENV, "").strip().lower() or AUTO_PRESET
         if chosen not in PRESETS or chosen == "auto":
             raise MmfuseError(f"{PRESET_ENV}={chosen!r}: choose one of: fast, medium, best, none")
-        described = self.level is not None or self.fusion is not None or self.modality_dropout != AUTO_DROPOUT
+        described = (self.level, self.fusion, self.modality_dropout) != (None, None, AUTO_DROPOUT)
         plain = not (described or self.stream or resume or distributed.is_distributed())
         return chosen if chosen != "none" and plain and rows <= AUTO_PRESET_ROWS else None
 

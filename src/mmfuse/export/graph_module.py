@@ -60,7 +60,11 @@ class GraphModule(nn.Module):
     """
 
     def __init__(
-        self, model: MultimodalModel | EnsembleModel, task: str, num_outputs: int, networks: Mapping[str, str]
+        self,
+        model: MultimodalModel | EnsembleModel,
+        task: str,
+        num_outputs: int,
+        networks: Mapping[str, str],
     ) -> None:
         super().__init__()
         self.model = model
@@ -124,8 +128,8 @@ def part_names(graph: GraphModule, config: ModelConfig) -> list[str]:
     if not isinstance(graph.model, MultimodalModel):
         networks = [f"network {m!r} ({n.backbone})" for m, n in graph.networks.items()]
         weights = ", ".join(f"{w:.3g}" for w in config.member_weights)
-        return [*networks, f"an ensemble of {len(config.members)} models (each with its encoders, fusion "
-                           f"and head), their outputs averaged with weights {weights}"]
+        members = f"an ensemble of {len(config.members)} models (each with its encoders, fusion and head)"
+        return [*networks, f"{members}, their outputs averaged with weights {weights}"]
     names = []
     for m in graph.modalities:
         network = graph.networks[m] if m in graph.networks else None
