@@ -114,6 +114,13 @@ def test_the_default_fit_runs_fast_on_a_small_plain_table(monkeypatch: pytest.Mo
         resolved(preset="most")
 
 
+def test_the_default_fits_one_model_when_the_records_would_not_fit_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MMFUSE_PRESET")
+    monkeypatch.setattr("mmfuse.estimators.streaming.available_memory", lambda: 1)  # one byte free
+    clf = MultimodalClassifier(**FAST).fit(_table(120, 0), target="label")
+    assert not hasattr(clf, "search_") and clf.model_config_.level == "feature"  # one model, streamed
+
+
 def test_a_single_model_stops_at_its_time_limit() -> None:
     clf = MultimodalClassifier(time_limit=1.5, **{**FAST, "epochs": 5000}).fit(_table(400, 1), target="label")
     assert 1 <= len(clf.history_) < 5000

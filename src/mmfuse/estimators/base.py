@@ -136,6 +136,8 @@ class MultimodalEstimator(Facade):
         for stale in ("search_", "leaderboard_"):  # an earlier fit's search is not this one's
             self.__dict__.pop(stale, None)
         preset = self.resolved_preset(len(table.df), resume)
+        if preset is not None and self.preset == "auto" and not self._fits_in_memory(table, target):
+            preset = None  # a preset holds the prepared records in memory: one model, streamed
         if preset is not None:
             from mmfuse.search.halving import fit_preset
 
@@ -155,7 +157,8 @@ class MultimodalEstimator(Facade):
 
     def resolved_preset(self, rows: int, resume: bool = False) -> str | None:
         """The preset a fit of ``rows`` records runs (None: one model). "auto" is ``fast`` for a
-        plain fit of a table held in memory, of up to ``AUTO_PRESET_ROWS`` records; one model
+        plain fit of up to ``AUTO_PRESET_ROWS`` records (and ``fit`` checks that their prepared
+        records fit in memory: else one model, streamed); one model
         where the parameters describe it (``level``, ``fusion``, ``modality_dropout``), for
         ``--stream``, ``--resume`` and several processes, and under ``MMFUSE_PRESET=none`` (the
         environment may also name another preset for "auto")."""
@@ -172,6 +175,15 @@ class MultimodalEstimator(Facade):
         described = (self.level, self.fusion, self.modality_dropout) != (None, None, AUTO_DROPOUT)
         plain = not (described or self.stream or resume or distributed.is_distributed())
         return chosen if chosen != "none" and plain and rows <= AUTO_PRESET_ROWS else None
+
+    def _fits_in_memory(self, table: Table, target: str) -> bool:
+        """Whether ``table``'s prepared records fit in memory (``streaming.should_stream``), from a
+        preprocessing fitted on it (a fraction of a second: no media is decoded)."""
+        from mmfuse.estimators.streaming import should_stream
+
+        pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)
+        pipeline.fit(table)
+        return not should_stream(len(table.df), pipeline.preprocessor.input_specs(), False, False)
 
     def prepared(self, table: Table, target: str, valid: DataLike | None, folder: Path | None = None,
                  ) -> tuple[Preprocessor, Encoded, Encoded]:
