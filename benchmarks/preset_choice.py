@@ -13,8 +13,9 @@ For each seed in ``--seeds``, the demo dataset (``make_demo_dataset(out/seed, n=
 seed=seed)``) is split 80/20 into train.csv and test.csv (``robustness_dropout.split``); each
 preset in ``--presets`` is fitted on train.csv twice, once with each rule
 (``ensemble_model.MIX_BAGS``; the search itself is seeded and the same both times), and one model
-(``preset="none"``, the plain fit before ``fast`` became the default) once. Each model's test accuracy is measured on the clean records and with each
-modality hidden in 30 % of them (``Views.build(enc, seed).missing``). The row ``oracle`` is the
+(``preset="none"``, the plain fit before ``fast`` became the default) once. Each model's test
+accuracy is measured on the clean records and with each modality hidden in 30 % of them
+(``Views.build(enc, seed).missing``). The row ``oracle`` is the
 demo's Bayes-optimal accuracy on the same records (``_demo_ceiling``): what the data allows,
 clean and with the same cells hidden.
 

@@ -6,8 +6,9 @@ On spoken digits with a picture of the digit and test speakers never heard in tr
 each; the image + speech data of issue #17 in miniature), for each seed (``--seeds``):
 
 - ``image_alone``, ``audio_alone``: one model (``preset="none"``) on that one column;
-- ``default``: one model on both (``preset="none"``; modality dropout 0.3, so: the modality guard, the
-  auxiliary per-modality heads and the epoch chosen on clean and hidden-modality validation);
+- ``default``: one model on both (``preset="none"``; modality dropout 0.3, so: the modality
+  guard, the auxiliary per-modality heads and the epoch chosen on clean and hidden-modality
+  validation);
 - ``no_guard``: the same with ``guard=False``;
 - ``no_dropout``: ``modality_dropout=0``: the default before issue #17 (no guard, no auxiliary
   heads, the epoch chosen on clean validation alone);
@@ -34,7 +35,7 @@ Prints one JSON object (progress on stderr): ``config``, ``per_seed``, ``mean``,
         [--speakers 20] [--test-speakers 6] [--per-speaker 30] [--epochs 30]
         [--pictures fonts|handwritten] [--snr LOW,HIGH] [--threads N] [--quick]
 
-``--pictures handwritten --snr -3,6``: real handwritten pictures (scikit-learn's scans) and
+``--pictures handwritten --snr=-3,6``: real handwritten pictures (scikit-learn's scans) and
 speech in noise, so that neither modality alone is perfect (closer to the issue's real data,
 where the image alone scored 0.941 and the speech alone 0.936).
 
