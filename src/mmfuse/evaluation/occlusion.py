@@ -157,10 +157,8 @@ def _scores(
     Only the occluded modality goes through its encoder; the others reuse ``embedded``. An
     ensemble runs whole on every copy (``embedded`` holds its inputs).
     """
-    if isinstance(model, MultimodalModel):
-        fast, encode = on_embeddings(model), model.encoders[modality]
-    else:
-        fast, encode = model, torch.nn.Identity()
+    fast = on_embeddings(model)  # an ensemble: itself, whole
+    encode = model.encoders[modality] if isinstance(model, MultimodalModel) else torch.nn.Identity()
     scores = [torch.zeros(0)]
     for chunk in variants.split(batch_size):
         k = chunk.shape[0]
