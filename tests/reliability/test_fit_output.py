@@ -75,8 +75,10 @@ def _python_fit(data: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _kill_after_epoch(command: list[str], state: Path, epoch: int) -> None:
-    """Starts the fit, waits for its checkpoint of ``epoch``, then kill -9."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Starts the fit, waits for its checkpoint of ``epoch``, then kill -9. The fit's temporary
+    folder (which kill -9 leaves behind) is made beside the output, not in the system's."""
+    env = {**os.environ, "TMPDIR": str(state.parents[2])}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
