@@ -113,11 +113,14 @@ def test_the_default_fit_runs_fast_on_a_small_plain_table(monkeypatch: pytest.Mo
         resolved(preset="most")
 
 
-def test_the_default_fits_one_model_when_the_records_would_not_fit_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_records_that_would_not_fit_in_memory_make_the_default_one_model_and_a_preset_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MMFUSE_PRESET")
     monkeypatch.setattr("mmfuse.estimators.streaming.available_memory", lambda: 1)  # one byte free
     clf = MultimodalClassifier(**FAST).fit(_table(120, 0), target="label")
     assert not hasattr(clf, "search_") and clf.model_config_.level == "feature"  # one model, streamed
+    with pytest.raises(MmfuseError, match=r"--preset fast holds every prepared record in memory, but the "
+                       r"prepared records take about \d+ MB and 0 MB of memory is available; .*--preset none"):
+        MultimodalClassifier(preset="fast", **FAST).fit(_table(120, 0), target="label")
 
 
 def test_a_single_model_stops_at_its_time_limit() -> None:

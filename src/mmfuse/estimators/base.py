@@ -117,6 +117,7 @@ class MultimodalEstimator(Facade):
         self, data: DataLike, target: str, valid: DataLike | None, out_dir: str | Path | None,
         resume: bool,
     ) -> MultimodalEstimator:
+        from mmfuse._progress import log
         from mmfuse.estimators.streaming import record_folder
         from mmfuse.training import distributed
         from mmfuse.training.device import set_threads
@@ -134,8 +135,13 @@ class MultimodalEstimator(Facade):
         for stale in ("search_", "leaderboard_"):  # an earlier fit's search is not this one's
             self.__dict__.pop(stale, None)
         preset = self.resolved_preset(resume)
-        if preset is not None and self.preset == "auto" and not self._fits_in_memory(table, target):
-            preset = None  # a preset holds the prepared records in memory: one model, streamed
+        short = None if preset is None else self._memory_shortfall(table, target)  # a preset holds them all
+        if short is not None and self.preset != "auto":
+            raise MmfuseError(f"--preset {preset} holds every prepared record in memory, but {short}; "
+                              "fit one model, which streams them from disk (--preset none)")
+        if short is not None:
+            log(f"one model, not the {preset} preset: {short}", self.verbose)
+            preset = None  # its records are streamed
         if preset is not None:
             from mmfuse.search.halving import fit_preset
 
@@ -173,14 +179,14 @@ class MultimodalEstimator(Facade):
         plain = not (described or self.stream or resume or distributed.is_distributed())
         return chosen if chosen != "none" and plain else None
 
-    def _fits_in_memory(self, table: Table, target: str) -> bool:
-        """Whether ``table``'s prepared records fit in memory (``streaming.should_stream``), from a
-        preprocessing fitted on it (a fraction of a second: no media is decoded)."""
-        from mmfuse.estimators.streaming import should_stream
+    def _memory_shortfall(self, table: Table, target: str) -> str | None:
+        """Why ``table``'s prepared records would not fit in memory (``streaming.memory_shortfall``),
+        or None, from a preprocessing fitted on it (a fraction of a second: no media is decoded)."""
+        from mmfuse.estimators.streaming import memory_shortfall
 
         pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)
         pipeline.fit(table)
-        return not should_stream(len(table.df), pipeline.preprocessor.input_specs(), False, False)
+        return memory_shortfall(len(table.df), pipeline.preprocessor.input_specs())
 
     def prepared(self, table: Table, target: str, valid: DataLike | None, folder: Path | None = None,
                  ) -> tuple[Preprocessor, Encoded, Encoded]:

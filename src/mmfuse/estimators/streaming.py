@@ -66,20 +66,28 @@ def available_memory() -> int | None:
 
 def should_stream(rows: int, specs: dict[str, InputSpec], forced: bool, verbose: bool) -> bool:
     """Whether to stream ``rows`` records of this shape, saying why when it does."""
-    need = rows * record_bytes(specs)
-    free = available_memory()
-    size = f"the prepared records take about {_gb(need)}"
+    size = f"the prepared records take about {_gb(rows * record_bytes(specs))}"
     if forced:
         log(f"streaming ({option('stream')}): {size}; they are read from disk in batches", verbose)
         return True
     if distributed.active():
         log(f"streaming: {size}; the training processes share them on disk", verbose)
         return True
-    if free is not None and need > MEMORY_SHARE * free:
-        log(f"streaming: {size} and {_gb(free)} of memory is available; preparing them to disk "
-            f"and reading them from there in batches ({option('stream')} always does)", verbose)
+    short = memory_shortfall(rows, specs)
+    if short is not None:
+        log(f"streaming: {short}; preparing them to disk and reading them from there in batches "
+            f"({option('stream')} always does)", verbose)
         return True
     return False
+
+
+def memory_shortfall(rows: int, specs: dict[str, InputSpec]) -> str | None:
+    """Why ``rows`` records of this shape would not fit in memory (their size against the memory
+    available, more than ``MEMORY_SHARE`` of it), or None where they fit."""
+    need, free = rows * record_bytes(specs), available_memory()
+    if free is not None and need > MEMORY_SHARE * free:
+        return f"the prepared records take about {_gb(need)} and {_gb(free)} of memory is available"
+    return None
 
 
 def _gb(count: int) -> str:
