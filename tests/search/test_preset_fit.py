@@ -118,8 +118,8 @@ def test_records_that_would_not_fit_in_memory_make_the_default_one_model_and_a_p
     monkeypatch.setattr("mmfuse.estimators.streaming.available_memory", lambda: 1)  # one byte free
     clf = MultimodalClassifier(**FAST).fit(_table(120, 0), target="label")
     assert not hasattr(clf, "search_") and clf.model_config_.level == "feature"  # one model, streamed
-    with pytest.raises(MmfuseError, match=r"--preset fast holds every prepared record in memory, but the "
-                       r"prepared records take about \d+ MB and 0 MB of memory is available; .*--preset none"):
+    with pytest.raises(MmfuseError, match=r"preset='fast' holds every prepared record in memory, but the "
+                       r"prepared records take about \d+ MB and 0 MB of memory is available; .*preset='none'"):
         MultimodalClassifier(preset="fast", **FAST).fit(_table(120, 0), target="label")
 
 

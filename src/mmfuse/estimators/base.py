@@ -117,6 +117,7 @@ class MultimodalEstimator(Facade):
         self, data: DataLike, target: str, valid: DataLike | None, out_dir: str | Path | None,
         resume: bool,
     ) -> MultimodalEstimator:
+        from mmfuse._hints import option
         from mmfuse._progress import log
         from mmfuse.estimators.streaming import record_folder
         from mmfuse.training import distributed
@@ -137,8 +138,8 @@ class MultimodalEstimator(Facade):
         preset = self.resolved_preset(resume)
         short = None if preset is None else self._memory_shortfall(table, target)  # a preset holds them all
         if short is not None and self.preset != "auto":
-            raise MmfuseError(f"--preset {preset} holds every prepared record in memory, but {short}; "
-                              "fit one model, which streams them from disk (--preset none)")
+            raise MmfuseError(f"{option('preset', preset)} holds every prepared record in memory, but "
+                              f"{short}; fit one model, which streams them from disk ({option('preset', 'none')})")
         if short is not None:
             log(f"one model, not the {preset} preset: {short}", self.verbose)
             preset = None  # its records are streamed
