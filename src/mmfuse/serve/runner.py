@@ -105,7 +105,7 @@ def _contributions(fitted: Any, enc: Encoded
 
 def _weights(fitted: Any, enc: Encoded, pos: int) -> dict[str, float] | None:
     from mmfuse.estimators.pipeline import take_records
-    from mmfuse.evaluation.contribution import fusion_weights
+    from mmfuse.evaluation.fusion_weights import fusion_weights
 
     keep = np.zeros(len(enc), dtype=bool)
     keep[pos] = True
