@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs one worker per core) each worker, and every
     process it starts, keeps to one torch/OpenMP thread: two workers with a full thread pool
     each on the same cores slow both down."""
-    import os
-
     if os.environ.get("PYTEST_XDIST_WORKER"):
         for name in ("MMFUSE_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = "1"
@@ -28,12 +27,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True, scope="session")
 def _scratch_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tests default to from-scratch encoders (fast, independent of optional packages), to one
-    model per fit (``preset="auto"`` fits one; a preset multiplies every fit's time) and never
+    model per fit (``preset="auto"`` fits one; a preset multiplies every fit's time;
+    ``MMFUSE_SUITE_PRESET=fast`` runs it with the users' default instead) and never
     touch the user's feature cache; tests of pretrained encoders and of presets opt in
     explicitly."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MMFUSE_PRETRAINED", "0")
-        patch.setenv("MMFUSE_PRESET", "none")
+        patch.setenv("MMFUSE_PRESET", os.environ.get("MMFUSE_SUITE_PRESET", "none"))
         patch.setenv("MMFUSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
         yield
 

@@ -71,7 +71,7 @@ def test_resume_on_a_finished_model_does_not_retrain(cli, data: Path, tmp_path: 
 def _python_fit(data: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mmfuse.cli.main", "fit", str(data), "--target", "label",
             "--out", str(out), "--epochs", "8", "--patience", "0", "--dim", "16",
-            "--threads", "1", "--no-pretrained", "--quiet", "--seed", "3", *extra]
+            "--threads", "1", "--no-pretrained", "--quiet", "--seed", "3", "--preset", "none", *extra]
 
 
 def _kill_after_epoch(command: list[str], state: Path, epoch: int) -> None:

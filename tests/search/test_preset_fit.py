@@ -123,6 +123,14 @@ def test_records_that_would_not_fit_in_memory_make_the_default_one_model_and_a_p
         MultimodalClassifier(preset="fast", **FAST).fit(_table(120, 0), target="label")
 
 
+def test_a_preset_checks_the_training_settings_before_any_work() -> None:
+    table = _table(60, 0)
+    with pytest.raises(MmfuseError, match="epochs and batch size must be at least 1"):
+        MultimodalClassifier(preset="fast", **{**FAST, "epochs": 0}).fit(table, target="label")
+    with pytest.raises(MmfuseError, match="invalid training settings: lr=-1"):
+        MultimodalClassifier(preset="medium", **{**FAST, "lr": -1.0}).fit(table, target="label")
+
+
 def test_a_single_model_stops_at_its_time_limit() -> None:
     clf = MultimodalClassifier(time_limit=1.5, **{**FAST, "epochs": 5000}).fit(_table(400, 1), target="label")
     assert 1 <= len(clf.history_) < 5000

@@ -121,11 +121,11 @@ class MultimodalEstimator(Facade):
         from mmfuse._progress import log
         from mmfuse.estimators.streaming import record_folder
         from mmfuse.training import distributed
+        from mmfuse.estimators.training import train_config
         from mmfuse.training.device import set_threads
-        from mmfuse.training.trainer import check_seed
 
         started = time.perf_counter()
-        check_seed(self.seed)
+        train_config(self.frozen_params())  # checks the training settings before any work, preset or not
         set_threads(self.num_threads)
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise MmfuseError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
@@ -186,6 +186,7 @@ class MultimodalEstimator(Facade):
         from mmfuse.estimators.streaming import memory_shortfall
 
         pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)
+        pipeline.verbose = False  # the fit that follows says what it prepares
         pipeline.fit(table)
         return memory_shortfall(len(table.df), pipeline.preprocessor.input_specs())
 

@@ -281,7 +281,8 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
         scratch = type(est)(**{**est.get_params(), "pretrained": False, "verbose": False})
         s_pre, s_train, s_valid = scratch.prepared(table, target, valid)
         search.prepared["scratch"] = Prepared(s_pre, s_train, s_valid, Views.build(s_valid, est.seed))
-    log(f"preset {preset.name}: {len(candidates)} candidates, chosen by validation {search.metric} "
+    plural = "s" if len(candidates) != 1 else ""
+    log(f"preset {preset.name}: {len(candidates)} candidate{plural}, chosen by validation {search.metric} "
         f"(clean and damaged records)" + (f", within {limit:g}s" if limit is not None else "")
         + (" (the preset's default; --time-limit changes it)" if est.time_limit is None and limit else ""),
         est.verbose)
@@ -292,8 +293,9 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
         tune(search, preset.optuna_trials)
     splits = preset.splits if valid is None and len(train) + len(valid_enc) <= SMALL_TABLE else 1
     if splits > 1:
-        log(f"a small table: the {len(search.finalists)} finalist(s) trained on {splits - 1} more splits, "
-            "scores averaged", est.verbose)
+        more = f"{splits - 1} more split" + ("s" if splits > 2 else "")
+        log(f"a small table: the {len(search.finalists)} finalist(s) trained on {more}, scores averaged",
+            est.verbose)
         search.resplit(splits)
     if preset.finetune:
         from mmfuse.search.finetuning import try_finetuned
@@ -332,7 +334,10 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
     est.train_seconds_ = time.perf_counter() - search.started
     est.search_ = search_record(search, best, ensemble, scores)
     est.leaderboard_ = leaderboard_frame(est.search_)
-    what = f"an ensemble of {len(ensemble['members'])}" if ensemble else best.candidate.name
+    members = list(ensemble["members"]) if ensemble else [best.candidate.name]
+    what = f"an ensemble of {len(members)} ({', '.join(members)})" if len(members) > 1 else members[0]
+    if ensemble and ensemble.get("splits", 1) > 1:
+        what += f", {'each ' if len(members) > 1 else ''}the mean of its models on {ensemble['splits']} splits"
     log(f"kept {what} (validation {search.metric} {est.metrics_.get(search.metric, float('nan')):.4f}; "
         f"{est.train_seconds_:.0f}s in all)", est.verbose)
 
