@@ -28,8 +28,7 @@ pytestmark = pytest.mark.skipif(
 RECORDS = 6
 
 
-@pytest.fixture(scope="module")
-def classifier(demo_csv: Path) -> MultimodalClassifier:
+def _fitted(demo_csv: Path, preset: str) -> MultimodalClassifier:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MMFUSE_PRETRAINED", "1")
         clf = MultimodalClassifier(
@@ -39,8 +38,15 @@ def classifier(demo_csv: Path) -> MultimodalClassifier:
             num_threads=1,
             seed=0,
             features=["image", "review", "income"],
+            preset=preset,
         )
         clf.fit(demo_csv, target="label")
+    return clf
+
+
+@pytest.fixture(scope="module")
+def classifier(demo_csv: Path) -> MultimodalClassifier:
+    clf = _fitted(demo_csv, "none")
     assert {m: (p.backbone, p.frozen) for m, p in clf.preprocessor_.pretrained.items()} == {
         "image": ("efficientnet-lite0", True),
         "review": ("minilm", True),
@@ -89,25 +95,30 @@ def test_frozen_networks_are_inside_the_graph(
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
 
+def unexportable_minilm(monkeypatch: pytest.MonkeyPatch) -> str:
+    """MiniLM made unexportable (an operator ONNX lacks); the reason export should give."""
+    forward = FrozenNetwork.forward
+
+    def patched(self: FrozenNetwork, x: Tensor) -> Tensor:
+        out = forward(self, x)
+        return out + 0 * torch.special.i1e(out) if self.backbone == "minilm" else out
+
+    monkeypatch.setattr(FrozenNetwork, "forward", patched)
+    return (
+        "the minilm network could not be exported (UnsupportedOperatorError: Exporting the "
+        "operator 'aten::special_i1e' to ONNX opset version 18 is not supported); the graph "
+        "takes its 384-d features"
+    )
+
+
 def test_a_network_that_cannot_be_exported_stays_outside(
     classifier: MultimodalClassifier,
     demo_csv: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    forward = FrozenNetwork.forward
-
-    def unexportable_minilm(self: FrozenNetwork, x: Tensor) -> Tensor:
-        out = forward(self, x)
-        return out + 0 * torch.special.i1e(out) if self.backbone == "minilm" else out
-
-    monkeypatch.setattr(FrozenNetwork, "forward", unexportable_minilm)
+    reason = unexportable_minilm(monkeypatch)
     report = export_onnx(classifier, tmp_path / "m.onnx", data=demo_csv, records=RECORDS)
-    reason = (
-        "the minilm network could not be exported (UnsupportedOperatorError: Exporting the "
-        "operator 'aten::special_i1e' to ONNX opset version 18 is not supported); the graph "
-        "takes its 384-d features"
-    )
     assert report.outside == {"review": reason}
     assert shapes(report)[:2] == [
         ("image", (3, 224, 224), "float32", "prepared"),
@@ -133,3 +144,15 @@ def test_networks_left_out_on_request(classifier: MultimodalClassifier, tmp_path
     ]
     assert report.outside == {m: "left out on request" for m in ("image", "review")}
     assert report.parity.passed and report.size_bytes < 1_000_000
+
+
+def test_a_network_that_cannot_be_exported_stays_outside_an_ensemble_too(
+    demo_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ensemble = _fitted(demo_csv, "fast")  # the default fit's kind of model
+    assert ensemble.model_config_.level == "ensemble"
+    reason = unexportable_minilm(monkeypatch)
+    report = export_onnx(ensemble, tmp_path / "m.onnx", data=demo_csv, records=RECORDS)
+    assert report.outside == {"review": reason}
+    assert [(i.name, i.form) for i in report.inputs][:2] == [("image", "prepared"), ("review", "features")]
+    assert report.parity.passed

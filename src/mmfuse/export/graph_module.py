@@ -6,7 +6,8 @@ graph on their prepared inputs, then the model (encoders, fusion, head) and its 
 step: ``(probabilities, logits)`` for a classifier, ``value`` (standardised) for a regressor.
 
 ``graph_parts`` cuts the same computation into the pieces an export failure is traced to: each
-modality's encoder (with its network), and the fusion with the head(s).
+modality's encoder (with its network), and the fusion with the head(s); for an ensemble, each
+frozen network alone, then the members on their features.
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ def graph_parts(
     """The parts of ``part_names``, each with example inputs computed from ``example`` (inputs
     of ``graph``)."""
     model, names = graph.model, part_names(graph, config)
+    if not isinstance(model, MultimodalModel):
+        return _ensemble_parts(graph, example, names)
     parts, embeddings = [], []
     with torch.no_grad():
         for j, m in enumerate(graph.modalities):
@@ -157,3 +160,17 @@ def graph_parts(
     rest = GraphModule(model.on_embeddings(), graph.task_name, graph.num_outputs, {})
     parts.append(GraphPart(names[-1], rest, (*embeddings, example[-1])))
     return parts
+
+
+def _ensemble_parts(graph: GraphModule, example: tuple[Tensor, ...], names: list[str]) -> list[GraphPart]:
+    """An ensemble's parts: each frozen network alone, then every member on the networks'
+    features (the members share the networks, not their encoders)."""
+    parts, inputs = [], list(example[:-1])
+    with torch.no_grad():
+        for name, (m, network) in zip(names, graph.networks.items()):
+            j = graph.modalities.index(m)
+            alone = _Encoder(nn.Identity(), network).eval()
+            parts.append(GraphPart(name, alone, (example[j],), m, True))
+            inputs[j] = alone(example[j])
+    rest = GraphModule(graph.model, graph.task_name, graph.num_outputs, {})
+    return [*parts, GraphPart(names[-1], rest, (*inputs, example[-1]))]

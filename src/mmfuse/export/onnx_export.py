@@ -48,7 +48,6 @@ from mmfuse.export.parity import ParityResult, check_parity
 from mmfuse.export.random_records import random_records
 from mmfuse.export.runtime import OnnxModel, preprocess_json_path, require_packages
 from mmfuse.models.fitted import FittedModel
-from mmfuse.models.multimodal import MultimodalModel
 
 EXAMPLE_RECORDS = 3
 """Records in the example an exporter traces (a size no parity batch has)."""
@@ -225,8 +224,6 @@ def _write_graph(
     why = first_failure(graph, example, names, graph.output_names, path, opts.opset, opts.exporter)
     if why is None:
         return networks, outside, part_names(graph, fitted.config)
-    if not isinstance(graph.model, MultimodalModel):  # an ensemble is not cut into parts
-        raise MmfuseError(_refusal({"the whole graph (an ensemble of several models)": why}, opts))
     parts = graph_parts(graph, example, fitted.config)
     failures = failing_parts(parts, opts.opset, opts.exporter)
     blocking = {p.name: failures[p.name] for p in parts if p.name in failures and not p.network}
