@@ -153,11 +153,13 @@ def test_a_decision_level_model_is_guarded_without_missing_modalities_in_trainin
     assert float(est.evaluate(drowned)["accuracy"]) == a_alone
 
 
-def test_predict_and_evaluate_name_what_the_guard_distrusted(tmp_path) -> None:
+@pytest.mark.parametrize("preset", ["none", "fast"])  # one model; the default's ensemble of guarded members
+def test_predict_and_evaluate_name_what_the_guard_distrusted(tmp_path, preset: str) -> None:
     from mmfuse.cli.main import main
 
     train = _two_views(300, 0)
-    guarded = MultimodalClassifier(epochs=10, seed=0, verbose=False).fit(train, target="label")
+    guarded = MultimodalClassifier(epochs=10, seed=0, verbose=False, preset=preset).fit(train, target="label")
+    assert guarded.model_config_.level == ("ensemble" if preset == "fast" else "feature")
     guarded.save(tmp_path / "m")
     test = _two_views(20, 1)
     drowned = _two_views(20, 1, drowned=True)

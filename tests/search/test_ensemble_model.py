@@ -116,3 +116,23 @@ def test_an_ensembles_modality_embeddings_are_its_members_side_by_side(
         np.testing.assert_allclose(z, np.concatenate(parts, axis=1), atol=1e-6)
     pairs = pairwise_correlation(joined, enc.mask)
     assert len(pairs) == 1 and 0.0 <= float(pairs["cka"].iloc[0]) <= 1.0
+
+
+def test_an_ensemble_reports_what_its_members_guards_set_aside(
+        ensemble: tuple[MultimodalClassifier, MultimodalClassifier, Path]) -> None:
+    from mmfuse.serve.runner import _contributions
+
+    again = load(ensemble[2], verbose=False)
+    first, second = again.model_.members
+    assert first.guard is not None and second.guard is not None and again.model_config_.guarded
+    table = _table(12, 10)
+    enc = again.prepare(table, with_target=False)
+    present = enc.mask["tabular"].tolist()
+    first.guard.threshold_tabular.fill_(1e-12)  # the member holding 0.75 of the weight distrusts every number
+    _, distrusted = again.fitted_model.run(enc)
+    assert distrusted["tabular"].tolist() == present and not distrusted["note"].any()
+    assert again.predict_frame(table)[0]["distrusted"].tolist() == ["tabular" if p else "" for p in present]
+    assert _contributions(again.fitted_model, enc)[4]["tabular"].tolist() == present
+    first.guard.threshold_tabular.fill_(float("inf"))
+    second.guard.threshold_tabular.fill_(1e-12)  # 0.25 of the weight: outvoted
+    assert not again.fitted_model.run(enc)[1]["tabular"].any()

@@ -301,7 +301,7 @@ class MultimodalEstimator(Facade):
     def _distrusted_column(self, distrusted: dict[str, np.ndarray]) -> dict[str, list[str]]:
         """``{"distrusted": [...]}``: for each record, the modalities the guard treated as
         missing, joined by ";" ("" for none); empty for a model without a guard."""
-        if not self.model_config_.guard:
+        if not self.model_config_.guarded:
             return {}
         names = sorted(distrusted)
         n = len(next(iter(distrusted.values()))) if names else 0

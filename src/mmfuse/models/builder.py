@@ -72,6 +72,11 @@ class ModelConfig:
     members: list[dict[str, Any]] = field(default_factory=list)
     member_weights: list[float] = field(default_factory=list)
 
+    @property
+    def guarded(self) -> bool:
+        """Whether the model holds a guard; an ensemble, whether any member does."""
+        return self.guard or any(m.get("guard", False) for m in self.members)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

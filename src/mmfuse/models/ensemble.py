@@ -14,6 +14,9 @@ from mmfuse.models.multimodal import ModelOutput
 class EnsembleModel(nn.Module):
     """Members' predictions averaged with ``weights``.
 
+    The output's mask is what the members used (``_kept``): a modality their guards set aside
+    is reported so, as for one model.
+
     Classification: the logits are the log of the weighted mean of the members' (temperature
     scaled) class probabilities, divided by the ensemble's own temperature, so a softmax of them
     gives back the mixture (at temperature 1). Regression: the weighted mean of the values.
@@ -41,13 +44,28 @@ class EnsembleModel(nn.Module):
         self.register_buffer("temperature", torch.ones(()), persistent=False)
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> ModelOutput:
-        outs = [member(inputs, mask).require_logits() for member in self.members]
+        results = [member(inputs, mask) for member in self.members]
+        outs = [r.require_logits() for r in results]
         if self.task == "classification":
             probs = sum(w * o.float().softmax(-1) for w, o in zip(self.weights, outs))
             logits = torch.log(probs.clamp_min(1e-12)) / self.temperature
         else:
             logits = sum(w * o.float() for w, o in zip(self.weights, outs))
-        return ModelOutput(logits, None, mask)
+        return ModelOutput(logits, None, self._kept(mask, [r.mask for r in results]))
+
+    def _kept(self, mask: Mapping[str, Tensor], used: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+        """The presence mask the ensemble used: a present modality counts as used where members
+        holding at least half of the weight used it (each member's guard may set it aside)."""
+        kept = {}
+        for m, present in mask.items():
+            votes = [(w, u[m]) for w, u in zip(self.weights, used) if m in u]
+            if not votes:
+                kept[m] = present
+                continue
+            total = sum(w for w, _ in votes)
+            share = sum(w * u.to(w.dtype) for w, u in votes)  # (B,)
+            kept[m] = present & (share >= 0.5 * total)
+        return kept
 
     def num_parameters(self) -> int:
         """Number of trainable parameters of all members."""

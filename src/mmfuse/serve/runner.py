@@ -87,6 +87,7 @@ def _contributions(fitted: Any, enc: Encoded
     it aside; the encoders run once, the 2^M coalitions only through fusion and head."""
     from mmfuse.estimators.explain import explanation_baseline
     from mmfuse.evaluation.contribution import model_value_fn, shapley_values
+    from mmfuse.models.multimodal import MultimodalModel
 
     mods = list(fitted.model.modalities)
     baseline = explanation_baseline(fitted.config, fitted.model).embeddings
@@ -96,9 +97,13 @@ def _contributions(fitted: Any, enc: Encoded
     base = value({m: np.zeros(n, dtype=bool) for m in mods})
     full = value({m: np.ones(n, dtype=bool) for m in mods})
     mask = {m: torch.as_tensor(enc.mask[m]) for m in mods}
-    guard = getattr(fitted.model, "guard", None)
-    # value.data.mask lacks what the guard's input test set aside; its embedding test runs here
-    kept = mask if guard is None else guard(value.data.inputs, value.data.mask)
+    if isinstance(fitted.model, MultimodalModel):
+        guard = fitted.model.guard
+        # value.data.mask lacks what the guard's input test set aside; its embedding test runs here
+        kept = mask if guard is None else guard(value.data.inputs, value.data.mask)
+    else:  # an ensemble takes its inputs whole: its forward pass says what its members' guards kept
+        with torch.no_grad():
+            kept = fitted.model.eval()(value.data.inputs, value.data.mask).mask
     distrusted = {m: (mask[m] & ~kept[m]).numpy() for m in mods}
     return value.outputs.numpy(), phi, base, full, distrusted
 
