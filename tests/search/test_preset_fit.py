@@ -131,6 +131,12 @@ def test_a_preset_checks_the_training_settings_before_any_work() -> None:
         MultimodalClassifier(preset="medium", **{**FAST, "lr": -1.0}).fit(table, target="label")
 
 
+def test_a_preset_trains_its_finalists_for_the_epochs_asked() -> None:
+    clf = MultimodalClassifier(preset="medium", **{**FAST, "epochs": 1}).fit(_table(60, 0), target="label")
+    rungs = {t["rung"]: t["epochs"] for t in clf.search_["trials"]}
+    assert rungs == {1: 1, 2: 1}  # an early rung's floor of 2 epochs never exceeds the full budget
+
+
 def test_a_single_model_stops_at_its_time_limit() -> None:
     clf = MultimodalClassifier(time_limit=1.5, **{**FAST, "epochs": 5000}).fit(_table(400, 1), target="label")
     assert 1 <= len(clf.history_) < 5000

@@ -102,8 +102,9 @@ class Search:
     def run(self, candidates: list[Candidate]) -> None:
         alive = candidates
         rungs = self.preset.rungs
+        full = max(1, round(self.est.epochs * self.preset.epochs_factor))  # the last rung's: --epochs 1 is 1
         for rung, share in enumerate(rungs):
-            epochs = max(2, round(self.est.epochs * self.preset.epochs_factor * share))
+            epochs = min(full, max(2, round(full * share)))  # an early rung: 2 at least, to compare
             self.shared.clear()
             log(f"rung {rung + 1}/{len(rungs)}: {len(alive)} candidate(s), {epochs} epochs each", self.est.verbose)
             last = rung == len(rungs) - 1
