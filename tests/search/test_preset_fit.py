@@ -97,7 +97,8 @@ def test_the_default_fit_runs_fast_on_a_small_plain_table(monkeypatch: pytest.Mo
     assert clf.preset == "auto" and clf.search_["preset"] == "fast"
     resolved = lambda resume=False, **params: MultimodalClassifier(**{**FAST, **params}).resolved_preset(resume)
     assert resolved() == "fast"
-    for described in ({"level": "late"}, {"fusion": "concat"}, {"modality_dropout": 0.0}, {"stream": True},
+    for described in ({"level": "late"}, {"fusion": "concat"}, {"modality_dropout": 0.0}, {"finetune": "image"},
+                      {"stream": True},
                       {"preset": "none"}, {"preset": None}):
         assert resolved(**described) is None, described
     assert resolved(resume=True) is None

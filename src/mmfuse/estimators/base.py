@@ -125,7 +125,7 @@ class MultimodalEstimator(Facade):
         from mmfuse.training.device import set_threads
 
         started = time.perf_counter()
-        train_config(self.frozen_params())  # checks the training settings before any work, preset or not
+        train_config(self.frozen_params())  # checks every training setting first, preset or not
         set_threads(self.num_threads)
         if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
             raise MmfuseError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
@@ -136,10 +136,12 @@ class MultimodalEstimator(Facade):
         for stale in ("search_", "leaderboard_"):  # an earlier fit's search is not this one's
             self.__dict__.pop(stale, None)
         preset = self.resolved_preset(resume)
-        short = None if preset is None else self._memory_shortfall(table, target)  # a preset holds them all
+        # a preset holds every prepared record in memory
+        short = None if preset is None else self._memory_shortfall(table, target)
         if short is not None and self.preset != "auto":
-            raise MmfuseError(f"{option('preset', preset)} holds every prepared record in memory, but "
-                              f"{short}; fit one model, which streams them from disk ({option('preset', 'none')})")
+            raise MmfuseError(f"{option('preset', preset)} holds every prepared record in memory, "
+                              f"but {short}; fit one model, which streams them from disk "
+                              f"({option('preset', 'none')})")
         if short is not None:
             log(f"one model, not the {preset} preset: {short}", self.verbose)
             preset = None  # its records are streamed
@@ -163,9 +165,10 @@ class MultimodalEstimator(Facade):
     def resolved_preset(self, resume: bool = False) -> str | None:
         """The preset a fit runs (None: one model). "auto" is ``fast`` for a plain fit (``fit``
         also checks that the prepared records fit in memory: else one model, streamed); one model
-        where the parameters describe it (``level``, ``fusion``, ``modality_dropout``), for
-        ``--stream``, ``--resume`` and several processes, and under ``MMFUSE_PRESET=none`` (the
-        environment may also name another preset for "auto")."""
+        where the parameters describe it (``level``, ``fusion``, ``modality_dropout``, and
+        ``finetune``: each candidate would fine-tune the network again), for ``--stream``,
+        ``--resume`` and several processes, and under ``MMFUSE_PRESET=none`` (the environment may
+        also name another preset for "auto")."""
         from mmfuse.training import distributed
 
         preset = "none" if self.preset is None else self.preset
@@ -177,12 +180,14 @@ class MultimodalEstimator(Facade):
         if chosen not in PRESETS or chosen == "auto":
             raise MmfuseError(f"{PRESET_ENV}={chosen!r}: choose one of: fast, medium, best, none")
         described = (self.level, self.fusion, self.modality_dropout) != (None, None, AUTO_DROPOUT)
+        described = described or bool(self.finetune)
         plain = not (described or self.stream or resume or distributed.is_distributed())
         return chosen if chosen != "none" and plain else None
 
     def _memory_shortfall(self, table: Table, target: str) -> str | None:
-        """Why ``table``'s prepared records would not fit in memory (``streaming.memory_shortfall``),
-        or None, from a preprocessing fitted on it (a fraction of a second: no media is decoded)."""
+        """Why ``table``'s prepared records would not fit in memory
+        (``streaming.memory_shortfall``), or None, from a preprocessing fitted on it (a fraction
+        of a second: no media is decoded)."""
         from mmfuse.estimators.streaming import memory_shortfall
 
         pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)

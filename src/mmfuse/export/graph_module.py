@@ -162,7 +162,9 @@ def graph_parts(
     return parts
 
 
-def _ensemble_parts(graph: GraphModule, example: tuple[Tensor, ...], names: list[str]) -> list[GraphPart]:
+def _ensemble_parts(
+    graph: GraphModule, example: tuple[Tensor, ...], names: list[str]
+) -> list[GraphPart]:
     """An ensemble's parts: each frozen network alone, then every member on the networks'
     features (the members share the networks, not their encoders)."""
     parts, inputs = [], list(example[:-1])

@@ -53,7 +53,9 @@ class EnsembleModel(nn.Module):
             logits = sum(w * o.float() for w, o in zip(self.weights, outs))
         return ModelOutput(logits, None, self._kept(mask, [r.mask for r in results]))
 
-    def _kept(self, mask: Mapping[str, Tensor], used: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    def _kept(
+        self, mask: Mapping[str, Tensor], used: Sequence[Mapping[str, Tensor]]
+    ) -> dict[str, Tensor]:
         """The presence mask the ensemble used: a present modality counts as used where members
         holding at least half of the weight used it (each member's guard may set it aside)."""
         kept = {}

@@ -102,7 +102,7 @@ class Search:
     def run(self, candidates: list[Candidate]) -> None:
         alive = candidates
         rungs = self.preset.rungs
-        full = max(1, round(self.est.epochs * self.preset.epochs_factor))  # the last rung's: --epochs 1 is 1
+        full = max(1, round(self.est.epochs * self.preset.epochs_factor))  # --epochs 1 trains 1
         for rung, share in enumerate(rungs):
             epochs = min(full, max(2, round(full * share)))  # an early rung: 2 at least, to compare
             self.shared.clear()
@@ -283,8 +283,8 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
         s_pre, s_train, s_valid = scratch.prepared(table, target, valid)
         search.prepared["scratch"] = Prepared(s_pre, s_train, s_valid, Views.build(s_valid, est.seed))
     plural = "s" if len(candidates) != 1 else ""
-    log(f"preset {preset.name}: {len(candidates)} candidate{plural}, chosen by validation {search.metric} "
-        f"(clean and damaged records)" + (f", within {limit:g}s" if limit is not None else "")
+    log(f"preset {preset.name}: {len(candidates)} candidate{plural}, chosen by validation "
+        f"{search.metric} (clean and damaged records)" + (f", within {limit:g}s" if limit is not None else "")
         + (" (the preset's default; --time-limit changes it)" if est.time_limit is None and limit else ""),
         est.verbose)
     search.run(candidates)
@@ -295,8 +295,8 @@ def fit_preset(est: MultimodalEstimator, table: Table, target: str, valid: DataL
     splits = preset.splits if valid is None and len(train) + len(valid_enc) <= SMALL_TABLE else 1
     if splits > 1:
         more = f"{splits - 1} more split" + ("s" if splits > 2 else "")
-        log(f"a small table: the {len(search.finalists)} finalist(s) trained on {more}, scores averaged",
-            est.verbose)
+        log(f"a small table: the {len(search.finalists)} finalist(s) trained on {more}, scores "
+            "averaged", est.verbose)
         search.resplit(splits)
     if preset.finetune:
         from mmfuse.search.finetuning import try_finetuned
@@ -336,9 +336,11 @@ def _adopt(est: MultimodalEstimator, search: Search, rejected: list[Any]) -> Non
     est.search_ = search_record(search, best, ensemble, scores)
     est.leaderboard_ = leaderboard_frame(est.search_)
     members = list(ensemble["members"]) if ensemble else [best.candidate.name]
-    what = f"an ensemble of {len(members)} ({', '.join(members)})" if len(members) > 1 else members[0]
+    several = len(members) > 1
+    what = f"an ensemble of {len(members)} ({', '.join(members)})" if several else members[0]
     if ensemble and ensemble.get("splits", 1) > 1:
-        what += f", {'each ' if len(members) > 1 else ''}the mean of its models on {ensemble['splits']} splits"
+        each = "each " if several else ""
+        what += f", {each}the mean of its models on {ensemble['splits']} splits"
     log(f"kept {what} (validation {search.metric} {est.metrics_.get(search.metric, float('nan')):.4f}; "
         f"{est.train_seconds_:.0f}s in all)", est.verbose)
 
