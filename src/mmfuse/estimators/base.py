@@ -6,7 +6,6 @@ learned state ends in ``_``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,29 +20,10 @@ from mmfuse.data.readers import Table
 from mmfuse.errors import MmfuseError
 from mmfuse.estimators.pipeline import Pipeline, split_encoded, split_table, take_records
 from mmfuse.estimators.facade import DataLike, Facade
-from mmfuse.params import PRESETS, EstimatorParams, defaults, takes_params
+from mmfuse.params import EstimatorParams, takes_params
 
 if TYPE_CHECKING:
     from mmfuse.models.fitted import FittedModel
-
-AUTO_PRESET = "fast"
-"""What ``preset="auto"`` (the default) runs on a plain fit. Measured against one model on the
-demo data (8 datasets, `benchmarks/preset_choice.py`: .749 / .694 clean / 30 % missing against
-.734 / .681) and on spoken digits with drawn and with handwritten pictures
-(`benchmarks/robust_defaults.py`, 3 seeds each: at or above one model in 7 of 8 columns, the
-issue's three robustness goals met where one model misses one), for 3 to 5 times one model's
-training time (6.9 s against 1.4 s on the demo, 8-9 s against 2-3 s on the digits; the prepared
-records and pretrained features are shared, so preprocessing costs the same). On a demo dataset
-of 8,000 records: .802 / .756 against .791 / .746, 45 s against 29 s of training after 700 s of
-preparing the records."""
-
-PRESET_ENV = "MMFUSE_PRESET"
-"""Set to ``none`` to make "auto" fit one model (or to another preset to run that one)."""
-
-AUTO_DROPOUT = defaults(EstimatorParams)["modality_dropout"]
-"""Any other ``modality_dropout`` describes one model: "auto" fits it."""
-
-
 
 @takes_params(EstimatorParams)
 class MultimodalEstimator(Facade):
@@ -117,11 +97,9 @@ class MultimodalEstimator(Facade):
         self, data: DataLike, target: str, valid: DataLike | None, out_dir: str | Path | None,
         resume: bool,
     ) -> MultimodalEstimator:
-        from mmfuse._hints import option
-        from mmfuse._progress import log
         from mmfuse.estimators.streaming import record_folder
-        from mmfuse.training import distributed
         from mmfuse.estimators.training import train_config
+        from mmfuse.training import distributed
         from mmfuse.training.device import set_threads
 
         started = time.perf_counter()
@@ -135,25 +113,10 @@ class MultimodalEstimator(Facade):
             raise MmfuseError(f"{table.name}: no records to train on{header}")
         for stale in ("search_", "leaderboard_"):  # an earlier fit's search is not this one's
             self.__dict__.pop(stale, None)
-        preset = self.resolved_preset(resume)
-        # a preset holds every prepared record in memory
-        short = None if preset is None else self._memory_shortfall(table, target)
-        if short is not None and self.preset != "auto":
-            raise MmfuseError(f"{option('preset', preset)} holds every prepared record in memory, "
-                              f"but {short}; fit one model, which streams them from disk "
-                              f"({option('preset', 'none')})")
-        if short is not None:
-            log(f"one model, not the {preset} preset: {short}", self.verbose)
-            preset = None  # its records are streamed
+        preset = self._preset_to_run(table, target, resume)
         if preset is not None:
             from mmfuse.search.halving import fit_preset
 
-            if resume:
-                raise MmfuseError("--resume does not apply to --preset: a preset's search is not "
-                                  "checkpointed; run it again without --resume")
-            if self.stream or distributed.is_distributed():
-                raise MmfuseError("--preset keeps its records in memory and runs in one process; "
-                                  "drop --stream (or torchrun), or fit one model without --preset")
             return fit_preset(self, table, target, valid, out_dir, started, preset)
         shared = Path(out_dir) / ".records" if distributed.active() and out_dir is not None else None
         with record_folder(self.store_dir, shared) as folder:
@@ -163,26 +126,36 @@ class MultimodalEstimator(Facade):
             return self.fit_encoded(pre, train_enc, valid_enc, out_dir, resume, deadline)
 
     def resolved_preset(self, resume: bool = False) -> str | None:
-        """The preset a fit runs (None: one model). "auto" is ``fast`` for a plain fit (``fit``
-        also checks that the prepared records fit in memory: else one model, streamed); one model
-        where the parameters describe it (``level``, ``fusion``, ``modality_dropout``, and
-        ``finetune``: each candidate would fine-tune the network again), for ``--stream``,
-        ``--resume`` and several processes, and under ``MMFUSE_PRESET=none`` (the environment may
-        also name another preset for "auto")."""
+        """The preset a fit runs, None for one model (``search.presets.preset_to_run``)."""
+        from mmfuse.search.presets import preset_to_run
+
+        return preset_to_run(self.frozen_params(), resume)
+
+    def _preset_to_run(self, table: Table, target: str, resume: bool) -> str | None:
+        """``resolved_preset``, refused where a preset cannot run (``--resume``, ``--stream``,
+        several processes, records that would not fit in memory); "auto" fits one model there."""
+        from mmfuse._hints import option
+        from mmfuse._progress import log
         from mmfuse.training import distributed
 
-        preset = "none" if self.preset is None else self.preset
-        if preset not in PRESETS:
-            raise MmfuseError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        if preset != "auto":
-            return None if preset == "none" else preset
-        chosen = os.environ.get(PRESET_ENV, "").strip().lower() or AUTO_PRESET
-        if chosen not in PRESETS or chosen == "auto":
-            raise MmfuseError(f"{PRESET_ENV}={chosen!r}: choose one of: fast, medium, best, none")
-        described = (self.level, self.fusion, self.modality_dropout) != (None, None, AUTO_DROPOUT)
-        described = described or bool(self.finetune)
-        plain = not (described or self.stream or resume or distributed.is_distributed())
-        return chosen if chosen != "none" and plain else None
+        preset = self.resolved_preset(resume)
+        if preset is None:
+            return None
+        if resume:
+            raise MmfuseError("--resume does not apply to --preset: a preset's search is not "
+                              "checkpointed; run it again without --resume")
+        if self.stream or distributed.is_distributed():
+            raise MmfuseError("--preset keeps its records in memory and runs in one process; "
+                              "drop --stream (or torchrun), or fit one model without --preset")
+        short = self._memory_shortfall(table, target)
+        if short is not None and self.preset != "auto":
+            raise MmfuseError(f"{option('preset', preset)} holds every prepared record in memory, "
+                              f"but {short}; fit one model, which streams them from disk "
+                              f"({option('preset', 'none')})")
+        if short is not None:
+            log(f"one model, not the {preset} preset: {short}", self.verbose)
+            return None  # its records are streamed
+        return preset
 
     def _memory_shortfall(self, table: Table, target: str) -> str | None:
         """Why ``table``'s prepared records would not fit in memory
