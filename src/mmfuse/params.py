@@ -212,8 +212,8 @@ class PresetParams:
         "validation prefers: fast (4 candidates), medium (8, successive halving) or best (46, with "
         "encoders from scratch too; Optuna where installed; then the winner with each pretrained "
         "network fine-tuned); none: one model as the other flags describe; auto (the default): "
-        "fast, but one model whenever --level, --fusion or --modality-dropout describe it, with "
-        "--stream or --resume, and where the prepared records would not fit in memory",
+        "fast, but one model whenever --level, --fusion, --modality-dropout or --finetune describe "
+        "it, with --stream or --resume, and where the prepared records would not fit in memory",
         choices=PRESETS)
     time_limit: float | None = param(
         None, "seconds the whole fit may take, preprocessing included (a preset keeps the best "

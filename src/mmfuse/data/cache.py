@@ -51,9 +51,6 @@ _FIXES = {
     "clear": "Pass the --cache-dir of a folder mmfuse created (see `mmfuse cache info`)",
     "prune": "Pass the --cache-dir of a folder mmfuse created (see `mmfuse cache info`)",
 }
-_UNWRITABLE_NOTED: set[Path] = set()
-"""Caches whose "cannot be written" notice this process has printed: one fit may open its cache
-more than once (a preset first sizes its records), and says so once."""
 
 
 def default_cache_dir() -> Path:
@@ -238,8 +235,7 @@ class FeatureCache:
         return True
 
     def _give_up(self, reason: str) -> bool:
-        if self._writable is not False and self.root not in _UNWRITABLE_NOTED:
-            _UNWRITABLE_NOTED.add(self.root)
+        if self._writable is not False:
             log(f"note: the feature cache {self.root} cannot be written ({reason}); continuing "
                 f"without caching new features. To cache them, point {option('cache_dir', 'DIR')} "
                 f"or ${CACHE_ENV} at a writable folder ({option('use_cache', False)} turns the "

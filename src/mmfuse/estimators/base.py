@@ -6,6 +6,7 @@ learned state ends in ``_``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,8 +164,9 @@ class MultimodalEstimator(Facade):
         of a second: no media is decoded)."""
         from mmfuse.estimators.streaming import memory_shortfall
 
-        pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), self)
-        pipeline.verbose = False  # the fit that follows says what it prepares
+        # quiet, no feature cache: the fit that follows opens it and says what it prepares
+        sizing = dataclasses.replace(self.frozen_params(), verbose=False, use_cache=False)
+        pipeline = Pipeline.plan(table, target, self._resolve_task(table, target), sizing)
         pipeline.fit(table)
         return memory_shortfall(len(table.df), pipeline.preprocessor.input_specs())
 

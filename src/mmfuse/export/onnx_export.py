@@ -10,7 +10,7 @@ The steps, in order:
    its features becoming the input (said in the report and the JSON); any other failing part
    stops the export, naming the part and the reason. An ensemble (kept by ``--preset``) is one
    graph too: the frozen networks once, then every member on their features, the outputs
-   averaged; it is not cut into parts.
+   averaged; a network that fails is traced and left outside the same way.
 4. Run the parity check (``parity.check_parity``) on the first records of ``data``, or on
    random records, each also with modalities masked out.
 5. Only when it passes: write the preprocessing JSON and move the graph into place. Nothing is
